@@ -1,0 +1,316 @@
+// Neural-network ops: softmax family, fused layer norm, embedding, fused cross-entropy,
+// dropout and masking.
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "autograd/generator.h"
+#include "autograd/ops.h"
+#include "autograd/parallel.h"
+
+namespace pf {
+
+namespace {
+
+// (rows, cols) view of a tensor whose last axis is the one reduced.
+void rows_cols(const Tensor& t, const char* op, int64_t& rows, int64_t& cols) {
+  if (t.dim() == 0) throw std::invalid_argument(std::string(op) + ": needs at least one axis, got shape ()");
+  cols = t.shape().back();
+  rows = cols ? t.numel() / cols : 0;
+}
+
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, cols)); }
+
+using Arr = Eigen::Map<Eigen::ArrayXf>;
+using CArr = Eigen::Map<const Eigen::ArrayXf>;
+
+}  // namespace
+
+// ------------------------------------------------------------------ softmax
+
+Var softmax(const Var& a) {
+  int64_t rows, cols;
+  rows_cols(a.value(), "softmax", rows, cols);
+  Tensor out = Tensor::empty(a.shape());
+  const float* px = a.value().data();
+  float* py = out.data();
+  parallel_for(
+      rows,
+      [&](int64_t s, int64_t e) {
+        for (int64_t r = s; r < e; ++r) {
+          CArr x(px + r * cols, cols);
+          Arr y(py + r * cols, cols);
+          y = (x - x.maxCoeff()).exp();
+          y /= y.sum();
+        }
+      },
+      row_grain(cols));
+  // Saves the output: dx = y * (dy - sum(dy * y)).
+  return make_result(out, needs_grad({&a}), "softmax", [a = a.impl_ptr(), y = out, rows, cols](const Tensor& g) {
+    float* dx = a->grad_buffer().data();
+    parallel_for(
+        rows,
+        [&](int64_t s, int64_t e) {
+          for (int64_t r = s; r < e; ++r) {
+            CArr yr(y.data() + r * cols, cols), gr(g.data() + r * cols, cols);
+            Arr d(dx + r * cols, cols);
+            d += yr * (gr - (gr * yr).sum());
+          }
+        },
+        row_grain(cols));
+  });
+}
+
+Var log_softmax(const Var& a) {
+  int64_t rows, cols;
+  rows_cols(a.value(), "log_softmax", rows, cols);
+  Tensor out = Tensor::empty(a.shape());
+  const float* px = a.value().data();
+  float* py = out.data();
+  parallel_for(
+      rows,
+      [&](int64_t s, int64_t e) {
+        for (int64_t r = s; r < e; ++r) {
+          CArr x(px + r * cols, cols);
+          Arr y(py + r * cols, cols);
+          const float m = x.maxCoeff();
+          const float lse = m + std::log((x - m).exp().sum());
+          y = x - lse;
+        }
+      },
+      row_grain(cols));
+  // Saves the output: dx = dy - softmax * sum(dy), softmax = exp(y).
+  return make_result(out, needs_grad({&a}), "log_softmax", [a = a.impl_ptr(), y = out, rows, cols](const Tensor& g) {
+    float* dx = a->grad_buffer().data();
+    parallel_for(
+        rows,
+        [&](int64_t s, int64_t e) {
+          for (int64_t r = s; r < e; ++r) {
+            CArr yr(y.data() + r * cols, cols), gr(g.data() + r * cols, cols);
+            Arr d(dx + r * cols, cols);
+            d += gr - yr.exp() * gr.sum();
+          }
+        },
+        row_grain(cols));
+  });
+}
+
+// ------------------------------------------------------------------ layer norm
+
+Var layer_norm(const Var& x, const Var& gain, const Var& bias, float eps) {
+  int64_t rows, C;
+  rows_cols(x.value(), "layer_norm", rows, C);
+  if (gain.shape() != Shape{C}) throw_shape_error("layer_norm", "gain must be (C) for input", x.shape(), gain.shape());
+  if (bias.shape() != Shape{C}) throw_shape_error("layer_norm", "bias must be (C) for input", x.shape(), bias.shape());
+  Tensor out = Tensor::empty(x.shape());
+  Tensor mean_t = Tensor::empty({rows}), rstd_t = Tensor::empty({rows});
+  const float* px = x.value().data();
+  const float* pw = gain.value().data();
+  const float* pb = bias.value().data();
+  float* py = out.data();
+  float* pm = mean_t.data();
+  float* ps = rstd_t.data();
+  parallel_for(
+      rows,
+      [&](int64_t s, int64_t e) {
+        for (int64_t r = s; r < e; ++r) {
+          CArr xr(px + r * C, C);
+          const float m = xr.sum() / static_cast<float>(C);
+          const float var = (xr - m).square().sum() / static_cast<float>(C);
+          const float rs = 1.0f / std::sqrt(var + eps);
+          pm[r] = m;
+          ps[r] = rs;
+          Arr(py + r * C, C) = (xr - m) * rs * CArr(pw, C) + CArr(pb, C);
+        }
+      },
+      row_grain(C));
+  // Saves x (handle), the per-row mean and reciprocal std (B*T floats each); xhat is recomputed.
+  return make_result(
+      std::move(out), needs_grad({&x, &gain, &bias}), "layer_norm",
+      [x = x.impl_ptr(), w = gain.impl_ptr(), b = bias.impl_ptr(), mean_t, rstd_t, rows, C](const Tensor& g) {
+        const float* px = x->value.data();
+        const float* pw = w->value.data();
+        const float* pg = g.data();
+        if (x->requires_grad) {
+          float* dx = x->grad_buffer().data();
+          parallel_for(
+              rows,
+              [&](int64_t s, int64_t e) {
+                Eigen::ArrayXf xhat(C), dxhat(C);
+                for (int64_t r = s; r < e; ++r) {
+                  const float rs = rstd_t.data()[r];
+                  xhat = (CArr(px + r * C, C) - mean_t.data()[r]) * rs;
+                  dxhat = CArr(pg + r * C, C) * CArr(pw, C);
+                  const float m1 = dxhat.mean(), m2 = (dxhat * xhat).mean();
+                  Arr(dx + r * C, C) += rs * (dxhat - m1 - xhat * m2);
+                }
+              },
+              row_grain(C));
+        }
+        if (w->requires_grad || b->requires_grad) {
+          // Reduce over rows per column block: parallel over columns keeps a fixed order.
+          Tensor dw(Shape{C}), db(Shape{C});
+          for (int64_t r = 0; r < rows; ++r) {
+            const float rs = rstd_t.data()[r], m = mean_t.data()[r];
+            for (int64_t c = 0; c < C; ++c) {
+              const float gv = pg[r * C + c];
+              dw.data()[c] += gv * (px[r * C + c] - m) * rs;
+              db.data()[c] += gv;
+            }
+          }
+          if (w->requires_grad) w->accumulate_grad(dw);
+          if (b->requires_grad) b->accumulate_grad(db);
+        }
+      });
+}
+
+// ------------------------------------------------------------------ embedding
+
+Var embedding(const Var& weight, const std::vector<int32_t>& ids, const Shape& ids_shape) {
+  if (weight.dim() != 2) throw_shape_error("embedding", "weight must be (V, C); ids", ids_shape, weight.shape());
+  if (static_cast<int64_t>(ids.size()) != shape_numel(ids_shape))
+    throw std::invalid_argument("embedding: " + std::to_string(ids.size()) + " ids do not fill shape " +
+                                shape_str(ids_shape));
+  const int64_t V = weight.shape()[0], C = weight.shape()[1];
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= V)
+      throw std::out_of_range("embedding: id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                              " is outside the vocabulary of " + std::to_string(V));
+  Shape os = ids_shape;
+  os.push_back(C);
+  Tensor out = Tensor::empty(os);
+  const float* pw = weight.value().data();
+  float* po = out.data();
+  const int64_t n = static_cast<int64_t>(ids.size());
+  parallel_for(
+      n, [&](int64_t s, int64_t e) {
+        for (int64_t i = s; i < e; ++i) std::copy(pw + ids[i] * C, pw + (ids[i] + 1) * C, po + i * C);
+      },
+      row_grain(C));
+  // Saves the ids; the backward scatter-adds rows (repeated ids accumulate). Parallel over
+  // column blocks so each thread owns its columns and the order of additions is fixed.
+  return make_result(std::move(out), needs_grad({&weight}), "embedding",
+                     [w = weight.impl_ptr(), ids, C, n](const Tensor& g) {
+                       float* dw = w->grad_buffer().data();
+                       const float* pg = g.data();
+                       parallel_for(
+                           C,
+                           [&](int64_t cs, int64_t ce) {
+                             for (int64_t i = 0; i < n; ++i)
+                               for (int64_t c = cs; c < ce; ++c) dw[ids[i] * C + c] += pg[i * C + c];
+                           },
+                           64);
+                     });
+}
+
+// ------------------------------------------------------------------ cross-entropy
+
+Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_t ignore_index) {
+  int64_t rows, V;
+  rows_cols(logits.value(), "cross_entropy", rows, V);
+  if (static_cast<int64_t>(targets.size()) != rows)
+    throw std::invalid_argument("cross_entropy: " + std::to_string(targets.size()) + " targets for logits of shape " +
+                                shape_str(logits.shape()) + " (" + std::to_string(rows) + " rows)");
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t t = targets[r];
+    if (t == ignore_index) continue;
+    if (t < 0 || t >= V)
+      throw std::out_of_range("cross_entropy: target " + std::to_string(t) + " at row " + std::to_string(r) +
+                              " is outside [0, " + std::to_string(V) + ")");
+    ++count;
+  }
+  Tensor lse = Tensor::empty({rows});  // log-sum-exp per row, saved for the backward
+  std::vector<double> row_loss(rows, 0.0);
+  const float* px = logits.value().data();
+  parallel_for(
+      rows,
+      [&](int64_t s, int64_t e) {
+        for (int64_t r = s; r < e; ++r) {
+          CArr x(px + r * V, V);
+          const float m = x.maxCoeff();
+          const float l = m + std::log((x - m).exp().sum());
+          lse.data()[r] = l;
+          if (targets[r] != ignore_index) row_loss[r] = static_cast<double>(l) - px[r * V + targets[r]];
+        }
+      },
+      row_grain(V));
+  double total = 0.0;
+  for (double v : row_loss) total += v;
+  const float loss = count ? static_cast<float>(total / static_cast<double>(count)) : 0.0f;
+  // Saves logits (handle), the targets and lse: d loss / d logits = (softmax - onehot) / count.
+  return make_result(Tensor::scalar(loss), needs_grad({&logits}), "cross_entropy",
+                     [x = logits.impl_ptr(), targets, lse, rows, V, count, ignore_index](const Tensor& g) {
+                       if (count == 0) return;
+                       const float scale = g.item() / static_cast<float>(count);
+                       float* dx = x->grad_buffer().data();
+                       const float* px = x->value.data();
+                       parallel_for(
+                           rows,
+                           [&](int64_t s, int64_t e) {
+                             for (int64_t r = s; r < e; ++r) {
+                               if (targets[r] == ignore_index) continue;
+                               Arr d(dx + r * V, V);
+                               d += ((CArr(px + r * V, V) - lse.data()[r]).exp()) * scale;
+                               dx[r * V + targets[r]] -= scale;
+                             }
+                           },
+                           row_grain(V));
+                     });
+}
+
+// ------------------------------------------------------------------ dropout and masks
+
+Var dropout(const Var& a, float p, bool training, Generator& gen) {
+  if (p < 0.0f || p >= 1.0f) throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p));
+  if (!training || p == 0.0f) return a;
+  const float keep = 1.0f - p, scale = 1.0f / keep;
+  Tensor mask = Tensor::empty(a.shape());  // 0 or 1/(1-p); saved for the backward
+  float* pm = mask.data();
+  for (int64_t i = 0; i < mask.numel(); ++i) pm[i] = gen.uniform() < keep ? scale : 0.0f;
+  Tensor out = Tensor::empty(a.shape());
+  out.vec() = a.value().vec().cwiseProduct(mask.vec());
+  return make_result(std::move(out), needs_grad({&a}), "dropout", [a = a.impl_ptr(), mask](const Tensor& g) {
+    Tensor d = Tensor::empty(g.shape());
+    d.vec() = g.vec().cwiseProduct(mask.vec());
+    a->accumulate_grad(d);
+  });
+}
+
+Var masked_fill(const Var& a, const Tensor& mask, float value) {
+  Tensor m = broadcast_to(mask, a.shape());  // saved: where the gradient is blocked
+  Tensor out = a.value().clone();
+  for (int64_t i = 0; i < out.numel(); ++i)
+    if (m.data()[i] != 0.0f) out.data()[i] = value;
+  return make_result(std::move(out), needs_grad({&a}), "masked_fill", [a = a.impl_ptr(), m](const Tensor& g) {
+    Tensor d = g.clone();
+    for (int64_t i = 0; i < d.numel(); ++i)
+      if (m.data()[i] != 0.0f) d.data()[i] = 0.0f;
+    a->accumulate_grad(d);
+  });
+}
+
+Var where(const Tensor& cond, const Var& a, const Var& b) {
+  if (a.shape() != b.shape()) throw_shape_error("where", "a and b must have the same shape", a.shape(), b.shape());
+  Tensor c = broadcast_to(cond, a.shape());  // saved: which side each gradient goes to
+  Tensor out = Tensor::empty(a.shape());
+  for (int64_t i = 0; i < out.numel(); ++i)
+    out.data()[i] = c.data()[i] != 0.0f ? a.value().data()[i] : b.value().data()[i];
+  return make_result(std::move(out), needs_grad({&a, &b}), "where",
+                     [a = a.impl_ptr(), b = b.impl_ptr(), c](const Tensor& g) {
+                       if (a->requires_grad) {
+                         Tensor d = g.clone();
+                         for (int64_t i = 0; i < d.numel(); ++i)
+                           if (c.data()[i] == 0.0f) d.data()[i] = 0.0f;
+                         a->accumulate_grad(d);
+                       }
+                       if (b->requires_grad) {
+                         Tensor d = g.clone();
+                         for (int64_t i = 0; i < d.numel(); ++i)
+                           if (c.data()[i] != 0.0f) d.data()[i] = 0.0f;
+                         b->accumulate_grad(d);
+                       }
+                     });
+}
+
+}  // namespace pf

@@ -1,0 +1,114 @@
+// Var: a differentiable value (a Tensor, its gradient, and whether it wants one), and the tape.
+//
+// Reverse mode on a Wengert list: every differentiable op run while recording appends one
+// Node to the thread's tape: the output it produced and a closure that, given the output's
+// gradient, accumulates (+=) into its inputs' gradients. backward() walks the tape from the
+// end to the start. Gradients of intermediate values are freed as soon as they have been
+// propagated; leaves (parameters, inputs created with requires_grad) keep theirs until
+// zero_grad(). The tape is cleared after backward unless keep_tape is asked for.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace pf {
+
+struct VarImpl {
+  Tensor value;
+  Tensor grad;  // undefined until some gradient arrives
+  bool requires_grad = false;
+  bool is_leaf = true;  // created by the user, not by an op
+  // Adds g into grad (allocating it on first use). Shapes must match.
+  void accumulate_grad(const Tensor& g);
+  // The gradient buffer, allocated zeroed on first use, for ops that accumulate in place
+  // (e.g. a GEMM with beta = 1).
+  Tensor& grad_buffer();
+};
+
+class Var {
+ public:
+  Var() = default;
+  explicit Var(Tensor value, bool requires_grad = false);
+
+  bool defined() const { return static_cast<bool>(impl_); }
+  const Tensor& value() const { return impl_->value; }
+  Tensor& value() { return impl_->value; }
+  const Shape& shape() const { return impl_->value.shape(); }
+  int64_t dim() const { return impl_->value.dim(); }
+  int64_t size(int64_t axis) const { return impl_->value.size(axis); }
+  int64_t numel() const { return impl_->value.numel(); }
+  float item() const { return impl_->value.item(); }
+
+  bool requires_grad() const { return impl_ && impl_->requires_grad; }
+  void set_requires_grad(bool r) { impl_->requires_grad = r; }
+  bool is_leaf() const { return impl_->is_leaf; }
+  bool has_grad() const { return impl_->grad.defined(); }
+  // The accumulated gradient; undefined Tensor if none has arrived.
+  const Tensor& grad() const { return impl_->grad; }
+  Tensor& grad() { return impl_->grad; }
+  void zero_grad();  // frees the gradient (the next backward allocates a fresh zeroed one)
+
+  // Seeds d(this)/d(this) = 1; this must be a scalar (numel 1).
+  void backward(bool keep_tape = false);
+  // Seeds with an explicit gradient of this value's shape.
+  void backward(const Tensor& seed, bool keep_tape = false);
+
+  // A Var sharing the value but cut from the graph (never requires grad).
+  Var detach() const { return Var(impl_->value, false); }
+
+  VarImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<VarImpl>& impl_ptr() const { return impl_; }
+
+ private:
+  std::shared_ptr<VarImpl> impl_;
+};
+
+// Backward closure: receives the output's gradient and accumulates into captured inputs.
+using BackwardFn = std::function<void(const Tensor& grad_output)>;
+
+struct Node {
+  std::shared_ptr<VarImpl> output;
+  BackwardFn backward;
+  const char* op = "";
+};
+
+class Tape {
+ public:
+  static Tape& current();  // the calling thread's tape
+  size_t size() const { return nodes_.size(); }
+  void clear() { nodes_.clear(); }
+  void push(Node node) { nodes_.push_back(std::move(node)); }
+  // Runs every node from the end back to the start.
+  void run_backward();
+
+ private:
+  std::vector<Node> nodes_;
+};
+
+// Is recording on for this thread?
+bool grad_enabled();
+
+// RAII: turns recording off for its scope (evaluation, generation). Nests.
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// The helper every op uses to produce its output. If recording is on and any input requires a
+// gradient, the output requires one too and `make_backward()` is called to build the closure
+// (so ops pay for saving tensors only when a backward will run).
+bool needs_grad(std::initializer_list<const Var*> inputs);
+bool needs_grad(const std::vector<Var>& inputs);
+Var make_result(Tensor value, bool requires_grad, const char* op, BackwardFn backward);
+
+}  // namespace pf

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything needed to build, test and run the project on Debian 12, with apt-get.
+# Safe to run twice: apt-get install skips what is already there.
+# Usage (as root): bash scripts/install-deps.sh [--bench]
+#   --bench  also installs what the PyTorch comparison needs (python3-torch, libopenblas0-openmp).
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libeigen3-dev libcereal-dev libcli11-dev libgtest-dev zlib1g-dev libbenchmark-dev
+  mmseqs2-examples   # the default training corpus: /usr/share/doc/mmseqs2/example-data/DB.fasta.gz
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch libopenblas0-openmp python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
