@@ -73,9 +73,9 @@ Var log_softmax(const Var& a) {
         for (int64_t r = s; r < e; ++r) {
           CArr x(px + r * cols, cols);
           Arr y(py + r * cols, cols);
+          // (x - m) - log(sum exp(x - m)): subtracting a rounded lse from a large x would lose digits.
           const float m = x.maxCoeff();
-          const float lse = m + std::log((x - m).exp().sum());
-          y = x - lse;
+          y = (x - m) - std::log((x - m).exp().sum());
         }
       },
       row_grain(cols));
@@ -220,7 +220,8 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
                               " is outside [0, " + std::to_string(V) + ")");
     ++count;
   }
-  Tensor lse = Tensor::empty({rows});  // log-sum-exp per row, saved for the backward
+  // Per row: the max and log(sum(exp(x - max))), saved for the backward (2 floats a row).
+  Tensor row_max = Tensor::empty({rows}), log_sums = Tensor::empty({rows});
   std::vector<double> row_loss(rows, 0.0);
   const float* px = logits.value().data();
   parallel_for(
@@ -229,18 +230,20 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
         for (int64_t r = s; r < e; ++r) {
           CArr x(px + r * V, V);
           const float m = x.maxCoeff();
-          const float l = m + std::log((x - m).exp().sum());
-          lse.data()[r] = l;
-          if (targets[r] != ignore_index) row_loss[r] = static_cast<double>(l) - px[r * V + targets[r]];
+          const float log_sum = std::log((x - m).exp().sum());
+          row_max.data()[r] = m;
+          log_sums.data()[r] = log_sum;
+          if (targets[r] != ignore_index) row_loss[r] = static_cast<double>(log_sum) - (px[r * V + targets[r]] - m);
         }
       },
       row_grain(V));
   double total = 0.0;
   for (double v : row_loss) total += v;
   const float loss = count ? static_cast<float>(total / static_cast<double>(count)) : 0.0f;
-  // Saves logits (handle), the targets and lse: d loss / d logits = (softmax - onehot) / count.
+  // Saves logits (handle), the targets and the row statistics:
+  // d loss / d logits = (softmax - onehot) / count.
   return make_result(Tensor::scalar(loss), needs_grad({&logits}), "cross_entropy",
-                     [x = logits.impl_ptr(), targets, lse, rows, V, count, ignore_index](const Tensor& g) {
+                     [x = logits.impl_ptr(), targets, row_max, log_sums, rows, V, count, ignore_index](const Tensor& g) {
                        if (count == 0) return;
                        const float scale = g.item() / static_cast<float>(count);
                        float* dx = x->grad_buffer().data();
@@ -251,7 +254,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
                              for (int64_t r = s; r < e; ++r) {
                                if (targets[r] == ignore_index) continue;
                                Arr d(dx + r * V, V);
-                               d += ((CArr(px + r * V, V) - lse.data()[r]).exp()) * scale;
+                               d += ((CArr(px + r * V, V) - row_max.data()[r]) - log_sums.data()[r]).exp() * scale;
                                dx[r * V + targets[r]] -= scale;
                              }
                            },

@@ -1,6 +1,7 @@
 #include "autograd/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -14,13 +15,19 @@ namespace pf {
 
 namespace {
 
+std::atomic<int64_t> g_live_bytes{0};
+
 std::shared_ptr<float[]> allocate(int64_t numel) {
   // Round up to a whole number of 64-byte lines; aligned_alloc requires it.
   size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes);
   if (!p) throw std::bad_alloc();
-  return std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { std::free(q); });
+  g_live_bytes += static_cast<int64_t>(bytes);
+  return std::shared_ptr<float[]>(static_cast<float*>(p), [bytes](float* q) {
+    g_live_bytes -= static_cast<int64_t>(bytes);
+    std::free(q);
+  });
 }
 
 void check_shape(const Shape& shape, const char* op) {
@@ -29,6 +36,8 @@ void check_shape(const Shape& shape, const char* op) {
 }
 
 }  // namespace
+
+int64_t live_tensor_bytes() { return g_live_bytes.load(); }
 
 std::string shape_str(const Shape& shape) {
   std::ostringstream os;

@@ -93,6 +93,9 @@ class Tensor {
 [[noreturn]] void throw_shape_error(const std::string& op, const std::string& what, const Shape& a,
                                     const Shape& b);
 
+// Bytes currently held by all tensor storage in the process (for leak tests and memory reports).
+int64_t live_tensor_bytes();
+
 // Maximum absolute difference; throws if the shapes differ.
 float max_abs_diff(const Tensor& a, const Tensor& b);
 bool allclose(const Tensor& a, const Tensor& b, float rtol = 1e-5f, float atol = 1e-6f);

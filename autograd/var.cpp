@@ -1,12 +1,16 @@
 #include "autograd/var.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace pf {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-}
+float g_backward_scale = 1.0f;
+}  // namespace
+
+void set_backward_scale_for_testing(float scale) { g_backward_scale = scale; }
 
 void VarImpl::accumulate_grad(const Tensor& g) {
   if (g.shape() != value.shape()) throw_shape_error("backward", "gradient shape differs from value", g.shape(), value.shape());
@@ -43,15 +47,7 @@ void Var::backward(const Tensor& seed, bool keep_tape) {
                                 "computed under NoGradGuard)");
   if (seed.shape() != shape()) throw_shape_error("backward", "seed shape differs from value", seed.shape(), shape());
   impl_->accumulate_grad(seed);
-  Tape& tape = Tape::current();
-  if (keep_tape) {
-    // Run a copy of the nodes so the tape stays intact for another backward.
-    Tape copy = tape;
-    copy.run_backward();
-  } else {
-    tape.run_backward();
-    tape.clear();
-  }
+  Tape::current().run_backward(!keep_tape);
 }
 
 Tape& Tape::current() {
@@ -59,15 +55,62 @@ Tape& Tape::current() {
   return tape;
 }
 
-void Tape::run_backward() {
+void Tape::push(Node node) {
+  nodes_.push_back(std::move(node));
+  // Amortized pruning of dead branches: only when the tape has doubled since the last prune.
+  if (nodes_.size() >= prune_at_) {
+    prune();
+    prune_at_ = std::max<size_t>(1024, 2 * nodes_.size());
+  }
+}
+
+void Tape::prune() {
+  // Consumers come after producers, so one pass from the end suffices: destroying a dead
+  // node's closure releases its inputs, which may make earlier nodes dead in turn.
+  std::vector<bool> dead(nodes_.size(), false);
+  for (size_t k = nodes_.size(); k-- > 0;) {
+    if (nodes_[k].output.expired()) {
+      dead[k] = true;
+      nodes_[k].backward = nullptr;
+    }
+  }
+  std::vector<Node> kept;
+  kept.reserve(nodes_.size());
+  for (size_t k = 0; k < nodes_.size(); ++k)
+    if (!dead[k]) kept.push_back(std::move(nodes_[k]));
+  nodes_.swap(kept);
+}
+
+void Tape::run_backward(bool release) {
   NoGradGuard no_grad;  // the backward closures never record
-  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
-    VarImpl* out = it->output.get();
-    if (!out->grad.defined()) continue;  // nothing flowed here
+  std::vector<bool> done(nodes_.size(), false);
+  for (size_t k = nodes_.size(); k-- > 0;) {
+    Node& node = nodes_[k];
+    std::shared_ptr<VarImpl> out_ptr = node.output.lock();
+    if (!out_ptr) {
+      done[k] = true;  // dead: nobody can ever seed it
+      node.backward = nullptr;
+      continue;
+    }
+    VarImpl* out = out_ptr.get();
+    if (!out->grad.defined()) continue;  // nothing flowed here (another graph, or unused)
+    done[k] = true;
     Tensor g = out->grad;
     // An intermediate value's gradient is not needed once pushed to its inputs.
     if (!out->is_leaf) out->grad = Tensor();
-    it->backward(g);
+    if (g_backward_scale != 1.0f) {
+      g = g.clone();
+      g.vec() *= g_backward_scale;
+    }
+    // The closure stays alive until the whole pass ends: it owns its inputs, whose own nodes
+    // (earlier on the tape) still have to run.
+    node.backward(g);
+  }
+  if (release) {
+    std::vector<Node> kept;
+    for (size_t k = 0; k < nodes_.size(); ++k)
+      if (!done[k]) kept.push_back(std::move(nodes_[k]));
+    nodes_.swap(kept);
   }
 }
 

@@ -70,8 +70,11 @@ class Var {
 // Backward closure: receives the output's gradient and accumulates into captured inputs.
 using BackwardFn = std::function<void(const Tensor& grad_output)>;
 
+// The node holds its output weakly: when the user drops every handle to a value that nothing
+// later consumes (a branch computed for logging, say), the node can never receive a gradient
+// and is pruned, so the tape does not leak.
 struct Node {
-  std::shared_ptr<VarImpl> output;
+  std::weak_ptr<VarImpl> output;
   BackwardFn backward;
   const char* op = "";
 };
@@ -81,13 +84,23 @@ class Tape {
   static Tape& current();  // the calling thread's tape
   size_t size() const { return nodes_.size(); }
   void clear() { nodes_.clear(); }
-  void push(Node node) { nodes_.push_back(std::move(node)); }
-  // Runs every node from the end back to the start.
-  void run_backward();
+  void push(Node node);
+  // Runs, from the end back to the start, every node whose output has received a gradient.
+  // With `release`, removes the nodes it ran and the dead ones; nodes of other graphs that
+  // are still alive (not reached from this backward) stay for their own backward.
+  void run_backward(bool release);
+  // Drops nodes whose outputs no longer exist.
+  void prune();
 
  private:
   std::vector<Node> nodes_;
+  size_t prune_at_ = 1024;
 };
+
+// Test hook: every backward closure receives its output gradient multiplied by `scale`
+// (1 = off). The gradcheck tests use 1.05 to prove that a backward off by 5% is caught, for
+// every op. Never set outside tests.
+void set_backward_scale_for_testing(float scale);
 
 // Is recording on for this thread?
 bool grad_enabled();

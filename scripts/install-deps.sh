@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libeigen3-dev libcereal-dev libcli11-dev libgtest-dev zlib1g-dev libbenchmark-dev
+  libopenblas-openmp-dev   # large matrix products (GEMM); the build falls back to Eigen without it
   mmseqs2-examples   # the default training corpus: /usr/share/doc/mmseqs2/example-data/DB.fasta.gz
 )
 if [[ "${1:-}" == "--bench" ]]; then

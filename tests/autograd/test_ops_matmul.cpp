@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include "autograd/gemm.h"
+#include "autograd/ops.h"
+#include "test_util.h"
+
+using namespace pf;
+using test::check_gradients;
+
+namespace {
+// Plain triple loop: the independent reference for every product below.
+Tensor naive(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  const int64_t M = ta ? a.size(1) : a.size(0), K = ta ? a.size(0) : a.size(1);
+  const int64_t N = tb ? b.size(0) : b.size(1);
+  Tensor c({M, N});
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += (ta ? a.at({k, i}) : a.at({i, k})) * (tb ? b.at({j, k}) : b.at({k, j}));
+      c.at({i, j}) = static_cast<float>(s);
+    }
+  return c;
+}
+}  // namespace
+
+TEST(Matmul, TwoDimensionalAllTransposes) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Tensor a = ta ? test::randn({5, 3}, 1) : test::randn({3, 5}, 1);
+      Tensor b = tb ? test::randn({4, 5}, 2) : test::randn({5, 4}, 2);
+      Tensor c = matmul(Var(a), Var(b), ta, tb).value();
+      EXPECT_EQ(c.shape(), (Shape{3, 4}));
+      EXPECT_LT(max_abs_diff(c, naive(a, b, ta, tb)), 1e-5f) << ta << tb;
+    }
+}
+
+TEST(Matmul, BatchedAndBroadcastRightOperand) {
+  Tensor a = test::randn({2, 3, 4, 5}, 3), b = test::randn({2, 3, 5, 6}, 4), w = test::randn({5, 6}, 5);
+  Tensor c = matmul(Var(a), Var(b)).value();
+  Tensor cw = matmul(Var(a), Var(w)).value();
+  EXPECT_EQ(c.shape(), (Shape{2, 3, 4, 6}));
+  for (int64_t i = 0; i < 6; ++i) {
+    Tensor ai = a.reshape({6, 4, 5}).narrow0(i, 1).reshape({4, 5}).clone();
+    Tensor bi = b.reshape({6, 5, 6}).narrow0(i, 1).reshape({5, 6}).clone();
+    Tensor ci = c.reshape({6, 4, 6}).narrow0(i, 1).reshape({4, 6}).clone();
+    Tensor cwi = cw.reshape({6, 4, 6}).narrow0(i, 1).reshape({4, 6}).clone();
+    EXPECT_LT(max_abs_diff(ci, naive(ai, bi, false, false)), 1e-5f);
+    EXPECT_LT(max_abs_diff(cwi, naive(ai, w, false, false)), 1e-5f);
+  }
+}
+
+TEST(Matmul, ShapeErrorsNameBothShapes) {
+  try {
+    matmul(Var(Tensor::zeros({3, 4})), Var(Tensor::zeros({5, 6})));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("matmul"), std::string::npos);
+    EXPECT_NE(m.find("(3, 4)"), std::string::npos);
+    EXPECT_NE(m.find("(5, 6)"), std::string::npos);
+  }
+  EXPECT_THROW(matmul(Var(Tensor::zeros({2, 3, 4})), Var(Tensor::zeros({3, 4, 5}))), std::invalid_argument);
+  EXPECT_THROW(matmul(Var(Tensor::zeros({4})), Var(Tensor::zeros({4, 5}))), std::invalid_argument);
+}
+
+TEST(Matmul, Gradients) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Tensor a = ta ? test::randn({5, 3}, 6) : test::randn({3, 5}, 6);
+      Tensor b = tb ? test::randn({4, 5}, 7) : test::randn({5, 4}, 7);
+      check_gradients([ta, tb](const std::vector<Var>& x) { return matmul(x[0], x[1], ta, tb); }, {a, b});
+      // Batched, same leading dims.
+      Tensor ab = ta ? test::randn({2, 5, 3}, 8) : test::randn({2, 3, 5}, 8);
+      Tensor bb = tb ? test::randn({2, 4, 5}, 9) : test::randn({2, 5, 4}, 9);
+      check_gradients([ta, tb](const std::vector<Var>& x) { return matmul(x[0], x[1], ta, tb); }, {ab, bb});
+      // Batched left, shared 2-D right.
+      check_gradients([ta, tb](const std::vector<Var>& x) { return matmul(x[0], x[1], ta, tb); }, {ab, b});
+    }
+}
+
+TEST(Gemm, AccumulatesWithBeta) {
+  Tensor a = test::randn({3, 2}, 1), b = test::randn({2, 4}, 2);
+  Tensor c = Tensor::ones({3, 4});
+  gemm(false, false, 3, 4, 2, 2.0f, a.data(), 2, b.data(), 4, 1.0f, c.data(), 4);
+  Tensor ref = naive(a, b, false, false);
+  for (int64_t i = 0; i < 12; ++i) EXPECT_NEAR(c.data()[i], 1.0f + 2.0f * ref.data()[i], 1e-5f);
+}
+
+TEST(Matmul, LargeProductIsDeterministic) {
+  // Same inputs, same thread count: bit-identical results (needed for exact resume).
+  Tensor a = test::randn({256, 192}, 10), b = test::randn({192, 320}, 11);
+  Tensor c1 = matmul(Var(a), Var(b)).value(), c2 = matmul(Var(a), Var(b)).value();
+  EXPECT_EQ(std::memcmp(c1.data(), c2.data(), c1.numel() * sizeof(float)), 0);
+  EXPECT_LT(max_abs_diff(c1, naive(a, b, false, false)), 1e-4f);
+}

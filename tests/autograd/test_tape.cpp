@@ -1,0 +1,135 @@
+#include <gtest/gtest.h>
+
+#include "autograd/ops.h"
+#include "test_util.h"
+
+using namespace pf;
+
+TEST(Tape, BackwardAccumulatesIntoLeaves) {
+  Var x(Tensor::from_vector({1, 2, 3}, {3}), true);
+  Var y = sum(x * x);  // dy/dx = 2x
+  y.backward();
+  test::expect_values(x.grad(), {2, 4, 6});
+  // Leaves keep their gradient until zeroed: a second backward adds.
+  Var y2 = sum(x * x);
+  y2.backward();
+  test::expect_values(x.grad(), {4, 8, 12});
+  x.zero_grad();
+  EXPECT_FALSE(x.has_grad());
+}
+
+TEST(Tape, ValueUsedTwiceGetsBothContributions) {
+  Var x(Tensor::from_vector({3}, {1}), true);
+  Var a = x * 2.0f;
+  Var y = sum(a * a + a);  // y = 4x^2 + 2x, dy/dx = 8x + 2 = 26
+  y.backward();
+  EXPECT_FLOAT_EQ(x.grad().item(), 26.0f);
+}
+
+TEST(Tape, NonScalarNeedsSeed) {
+  Var x(Tensor::ones({2, 2}), true);
+  Var y = x * 3.0f;
+  try {
+    y.backward();
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("(2, 2)"), std::string::npos);
+  }
+  y.backward(Tensor::full({2, 2}, 2.0f));
+  test::expect_values(x.grad(), {6, 6, 6, 6});
+}
+
+TEST(Tape, BackwardWithoutGradientIsAnError) {
+  Var x(Tensor::ones({1}), false);
+  Var y = x * 2.0f;
+  EXPECT_THROW(y.backward(), std::invalid_argument);
+}
+
+TEST(Tape, NoGradGuardRecordsNothing) {
+  Tape::current().clear();
+  Var x(Tensor::ones({4}), true);
+  {
+    NoGradGuard guard;
+    Var y = exp(x * 2.0f) + x;
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_EQ(Tape::current().size(), 0u);
+    {
+      NoGradGuard nested;
+    }
+    EXPECT_FALSE(grad_enabled());  // nesting restores the outer state, not "on"
+  }
+  EXPECT_TRUE(grad_enabled());
+  Var z = x * 2.0f;
+  EXPECT_EQ(Tape::current().size(), 1u);
+  Tape::current().clear();
+}
+
+TEST(Tape, ReleasedAfterBackwardUnlessKept) {
+  Tape::current().clear();
+  Var x(Tensor::ones({3}), true);
+  Var y = sum(x * x);
+  EXPECT_EQ(Tape::current().size(), 2u);
+  y.backward(/*keep_tape=*/true);
+  EXPECT_EQ(Tape::current().size(), 2u);
+  test::expect_values(x.grad(), {2, 2, 2});
+  x.zero_grad();
+  y.backward();
+  EXPECT_EQ(Tape::current().size(), 0u);
+  test::expect_values(x.grad(), {2, 2, 2});
+}
+
+TEST(Tape, IntermediateGradientsAreFreed) {
+  Var x(Tensor::ones({3}), true);
+  Var h = x * 2.0f;
+  Var y = sum(h);
+  y.backward();
+  EXPECT_FALSE(h.has_grad());  // only leaves keep gradients
+  EXPECT_TRUE(x.has_grad());
+}
+
+// Thousands of training-like steps: the tape is empty after each backward and the memory held
+// by tensors returns to the same level (a leak of even one small tensor per step would show).
+TEST(Tape, MemoryDoesNotGrowOverManySteps) {
+  Generator gen(1);
+  Var w(Tensor::randn({16, 16}, gen, 0.0f, 0.1f), true);
+  Var b(Tensor::zeros({16}), true);
+  Tensor xin = Tensor::randn({8, 16}, gen);
+  int64_t baseline = -1;
+  for (int step = 0; step < 3000; ++step) {
+    Var h = tanh(matmul(Var(xin), w) + b);
+    Var loss = mean(h * h);
+    loss.backward();
+    EXPECT_EQ(Tape::current().size(), 0u);
+    {
+      NoGradGuard ng;
+      w.value().vec() -= 0.01f * w.grad().vec();
+      b.value().vec() -= 0.01f * b.grad().vec();
+    }
+    w.zero_grad();
+    b.zero_grad();
+    if (step == 10) baseline = live_tensor_bytes();
+    if (step > 10) ASSERT_EQ(live_tensor_bytes(), baseline) << "at step " << step;
+  }
+}
+
+TEST(Tape, IndependentGraphsBackwardSeparately) {
+  Var a(Tensor::from_vector({2}, {1}), true), b(Tensor::from_vector({3}, {1}), true);
+  Var ya = a * a;  // graph 1
+  Var yb = b * b * b;  // graph 2, still alive while graph 1 runs backward
+  ya.backward();
+  EXPECT_FLOAT_EQ(a.grad().item(), 4.0f);
+  EXPECT_FALSE(b.has_grad());
+  yb.backward();
+  EXPECT_FLOAT_EQ(b.grad().item(), 27.0f);
+  EXPECT_EQ(Tape::current().size(), 0u);
+}
+
+TEST(Tape, DroppedBranchesArePruned) {
+  Tape::current().clear();
+  Var x(Tensor::ones({4}), true);
+  for (int i = 0; i < 5000; ++i) {
+    Var unused = sum(x * 2.0f);  // computed for logging, never backpropagated, then dropped
+  }
+  Tape::current().prune();
+  EXPECT_EQ(Tape::current().size(), 0u);
+}
