@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -16,6 +18,16 @@ namespace pf {
 namespace {
 
 std::atomic<int64_t> g_live_bytes{0};
+
+// Training allocates and frees the same large activation buffers every step. By default glibc
+// serves each one with a fresh mmap, so every step pays page faults and kernel zeroing on
+// hundreds of megabytes. Keeping large blocks on the heap (and not trimming it) lets freed
+// buffers be reused, like a caching allocator. Runs once, before the first tensor exists.
+const bool g_malloc_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
 
 std::shared_ptr<float[]> allocate(int64_t numel) {
   // Round up to a whole number of 64-byte lines; aligned_alloc requires it.

@@ -1,0 +1,60 @@
+// ProteinBatcher: (B,T) rows of protein records framed as [bos, residues..., eos].
+//
+// Order: each epoch visits every training record once, in a permutation rebuilt from (seed, epoch);
+// a batch may straddle two epochs.
+//
+// Per-record rows (default): one framed record per row. Causal: the row holds up to T+1 framed tokens,
+// inputs = tokens[0..n-1), targets = tokens[1..n); masked LM: up to T framed tokens, corrupted as in
+// data/masking.h. A shorter record is padded: inputs pad, targets kIgnoreIndex, key_mask 0. A longer
+// record is cropped to a window: at a uniformly random offset in training (so every part of a long
+// protein is seen over epochs; a crop may cut off bos and/or eos), and deterministically the FIRST
+// window (starting at bos) in evaluation.
+//
+// Packed rows (pack = true): framed records run end to end (... eos bos ...) through the rows with no
+// padding and no cropping (a long record continues in the next row). Causal rows advance by T tokens
+// and also read one more as the last target. Packed rows let attention see across record boundaries;
+// that is the price of no padding.
+//
+// Evaluation walks the validation records in file order, independent of the training cursor; masked-
+// LM evaluation uses its own fixed-seed generator, so the same positions are masked every time.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "data/batcher.h"
+#include "data/protein_corpus.h"
+#include "data/rng.h"
+#include "data/vocab.h"
+
+namespace pf {
+
+class ProteinBatcher : public Batcher {
+ public:
+  // Throws std::invalid_argument if there are no training records.
+  ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus, std::vector<int64_t> train_records,
+                 std::shared_ptr<const ProteinCorpus> val_corpus, std::vector<int64_t> val_records, Vocab vocab,
+                 BatchOptions options);
+
+  Batch next_train_batch() override;
+  std::vector<Batch> eval_batches(int64_t max_batches) const override;
+  DataCursor cursor() const override;
+  void restore(const DataCursor& cursor) override;
+
+ private:
+  std::vector<int64_t> epoch_order(int64_t epoch) const;  // permutation of train_records_
+  void next_record();                                     // advance position_, wrapping into a new epoch
+
+  std::shared_ptr<const ProteinCorpus> train_corpus_, val_corpus_;
+  std::vector<int64_t> train_records_, val_records_;
+  Vocab vocab_;
+  BatchOptions options_;
+  uint64_t fingerprint_ = 0;
+
+  // Training state (the cursor): order_ is a pure function of epoch_.
+  DataRng rng_;
+  int64_t epoch_ = 0, position_ = 0, record_offset_ = 0;
+  std::vector<int64_t> order_;
+};
+
+}  // namespace pf

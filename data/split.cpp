@@ -1,0 +1,24 @@
+#include "data/split.h"
+
+#include "data/rng.h"
+
+namespace pf {
+
+bool is_validation(uint64_t content_hash, double val_fraction) {
+  const double u = static_cast<double>(mix64(content_hash) >> 11) * 0x1.0p-53;
+  return u < val_fraction;
+}
+
+RecordSplit split_records(const ProteinCorpus& corpus, double val_fraction) {
+  RecordSplit split;
+  for (int64_t i = 0; i < corpus.size(); ++i)
+    (is_validation(corpus.content_hash(i), val_fraction) ? split.val : split.train).push_back(i);
+  return split;
+}
+
+TextSplit split_text(int64_t size, double val_fraction) {
+  const auto val = static_cast<int64_t>(static_cast<double>(size) * val_fraction);
+  return {TextRange{0, size - val}, TextRange{size - val, size}};
+}
+
+}  // namespace pf

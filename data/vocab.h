@@ -1,0 +1,98 @@
+// Vocab: the token set of a model, bytes (text) or amino acids (proteins).
+//
+// Bytes: ids 0..255 are the byte values themselves (any file is valid input), then pad = 256 and
+// mask = 257 (size 258); there is no begin/end token because text is trained as windows of one
+// stream. Protein: pad 0, bos 1, eos 2, mask 3, then the 20 standard amino acids ACDEFGHIKLMNPQRSTVWY
+// (ids 4..23) and the ambiguous/rare codes X B Z U O (24..28), size 29. No "unknown" token: a character
+// that is not a residue is an input error, reported where it occurs, never silently mapped.
+//
+// The vocabulary is saved with the model (cereal, versioned): its name plus a printable label of every
+// token ("A", "<pad>", byte tokens as "0x41" so text archives such as JSON stay valid). Load rebuilds
+// the vocabulary from the name and checks every label, so a checkpoint made with a different token
+// table fails loudly instead of decoding wrong.
+#pragma once
+
+#include <array>
+#include <cereal/cereal.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pf {
+
+enum class VocabKind : int32_t { Bytes = 0, Protein = 1 };
+
+class Vocab {
+ public:
+  Vocab();  // bytes; a default exists so cereal can load into it
+  static Vocab bytes();
+  static Vocab protein();
+  static Vocab from_name(std::string_view name);  // "bytes" | "protein"; throws std::invalid_argument
+
+  VocabKind kind() const { return kind_; }
+  const std::string& name() const { return name_; }
+  int32_t size() const { return static_cast<int32_t>(tokens_.size()); }
+
+  // Bytes: one id per byte. Protein: one id per residue letter, case-insensitive; any other character
+  // throws std::invalid_argument naming the character and its position.
+  std::vector<int32_t> encode(std::string_view text) const;
+  // Specials are written as "<pad>", "<bos>", "<eos>", "<mask>" unless skip_special. An id outside
+  // [0, size) throws std::out_of_range naming the id.
+  std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
+
+  int32_t pad_id() const { return pad_; }
+  int32_t bos_id() const { return bos_; }    // -1 for bytes
+  int32_t eos_id() const { return eos_; }    // -1 for bytes
+  int32_t mask_id() const { return mask_; }  // -1 when the vocabulary has none
+  bool is_special(int32_t id) const { return id == pad_ || id == bos_ || id == eos_ || id == mask_; }
+
+  // Id of one input character, or -1 if it is not a token (protein: lowercase maps to uppercase).
+  // A 256-entry table, so the FASTA parser can use it per byte.
+  int32_t char_to_id(unsigned char c) const { return char_to_id_[c]; }
+  // Text form of one token ("A", "<pad>", or the byte itself).
+  const std::string& token(int32_t id) const;
+  // Printable form of one token, as saved: byte tokens are "0x00".."0xFF", others as token().
+  std::string label(int32_t id) const;
+  // Tokens a masked-LM "random replacement" draws from: all 256 bytes, or the 20 standard residues.
+  const std::vector<int32_t>& mlm_replacement_ids() const { return replacement_ids_; }
+
+  bool operator==(const Vocab& other) const { return name_ == other.name_ && tokens_ == other.tokens_; }
+
+  template <class Archive>
+  void save(Archive& ar, std::uint32_t /*version*/) const {
+    ar(cereal::make_nvp("name", name_), cereal::make_nvp("tokens", labels()));
+  }
+  template <class Archive>
+  void load(Archive& ar, std::uint32_t version) {
+    if (version != 1)
+      throw std::runtime_error("Vocab: unsupported serialized version " + std::to_string(version) +
+                               " (this build reads version 1); use a matching build");
+    std::string name;
+    std::vector<std::string> tokens;
+    ar(cereal::make_nvp("name", name), cereal::make_nvp("tokens", tokens));
+    Vocab loaded = from_name(name);  // validate fully before touching *this
+    loaded.check_tokens(tokens);
+    *this = std::move(loaded);
+  }
+
+ private:
+  explicit Vocab(VocabKind kind);
+  std::vector<std::string> labels() const;
+  void check_tokens(const std::vector<std::string>& saved) const;
+
+  VocabKind kind_ = VocabKind::Bytes;
+  std::string name_;
+  std::vector<std::string> tokens_;  // text of each id
+  std::array<int32_t, 256> char_to_id_{};
+  std::vector<int32_t> replacement_ids_;
+  int32_t pad_ = -1, bos_ = -1, eos_ = -1, mask_ = -1;
+};
+
+}  // namespace pf
+
+CEREAL_CLASS_VERSION(pf::Vocab, 1);

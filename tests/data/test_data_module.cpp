@@ -1,0 +1,128 @@
+#include <gtest/gtest.h>
+
+#include <cereal/archives/binary.hpp>
+#include <sstream>
+
+#include "data/data_module.h"
+#include "temp_dir.h"
+
+namespace pf {
+namespace {
+
+using test::TempDir;
+
+DataConfig config_for(std::vector<std::string> files) {
+  DataConfig cfg;
+  cfg.train_files = std::move(files);
+  cfg.seq_len = 8;
+  cfg.batch_size = 2;
+  cfg.val_fraction = 0.0;
+  return cfg;
+}
+
+std::string error_of(const DataConfig& cfg) {
+  try {
+    DataModule m(cfg);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(DataModule, VocabularyFollowsTheFormat) {
+  TempDir dir;
+  EXPECT_EQ(DataModule(config_for({dir.write("a.fasta", ">a\nMKVLATGHIKL\n")})).vocab().name(), "protein");
+  EXPECT_EQ(DataModule(config_for({dir.write("a.txt", "plain text, long enough")})).vocab().name(), "bytes");
+  // By content: a FASTA file without a FASTA name.
+  DataModule by_content(config_for({dir.write("seqs.dat", "\n>a\nMKV\n")}));
+  EXPECT_EQ(by_content.format(), Format::Fasta);
+  // Forced text: a FASTA file read as bytes.
+  DataConfig forced = config_for({dir.path("a.fasta")});
+  forced.format = Format::Text;
+  EXPECT_EQ(DataModule(forced).vocab().name(), "bytes");
+}
+
+TEST(DataModule, MixedFormatsAreAnErrorNamingTheFile) {
+  TempDir dir;
+  const std::string fa = dir.write("a.fa", ">a\nMKVLATG\n");
+  const std::string txt = dir.write("b.txt", "some plain text here");
+  const std::string msg = error_of(config_for({fa, txt}));
+  EXPECT_NE(msg.find("mixed corpus formats"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(txt), std::string::npos) << msg;
+  DataConfig val_mixed = config_for({fa});
+  val_mixed.val_files = {txt};
+  EXPECT_NE(error_of(val_mixed).find(txt), std::string::npos);
+}
+
+TEST(DataModule, InvalidConfigNamesTheField) {
+  TempDir dir;
+  const std::string fa = dir.write("a.fa", ">a\nMKV\n");
+  DataConfig c = config_for({fa});
+  c.seq_len = 0;
+  EXPECT_NE(error_of(c).find("DataConfig.seq_len"), std::string::npos);
+  c = config_for({fa});
+  c.batch_size = -1;
+  EXPECT_NE(error_of(c).find("DataConfig.batch_size"), std::string::npos);
+  c = config_for({fa});
+  c.val_fraction = 1.0;
+  EXPECT_NE(error_of(c).find("DataConfig.val_fraction"), std::string::npos);
+  c = config_for({fa});
+  c.objective = "mlm2";
+  EXPECT_NE(error_of(c).find("'mlm2'"), std::string::npos);
+  c = config_for({fa});
+  c.mask_prob = 0.0;
+  EXPECT_NE(error_of(c).find("DataConfig.mask_prob"), std::string::npos);
+  EXPECT_NE(error_of(config_for({})).find("train_files"), std::string::npos);
+}
+
+TEST(DataModule, DescribeReportsRecordsSkipsAndSplit) {
+  TempDir dir;
+  DataConfig c = config_for({dir.write("a.fa", ">a\nMKV\n>bad\nM1\n>c\nACDEF\n>d\nWWW\n")});
+  c.skip_bad_records = true;
+  DataModule m(c);
+  EXPECT_EQ(m.describe(), "fasta: 3 records (1 skipped), 11 residues; train 3 / val 0 records");
+  EXPECT_EQ(m.fasta_stats().skipped_records, 1);
+  c.skip_bad_records = false;
+  EXPECT_NE(error_of(c).find(":4:"), std::string::npos);
+}
+
+TEST(DataModule, GzipTextTrains) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += static_cast<char>('a' + i % 26);
+  DataConfig c = config_for({dir.write_gz("corpus.txt.gz", text)});
+  c.cache_dir = dir.path("cache");
+  c.val_fraction = 0.1;
+  DataModule m(c);
+  EXPECT_EQ(m.format(), Format::Text);
+  EXPECT_EQ(m.describe(), "text: 1 file, 500 bytes; train 450 / val 50 bytes");
+  const Batch b = m.next_train_batch();
+  for (int64_t r = 0; r < 2; ++r)
+    EXPECT_EQ((b.inputs[static_cast<size_t>(r * 8)] - 'a' + 1) % 26, b.inputs[static_cast<size_t>(r * 8 + 1)] - 'a');
+}
+
+TEST(DataModule, VocabAndCursorSaveTogetherWithCereal) {
+  TempDir dir;
+  DataConfig c = config_for({dir.write("a.fa", ">a\nMKV\n>b\nACDEF\n>c\nWWW\n")});
+  DataModule m(c);
+  m.next_train_batch();
+  std::stringstream ss;
+  {
+    cereal::BinaryOutputArchive ar(ss);
+    ar(m.vocab(), m.cursor());
+  }
+  const Batch expected = m.next_train_batch();
+  Vocab vocab;
+  DataCursor cursor;
+  {
+    cereal::BinaryInputArchive ar(ss);
+    ar(vocab, cursor);
+  }
+  EXPECT_EQ(vocab, m.vocab());
+  DataModule resumed(c);
+  resumed.restore(cursor);
+  EXPECT_EQ(resumed.next_train_batch().inputs, expected.inputs);
+}
+
+}  // namespace
+}  // namespace pf
