@@ -87,7 +87,8 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
     if (it == state.end()) {
       missing.push_back(n);
     } else if (it->second.shape() != v.shape()) {
-      mismatched.push_back(n + " (checkpoint " + shape_str(it->second.shape()) + ", model " + shape_str(v.shape()) + ")");
+      mismatched.push_back(n + " (checkpoint " + shape_str(it->second.shape()) + ", model " + shape_str(v.shape()) +
+                           ")");
     }
   }
   for (auto& [n, t] : state)

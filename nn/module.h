@@ -80,6 +80,8 @@ class ModuleList : public Module {
   const M& operator[](size_t i) const { return *items_.at(i); }
   auto begin() { return items_.begin(); }
   auto end() { return items_.end(); }
+  auto begin() const { return items_.cbegin(); }
+  auto end() const { return items_.cend(); }
 
  private:
   std::vector<std::shared_ptr<M>> items_;

@@ -1,0 +1,17 @@
+// Internal: a float for error messages, with significant digits ("1e-09", "-0.5"), unlike
+// std::to_string's fixed six decimals.
+#pragma once
+
+#include <sstream>
+#include <string>
+
+namespace pf {
+
+inline std::string float_str(double v) {
+  std::ostringstream os;
+  os.precision(7);
+  os << v;
+  return os.str();
+}
+
+}  // namespace pf
