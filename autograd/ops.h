@@ -76,6 +76,10 @@ Var max(const Var& a, int64_t axis, bool keepdim = false);
 // use the transpose of the last two axes of that operand without materializing it.
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
 
+// Fused affine map y = x W^T + b (the Linear layer): x (..., in), W (out, in), b (out) or
+// undefined. One GEMM with the bias preloaded into the output, one tape node.
+Var linear(const Var& x, const Var& weight, const Var& bias);
+
 // ---- shape ----
 Var reshape(const Var& a, Shape shape);
 Var transpose(const Var& a, int64_t axis0, int64_t axis1);

@@ -305,8 +305,10 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluC = 0.044715f;
 }  // namespace
 
-// GELU in blocks of Eigen arrays: Eigen's tanh is vectorized (AVX-512), std::tanh is not, and
-// GELU sits on the largest activation of the model (B*T x 4C).
+// GELU in blocks of Eigen arrays (vectorized exp; GELU sits on the model's largest activation,
+// B*T x 4C). With u = sqrt(2/pi) (x + 0.044715 x^3): 0.5 (1 + tanh u) = sigmoid(2u) =: s, so
+// gelu = x s and d gelu/dx = s + 2 x s (1 - s) u'. The sigmoid form keeps the tails accurate
+// where 1 + tanh(u) would cancel to 0.
 Var gelu(const Var& a) {
   Tensor out = Tensor::empty(a.shape());
   const float* px = a.value().data();
@@ -314,7 +316,7 @@ Var gelu(const Var& a) {
   parallel_for(a.numel(), [&](int64_t s, int64_t e) {
     Eigen::Map<const Eigen::ArrayXf> x(px + s, e - s);
     Eigen::Map<Eigen::ArrayXf> y(py + s, e - s);
-    y = 0.5f * x * (1.0f + (kSqrt2OverPi * (x + kGeluC * x.cube())).tanh());
+    y = x / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
   });
   // Saves the input; the backward recomputes tanh rather than keeping a second tensor.
   return make_result(std::move(out), needs_grad({&a}), "gelu", [a = a.impl_ptr()](const Tensor& g) {
@@ -324,9 +326,9 @@ Var gelu(const Var& a) {
     float* pd = d.data();
     parallel_for(g.numel(), [&](int64_t s, int64_t e) {
       Eigen::Map<const Eigen::ArrayXf> x(px + s, e - s), gg(pg + s, e - s);
-      Eigen::ArrayXf t = (kSqrt2OverPi * (x + kGeluC * x.cube())).tanh();
+      Eigen::ArrayXf sg = 1.0f / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
       Eigen::Map<Eigen::ArrayXf>(pd + s, e - s) =
-          gg * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t.square()) * kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x.square()));
+          gg * (sg + 2.0f * x * sg * (1.0f - sg) * kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x.square()));
     });
     a->accumulate_grad(d);
   });

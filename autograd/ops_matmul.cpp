@@ -1,5 +1,6 @@
 // Matrix products on top of gemm(): one GEMM when the right operand is 2-D (the Linear-layer
 // case), else one GEMM per batch element, parallel over the batch.
+#include <algorithm>
 #include <stdexcept>
 
 #include "autograd/gemm.h"
@@ -124,6 +125,54 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
                              else gemm(true, ta, N, K, M, 1.0f, gi, N, ai, ta ? M : K, 1.0f, bi, K);
                            }
                          }
+                       }
+                     });
+}
+
+Var linear(const Var& x, const Var& w, const Var& b) {
+  if (w.dim() != 2 || x.dim() < 1 || x.shape().back() != w.shape()[1])
+    throw_shape_error("linear", "input (..., in) and weight (out, in) disagree", x.shape(), w.shape());
+  const int64_t in = w.shape()[1], out_f = w.shape()[0];
+  const bool has_bias = b.defined();
+  if (has_bias && b.shape() != Shape{out_f}) throw_shape_error("linear", "bias must be (out)", b.shape(), w.shape());
+  const int64_t rows = x.numel() / in;
+  Shape os = x.shape();
+  os.back() = out_f;
+  Tensor out = Tensor::empty(os);
+  float* po = out.data();
+  if (has_bias) {
+    const float* pb = b.value().data();
+    parallel_for(
+        rows,
+        [&](int64_t s, int64_t e) {
+          for (int64_t r = s; r < e; ++r) std::copy(pb, pb + out_f, po + r * out_f);
+        },
+        std::max<int64_t>(1, kParallelGrain / out_f));
+  }
+  gemm(false, true, rows, out_f, in, 1.0f, x.value().data(), in, w.value().data(), in, has_bias ? 1.0f : 0.0f, po,
+       out_f);
+  // Saves x and W (handles): dx = g W, dW = g^T x, db = sum of g over rows.
+  const bool rg = needs_grad({&x, &w}) || (has_bias && needs_grad({&b}));
+  return make_result(std::move(out), rg, "linear",
+                     [x = x.impl_ptr(), w = w.impl_ptr(), b = has_bias ? b.impl_ptr() : nullptr, rows, in,
+                      out_f](const Tensor& g) {
+                       const float* pg = g.data();
+                       if (x->requires_grad)
+                         gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, w->value.data(), in, 1.0f,
+                              x->grad_buffer().data(), in);
+                       if (w->requires_grad)
+                         gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, x->value.data(), in, 1.0f,
+                              w->grad_buffer().data(), in);
+                       if (b && b->requires_grad) {
+                         float* db = b->grad_buffer().data();
+                         // Column sums, parallel over column blocks (fixed order per column).
+                         parallel_for(
+                             out_f,
+                             [&](int64_t s, int64_t e) {
+                               for (int64_t r = 0; r < rows; ++r)
+                                 for (int64_t j = s; j < e; ++j) db[j] += pg[r * out_f + j];
+                             },
+                             64);
                        }
                      });
 }

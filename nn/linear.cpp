@@ -30,8 +30,8 @@ Var Linear::forward(const Var& x) const {
   // matmul needs a matrix: a single vector (in) is treated as one row.
   const bool vector_in = x.dim() == 1;
   Var x2 = vector_in ? reshape(x, {1, in_features}) : x;
-  Var y = matmul(x2, weight, false, true);  // (..., out)
-  if (bias.defined()) y = y + bias;
+  Var y = linear(x2, weight, bias);  // (..., out): one GEMM, bias preloaded
+
   return vector_in ? reshape(y, {out_features}) : y;
 }
 

@@ -93,3 +93,21 @@ TEST(Matmul, LargeProductIsDeterministic) {
   EXPECT_EQ(std::memcmp(c1.data(), c2.data(), c1.numel() * sizeof(float)), 0);
   EXPECT_LT(max_abs_diff(c1, naive(a, b, false, false)), 1e-4f);
 }
+
+TEST(Linear, FusedEqualsMatmulPlusBias) {
+  Tensor x = test::randn({2, 3, 5}, 20), w = test::randn({4, 5}, 21), b = test::randn({4}, 22);
+  Tensor y = linear(Var(x), Var(w), Var(b)).value();
+  Tensor ref = add(matmul(Var(x), Var(w), false, true), Var(b)).value();
+  EXPECT_EQ(y.shape(), (Shape{2, 3, 4}));
+  EXPECT_LT(max_abs_diff(y, ref), 1e-5f);
+  Tensor nobias = linear(Var(x), Var(w), Var()).value();
+  EXPECT_LT(max_abs_diff(nobias, matmul(Var(x), Var(w), false, true).value()), 1e-5f);
+  EXPECT_THROW(linear(Var(x), Var(test::randn({4, 6}, 1)), Var(b)), std::invalid_argument);
+}
+
+TEST(Linear, Gradients) {
+  check_gradients([](const std::vector<Var>& a) { return linear(a[0], a[1], a[2]); },
+                  {test::randn({2, 3, 5}, 23), test::randn({4, 5}, 24), test::randn({4}, 25)});
+  check_gradients([](const std::vector<Var>& a) { return linear(a[0], a[1], Var()); },
+                  {test::randn({3, 5}, 26), test::randn({4, 5}, 27)});
+}

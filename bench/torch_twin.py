@@ -1,0 +1,702 @@
+#!/usr/bin/env python3
+"""The PyTorch twin of performer-bench: the same Performer LM (B1, B2), the same CLI, the same JSON.
+
+Plain PyTorch (Debian's python3-torch 1.13, OpenBLAS), eager mode, float32, CPU. Mirrors
+performer/model.h, performer/attention_layer.h, performer/favor.h and performer/features.h; the
+notes (what is timed, why the causal FAVOR+ formulation is a fair one) are in bench/README_twin.md.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_twin.py train --preset b1
+    ... torch_twin.py train --preset b2 --seq 16384 --attention softmax --steps 3 --warmup 1
+    ... torch_twin.py attention --seq 4096 --kind favor --causal
+    ... torch_twin.py generate --context 4096 --tokens 128
+    ... torch_twin.py check
+
+Every subcommand ends its output with ONE line of JSON (compare.sh reads the last line).
+Shapes: B batch, T time, C channels, H heads, D head dim, M random features, V vocabulary, L layers.
+"""
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VOCAB = 256
+# The shapes of DESIGN.md, "The numbers this project is measured by". ff for B2 is not given there:
+# 4 * d_model (override with --ff; compare.sh warns when the parameter counts of both sides differ).
+PRESETS = {
+    "b1": dict(dim=256, depth=4, heads=4, ff=1024, features=128, seq=1024, batch=4),
+    "b2": dict(dim=128, depth=2, heads=2, ff=512, features=64, seq=1024, batch=1),
+}
+KERNEL_EPS = 1e-6  # ModelConfig::kernel_eps
+RELU_FLOOR = 1e-3  # FavorOptions::relu_floor
+DEN_FLOOR = 1e-30  # kFavorDenominatorFloor
+# Causal FAVOR+ computes the cross-chunk state at one reference shift per (batch, head) (see
+# favor_causal); if the running max of the key shifts moves by more than this many nats along the
+# sequence, the exact per-chunk carried form (a Python loop over chunks) is used instead.
+MAX_VECTORIZED_SPAN = 60.0
+LOOP_FALLBACKS = [0]  # how many causal FAVOR+ calls took the carried loop (reported in the JSON when > 0)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # ru_maxrss is KB on Linux
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+# ----------------------------------------------------------------------------- random features
+
+
+def orthogonal_random_features(m, d, gen):
+    """(M, D), as performer/features.cpp: ceil(M/D) blocks, each Q^T of the QR of a D x D Gaussian
+    (columns sign-corrected by sign(diag R)), truncated to M rows; rows scaled by the norm of an
+    independent D-dimensional Gaussian vector. QR in double."""
+    blocks = []
+    for _ in range((m + d - 1) // d):
+        g = torch.randn(d, d, generator=gen, dtype=torch.float64)
+        q, r = torch.linalg.qr(g)
+        q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # Q diag(sign(R_ii))
+        blocks.append(q.t())
+    w = torch.cat(blocks, 0)[:m]  # (M, D)
+    norms = torch.randn(m, d, generator=gen, dtype=torch.float64).norm(dim=1, keepdim=True)
+    return (w * norms).float()
+
+
+# ----------------------------------------------------------------------------- FAVOR+ kernel
+
+
+def feature_map(x, w, kind, eps):
+    """phi(x) (..., T, M) and the shift s (..., T) of performer/favor.h. x (..., T, D), w (M, D).
+    Softmax: x' = x D^-1/4, u = W x', phi = M^-1/2 (exp(u - |x'|^2/2 - s) + eps), s = max_f u_f - |x'|^2/2
+    (a constant for the gradient). Relu: phi = relu(W x') + 1e-3, s = 0."""
+    D, M = x.shape[-1], w.shape[0]
+    xs = x * D ** -0.25
+    u = xs @ w.t()  # (..., T, M)
+    if kind == "relu":
+        return F.relu(u) + RELU_FLOOR, torch.zeros(x.shape[:-1])
+    h = 0.5 * (xs * xs).sum(-1, keepdim=True)  # (..., T, 1), differentiable
+    s = (u.detach().amax(-1, keepdim=True) - h.detach())  # (..., T, 1), constant
+    # M^-1/2 exp(u - h - s) = exp(u - (h + s + ln(M)/2)): one exp over (T, M) and one add.
+    phi = torch.exp(u - (h + s + 0.5 * math.log(M))) + eps * M ** -0.5
+    return phi, s.squeeze(-1)
+
+
+def finish(na, dv):
+    """out = num / max(den, floor) from NA = [num, den] (..., Dv + 1)."""
+    return na[..., :dv] / na[..., dv:].clamp_min(DEN_FLOOR)
+
+
+def favor_causal(q, k, v, w, kind="favor", eps=KERNEL_EPS, chunk=64, return_state=False, force_loop=False):
+    """Causal FAVOR+, (B,H,T,D) q, k and (B,H,T,Dv) v -> (B,H,T,Dv), chunked, through autograd.
+
+    w_ij = phi(q_i) . phi(k_j) exp(s_j - r_i) for j <= i, r_i = max_{j<=i} s_j (running max, never
+    looks ahead), out_i = sum_j w_ij v_j / max(sum_j w_ij, floor)   (performer/favor.h).
+    Inside a chunk of C positions: a masked (C x C) product (phi(Q) phi(K)^T o Wgt) [V 1]. Across
+    chunks: per-chunk totals (phi(K) exp(s - G))^T [V 1] (M x (Dv+1)), an exclusive torch.cumsum over
+    the chunk axis gives every chunk's entering state at once (no Python loop), read by each query as
+    (phi(q_i) exp(G - r_i)) S. G = the running max at the end of the FIRST chunk: every query that
+    reads the carried state comes after it, so nothing looks ahead (a change after position t leaves
+    the outputs up to t bit-identical); exp(s_j - G) exp(G - r_i) = exp(s_j - r_i) as in the carried
+    form, and while r grows by less than MAX_VECTORIZED_SPAN nats after the first chunk neither factor
+    over/underflows (otherwise the carried loop below is used).
+    return_state: also the final (S [M, Dv+1] at shift R, R) per (B, H), for recurrent generation."""
+    B, H, T, D = q.shape
+    Dv = v.shape[-1]
+    pq, _ = feature_map(q, w, kind, eps)  # (B,H,T,M)
+    pk, s = feature_map(k, w, kind, eps)  # (B,H,T,M), (B,H,T)
+    M = pq.shape[-1]
+    C = max(1, min(chunk, T))
+    pad = (-T) % C
+    vaug = torch.cat([v, torch.ones(B, H, T, 1)], -1)  # (B,H,T,E) with E = Dv + 1: [V 1]
+    if pad:  # padded keys get s = -inf: zero weight, and they never raise the running max
+        pq = F.pad(pq, (0, 0, 0, pad))
+        pk = F.pad(pk, (0, 0, 0, pad))
+        vaug = F.pad(vaug, (0, 0, 0, pad))
+        s = F.pad(s, (0, pad), value=-math.inf)
+    Tp = T + pad
+    nc = Tp // C
+    E = Dv + 1
+    tril = torch.ones(C, C, dtype=torch.bool).tril()
+    shifted = kind != "relu"
+    r = torch.cummax(s, dim=-1).values if shifted else s  # (B,H,Tp)
+    if shifted and not force_loop:
+        G = r[..., C - 1 : C]  # (B,H,1): the running max at the end of the first chunk
+        if float((r[..., T - 1 : T] - G).max()) > MAX_VECTORIZED_SPAN:
+            force_loop = True
+    if force_loop and shifted:
+        LOOP_FALLBACKS[0] += 1
+        return _favor_causal_loop(pq, pk, s, r, vaug, T, C, Dv, return_state)
+
+    sc, rc = s.view(B, H, nc, C), r.view(B, H, nc, C)
+    if shifted:  # Wgt_ij = exp(s_j - r_i) on and below the diagonal, SET to 0 above (exp(-inf))
+        wgt = torch.exp((sc.unsqueeze(-2) - rc.unsqueeze(-1)).masked_fill(~tril, -math.inf))  # (B,H,nc,C,C)
+    else:
+        wgt = tril.float()
+    pqc, pkc, vc = pq.view(B, H, nc, C, M), pk.view(B, H, nc, C, M), vaug.view(B, H, nc, C, E)
+    na = ((pqc @ pkc.transpose(-1, -2)) * wgt) @ vc  # (B,H,nc,C,E) intra-chunk
+    if shifted:
+        kg = torch.exp(s - G).view(B, H, nc, C, 1)  # <= e^MAX_VECTORIZED_SPAN
+        # <= 1 after the first chunk; clamped for the first chunk, whose carried state is 0 (no inf * 0)
+        qg = torch.exp((G - r).clamp_max(0.0)).view(B, H, nc, C, 1)
+        tot = (pkc * kg).transpose(-1, -2) @ vc  # (B,H,nc,M,E) per-chunk totals at shift G
+    else:
+        tot = pkc.transpose(-1, -2) @ vc
+    if nc > 1:
+        prefix = torch.cat([torch.zeros(B, H, 1, M, E), torch.cumsum(tot[:, :, :-1], dim=2)], 2)  # exclusive
+        na = na + ((pqc * qg) if shifted else pqc) @ prefix
+    out = finish(na, Dv).reshape(B, H, Tp, Dv)[:, :, :T]
+    if return_state:
+        if not shifted:
+            return out, (tot.sum(2), torch.zeros(B, H))
+        R = r[..., T - 1]  # (B,H) the final running max
+        return out, (tot.sum(2) * torch.exp(G.squeeze(-1) - R)[..., None, None], R)  # S (B,H,M,E) at shift R
+    return out
+
+
+def _favor_causal_loop(pq, pk, s, r, vaug, T, C, Dv, return_state):
+    """The carried form chunk by chunk, exactly as performer/favor_causal.cpp: state S (M, Dv+1) at the
+    running max R entering the chunk, rescaled by exp(R - R') when the max grows. A Python loop over
+    the T / C chunks; used only when the shift range is too wide for the vectorized form."""
+    B, H, Tp, M = pq.shape
+    E = Dv + 1
+    tril = torch.ones(C, C, dtype=torch.bool).tril()
+    S = torch.zeros(B, H, M, E)
+    R = torch.full((B, H), -math.inf)
+    outs = []
+    for t0 in range(0, Tp, C):
+        sl = slice(t0, t0 + C)
+        qc, kc, vc, sc, rc = pq[:, :, sl], pk[:, :, sl], vaug[:, :, sl], s[..., sl], r[..., sl]
+        wgt = torch.exp((sc.unsqueeze(-2) - rc.unsqueeze(-1)).masked_fill(~tril, -math.inf))
+        na = ((qc @ kc.transpose(-1, -2)) * wgt) @ vc  # (B,H,C,E)
+        if t0 > 0:
+            alpha = torch.exp(R.unsqueeze(-1) - rc).unsqueeze(-1)  # (B,H,C,1) <= 1
+            na = na + (qc * alpha) @ S
+        outs.append(finish(na, Dv))
+        Rn = rc[..., -1]  # (B,H)
+        beta = torch.exp(R - Rn) if t0 > 0 else torch.zeros(B, H)
+        kw = torch.exp(sc - Rn.unsqueeze(-1)).unsqueeze(-1)  # (B,H,C,1) <= 1
+        S = S * beta[..., None, None] + (kc * kw).transpose(-1, -2) @ vc
+        R = Rn
+    out = torch.cat(outs, 2)[:, :, :T]
+    if return_state:
+        return out, (S, R)
+    return out
+
+
+def favor_bidirectional(q, k, v, w, kind="favor", eps=KERNEL_EPS):
+    """Bidirectional FAVOR+: keys read at the one shift r = max_j s_j of the (batch, head)."""
+    B, H, T, _ = q.shape
+    Dv = v.shape[-1]
+    pq, _ = feature_map(q, w, kind, eps)
+    pk, s = feature_map(k, w, kind, eps)
+    if kind != "relu":
+        pk = pk * torch.exp(s - s.amax(-1, keepdim=True)).unsqueeze(-1)
+    vaug = torch.cat([v, torch.ones(B, H, T, 1)], -1)
+    return finish(pq @ (pk.transpose(-1, -2) @ vaug), Dv)  # (B,H,T,Dv)
+
+
+def favor_reference(q, k, v, w, causal, kind="favor", eps=KERNEL_EPS):
+    """The same weights w_ij with T x T matrices, for the checks (O(T^2) memory)."""
+    T = q.shape[2]
+    pq, _ = feature_map(q, w, kind, eps)
+    pk, s = feature_map(k, w, kind, eps)
+    if causal:
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        r = torch.cummax(s, -1).values
+        fac = torch.exp((s.unsqueeze(-2) - r.unsqueeze(-1)).masked_fill(~mask, -math.inf))
+    else:
+        fac = torch.exp(s - s.amax(-1, keepdim=True)).unsqueeze(-2)  # (B,H,1,T): key j's factor
+    a = (pq @ pk.transpose(-1, -2)) * fac  # (B,H,T,T)
+    return a @ v / a.sum(-1, keepdim=True).clamp_min(DEN_FLOOR)
+
+
+def favor_step(state, q, k, v, w, kind="favor", eps=KERNEL_EPS):
+    """One position of the recurrent form (performer favor_step). q, k (B,H,D), v (B,H,Dv);
+    state (S (B,H,M,Dv+1) at shift R, R (B,H)) -> out (B,H,Dv), new state."""
+    S, R = state
+    pq, _ = feature_map(q.unsqueeze(2), w, kind, eps)  # (B,H,1,M)
+    pk, s = feature_map(k.unsqueeze(2), w, kind, eps)  # (B,H,1,M), (B,H,1)
+    B, H, Dv = v.shape
+    M = pk.shape[-1]
+    vaug = torch.cat([v, torch.ones(B, H, 1)], -1).view(B * H, 1, Dv + 1)  # (BH,1,E)
+    S = S.contiguous()
+    if kind != "relu":  # rescale the state to the new running max, weight the key at it
+        s = s.squeeze(-1)
+        Rn = torch.maximum(R, s)
+        S = S * torch.exp(R - Rn)[..., None, None]
+        pk = pk * torch.exp(s - Rn)[..., None, None]
+        R = Rn
+    S.view(B * H, M, Dv + 1).baddbmm_(pk.reshape(B * H, M, 1), vaug)  # S += phi(k) [v 1]^T, in place
+    out = finish(pq @ S, Dv).squeeze(2)  # (B,H,Dv)
+    return out, (S, R)
+
+
+# ----------------------------------------------------------------------------- exact attention
+
+
+def softmax_attention(q, k, v, causal, block_rows=None):
+    """softmax(Q K^T / sqrt(D) + mask) V, plain matmul/softmax (torch 1.13 has no fused SDPA).
+    block_rows: in no-grad mode, process the queries in blocks to bound memory (prompts)."""
+    T = q.shape[2]
+    scale = q.shape[-1] ** -0.5
+    if block_rows is None or block_rows >= T:
+        scores = (q * scale) @ k.transpose(-1, -2)  # (B,H,T,T)
+        if causal:
+            scores.masked_fill_(torch.ones(T, T, dtype=torch.bool).triu(1), -math.inf)
+        return torch.softmax(scores, -1) @ v
+    outs = []
+    for i0 in range(0, T, block_rows):
+        i1 = min(T, i0 + block_rows)
+        kk, vv = (k[:, :, :i1], v[:, :, :i1]) if causal else (k, v)
+        scores = (q[:, :, i0:i1] * scale) @ kk.transpose(-1, -2)
+        if causal:
+            scores.masked_fill_(torch.ones(i1 - i0, i1, dtype=torch.bool).triu(i0 + 1), -math.inf)
+        outs.append(torch.softmax(scores, -1) @ vv)
+    return torch.cat(outs, 2)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class Attention(nn.Module):
+    """PerformerAttention: q, k, v = x Wq, x Wk, x Wv -> heads -> kernel -> merge -> out projection."""
+
+    def __init__(self, cfg, proj_gen):
+        super().__init__()
+        C = cfg["dim"]
+        self.cfg = cfg
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(C, C) for _ in range(4))
+        if cfg["attention"] != "softmax":  # buffer, never trained, not redrawn inside a benchmark
+            self.register_buffer("projection", orthogonal_random_features(cfg["features"], C // cfg["heads"], proj_gen))
+
+    def project(self, x):  # (B,T,C) -> three (B,H,T,D)
+        B, T, C = x.shape
+        H = self.cfg["heads"]
+        return [p(x).view(B, T, H, C // H).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj)]
+
+    def merge(self, o):  # (B,H,T,D) -> (B,T,C)
+        B, H, T, D = o.shape
+        return self.out_proj(o.transpose(1, 2).reshape(B, T, H * D))
+
+    def forward(self, x, return_state=False):
+        q, k, v = self.project(x)
+        kind = self.cfg["attention"]
+        state = None
+        if kind == "softmax":
+            o = softmax_attention(q, k, v, True, self.cfg.get("block_rows"))
+            state = (k, v)
+        else:
+            o = favor_causal(q, k, v, self.projection, kind, KERNEL_EPS, self.cfg["chunk"], return_state)
+            if return_state:
+                o, state = o
+        return (self.merge(o), state) if return_state else self.merge(o)
+
+
+class Block(nn.Module):
+    """x = x + Attn(LN1(x)); x = x + FF(LN2(x)), FF = Linear -> GELU (tanh) -> Linear."""
+
+    def __init__(self, cfg, proj_gen):
+        super().__init__()
+        C = cfg["dim"]
+        self.ln1 = nn.LayerNorm(C)
+        self.attn = Attention(cfg, proj_gen)
+        self.ln2 = nn.LayerNorm(C)
+        self.ff = nn.ModuleDict(dict(fc1=nn.Linear(C, cfg["ff"]), fc2=nn.Linear(cfg["ff"], C)))
+
+    def feed_forward(self, x):
+        return self.ff["fc2"](F.gelu(self.ff["fc1"](self.ln2(x)), approximate="tanh"))
+
+    def forward(self, x, return_state=False):
+        a = self.attn(self.ln1(x), return_state)
+        a, state = a if return_state else (a, None)
+        x = x + a
+        x = x + self.feed_forward(x)
+        return (x, state) if return_state else x
+
+
+class PerformerLM(nn.Module):
+    """tok_emb + learned pos_emb -> L blocks -> ln_f -> head (untied, the C++ default). No dropout.
+    GPT-2 init as performer/model.cpp: every matrix N(0, 0.02), biases 0, LayerNorm gains 1,
+    attention out_proj and ff.fc2 scaled by 1/sqrt(2 L)."""
+
+    def __init__(self, cfg, seed=1):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        proj_gen = torch.Generator().manual_seed(seed + 1)
+        C = cfg["dim"]
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(VOCAB, C)
+        self.pos_emb = nn.Embedding(cfg["max_seq_len"], C)
+        self.blocks = nn.ModuleList(Block(cfg, proj_gen) for _ in range(cfg["depth"]))
+        self.ln_f = nn.LayerNorm(C)
+        self.head = nn.Linear(C, VOCAB)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, 0.02, generator=gen)
+                elif name.endswith(".bias"):
+                    p.zero_()
+            for b in self.blocks:
+                b.attn.out_proj.weight.mul_(1.0 / math.sqrt(2.0 * cfg["depth"]))
+                b.ff["fc2"].weight.mul_(1.0 / math.sqrt(2.0 * cfg["depth"]))
+
+    def embed(self, ids, start=0):  # (B,T) -> (B,T,C)
+        return self.tok_emb(ids) + self.pos_emb(torch.arange(start, start + ids.shape[1]))
+
+    def forward(self, ids, return_state=False):  # (B,T) -> (B,T,V)
+        x = self.embed(ids)
+        states = []
+        for b in self.blocks:
+            x = b(x, return_state)
+            if return_state:
+                x, st = x
+                states.append(st)
+        logits = self.head(self.ln_f(x))
+        return (logits, states) if return_state else logits
+
+
+def decay_by_default(name, p):
+    """nn/optimizer.h: no decay for biases, norms (components with "norm" or starting "ln"),
+    embeddings (components with "emb") and parameters with fewer than 2 axes."""
+    parts = name.split(".")
+    if p.dim() < 2 or parts[-1] == "bias":
+        return False
+    return not any("norm" in c or c.startswith("ln") or "emb" in c for c in parts)
+
+
+def make_config(args, seq, max_seq_len=None):
+    cfg = dict(PRESETS[args.preset])
+    for key in ("dim", "depth", "heads", "ff", "features"):
+        if getattr(args, key, None):
+            cfg[key] = getattr(args, key)
+    cfg.update(attention=args.attention, chunk=args.chunk, seq=seq, max_seq_len=max_seq_len or seq)
+    return cfg
+
+
+# ----------------------------------------------------------------------------- subcommands
+
+
+def cmd_train(args):
+    seq = args.seq or PRESETS[args.preset]["seq"]
+    batch = args.batch or PRESETS[args.preset]["batch"]
+    cfg = make_config(args, seq)
+    model = PerformerLM(cfg, args.seed)
+    params = sum(p.numel() for p in model.parameters())
+    named = list(model.named_parameters())
+    groups = [
+        dict(params=[p for n, p in named if decay_by_default(n, p)], weight_decay=args.weight_decay),
+        dict(params=[p for n, p in named if not decay_by_default(n, p)], weight_decay=0.0),
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, foreach=True)
+    gen = torch.Generator().manual_seed(args.seed + 7)
+    n = args.warmup + args.steps
+    data = [torch.randint(0, VOCAB, (batch, seq + 1), generator=gen) for _ in range(min(n, 4))]
+    times, initial_loss = [], None
+    for step in range(n):
+        ids = data[step % len(data)]
+        x, y = ids[:, :-1], ids[:, 1:]
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)  # (B,T,V)
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if initial_loss is None:
+            initial_loss = loss.item()
+        if step >= args.warmup:
+            times.append(dt)
+        if args.verbose:
+            print(f"step {step}: loss {loss.item():.4f} {dt * 1e3:.1f} ms", file=sys.stderr)
+    med = statistics.median(times)
+    emit(dict(mode="train", preset=args.preset, attention=args.attention, seq=seq, batch=batch,
+              threads=torch.get_num_threads(), params=params, tokens_per_s=batch * seq / med,
+              step_ms_median=med * 1e3, peak_rss_mb=peak_rss_mb(), initial_loss=initial_loss,
+              steps=args.steps, warmup=args.warmup, impl="torch-twin", torch=torch.__version__,
+              **({"favor_loop_fallbacks": LOOP_FALLBACKS[0]} if LOOP_FALLBACKS[0] else {})))
+
+
+def cmd_attention(args):
+    B, H, T, D, M = args.batch, args.heads, args.seq, args.head_dim, args.features
+    causal = not args.bidirectional
+    gen = torch.Generator().manual_seed(args.seed)
+    w = orthogonal_random_features(M, D, gen) if args.kind != "softmax" else None
+    q, k, v = (torch.randn(B, H, T, D, generator=gen).requires_grad_() for _ in range(3))
+    g = torch.randn(B, H, T, D, generator=gen)
+
+    def run():
+        if args.kind == "softmax":
+            return softmax_attention(q, k, v, causal)
+        if causal:
+            return favor_causal(q, k, v, w, args.kind, KERNEL_EPS, args.chunk)
+        return favor_bidirectional(q, k, v, w, args.kind)
+
+    times = []
+    for rep in range(args.warmup + args.steps):
+        q.grad = k.grad = v.grad = None
+        t0 = time.perf_counter()
+        run().backward(g)  # forward + backward into q, k, v
+        dt = time.perf_counter() - t0
+        if rep >= args.warmup:
+            times.append(dt)
+    emit(dict(mode="attention", kind=args.kind, causal=causal, seq=T, batch=B, heads=H, head_dim=D,
+              features=M if args.kind != "softmax" else 0, threads=torch.get_num_threads(),
+              ms_median=statistics.median(times) * 1e3, peak_rss_mb=peak_rss_mb(), impl="torch-twin"))
+
+
+class Decoder:
+    """Recurrent decoding (performer/generate.h): favor/relu carry (S, R) per layer (all heads at once),
+    softmax a preallocated key/value cache. Batch 1."""
+
+    def __init__(self, model, capacity):
+        self.model, self.cfg = model, model.cfg
+        self.capacity, self.pos, self.states = capacity, 0, None
+
+    def prompt(self, ids):
+        """Whole prompt in one parallel forward; keeps the per-layer states (or key/value caches)."""
+        logits, states = self.model(ids.unsqueeze(0), return_state=True)
+        if self.cfg["attention"] == "softmax":
+            caches = []
+            for k, v in states:
+                B, H, T, D = k.shape
+                kc, vc = torch.empty(B, H, self.capacity, D), torch.empty(B, H, self.capacity, D)
+                kc[:, :, :T], vc[:, :, :T] = k, v
+                caches.append((kc, vc))
+            states = caches
+        self.states, self.pos = states, ids.numel()
+        return logits[0, -1]
+
+    def step(self, token):  # -> logits (V)
+        m, kind = self.model, self.cfg["attention"]
+        x = m.embed(token.view(1, 1), self.pos)  # (1,1,C)
+        for li, b in enumerate(m.blocks):
+            q, k, v = b.attn.project(b.ln1(x))  # (1,H,1,D)
+            if kind == "softmax":
+                kc, vc = self.states[li]
+                kc[:, :, self.pos], vc[:, :, self.pos] = k[:, :, 0], v[:, :, 0]
+                o = softmax_attention(q, kc[:, :, : self.pos + 1], vc[:, :, : self.pos + 1], False)
+            else:
+                o, self.states[li] = favor_step(self.states[li], q[:, :, 0], k[:, :, 0], v[:, :, 0],
+                                                b.attn.projection, kind)
+                o = o.unsqueeze(2)
+            x = x + b.attn.merge(o)
+            x = x + b.feed_forward(x)
+        self.pos += 1
+        return m.head(m.ln_f(x))[0, 0]
+
+
+def cmd_generate(args):
+    cfg = make_config(args, args.context, max_seq_len=args.context + args.tokens)
+    cfg["block_rows"] = 1024  # exact attention over a long prompt: bound the T x T scores
+    torch.manual_seed(args.seed)
+    model = PerformerLM(cfg, args.seed).eval()
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    prompt = torch.randint(0, VOCAB, (args.context,), generator=gen)
+    with torch.inference_mode():
+        dec = Decoder(model, args.context + args.tokens)
+        t0 = time.perf_counter()
+        if args.prompt == "parallel":
+            logits = dec.prompt(prompt)
+        else:
+            dec.prompt(prompt[:1])
+            for t in prompt[1:]:
+                logits = dec.step(t)
+        prompt_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for i in range(args.tokens):  # sample, then feed the token back (as performer-bench: `tokens` steps)
+            nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
+            logits = dec.step(nxt)
+        gen_s = time.perf_counter() - t0
+    emit(dict(mode="generate", preset=args.preset, attention=args.attention, context=args.context,
+              tokens=args.tokens, threads=torch.get_num_threads(), tokens_per_s=args.tokens / gen_s,
+              ms_per_token=gen_s / args.tokens * 1e3, prompt_tokens_per_s=args.context / prompt_s,
+              prompt=args.prompt, peak_rss_mb=peak_rss_mb(), impl="torch-twin"))
+
+
+def rel_errors(approx, exact):
+    """(Frobenius relative error, mean over rows of |a_i - e_i| / |e_i|)."""
+    fro = float((approx - exact).norm() / exact.norm())
+    rows = float(((approx - exact).norm(dim=-1) / exact.norm(dim=-1).clamp_min(1e-12)).mean())
+    return fro, rows
+
+
+def cmd_check(args):
+    res = {}
+    print("== initial loss on random tokens (B1, batch 4, seq 1024), ln(256) = %.4f" % math.log(VOCAB))
+    for kind in ("favor", "relu", "softmax"):
+        a = argparse.Namespace(**vars(args))
+        a.preset, a.attention = "b1", kind
+        model = PerformerLM(make_config(a, 1024), args.seed)
+        ids = torch.randint(0, VOCAB, (4, 1025), generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            loss = float(F.cross_entropy(model(ids[:, :-1]).reshape(-1, VOCAB), ids[:, 1:].reshape(-1)))
+        print(f"  {kind:8s} initial loss {loss:.4f}")
+        res[f"initial_loss_{kind}"] = loss
+
+    print("== implementation agreement (B=2, H=2, T=300, D=64, M=128; chunk 64, T not a multiple)")
+    g = torch.Generator().manual_seed(11)
+    B, H, T, D = 2, 2, 300, 64
+    q, k, v = (torch.randn(B, H, T, D, generator=g) * sc for sc in (1.0, 1.5, 1.0))
+    w = orthogonal_random_features(128, D, g)
+    for kind in ("favor", "relu"):
+        qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
+        ref = favor_reference(qs, ks, vs, w, True, kind)
+        ref.backward(v)
+        gref = [t.grad.clone() for t in (qs, ks, vs)]
+        for name, loop in (("vectorized", False), ("carried loop", True)):
+            for t in (qs, ks, vs):
+                t.grad = None
+            out = favor_causal(qs, ks, vs, w, kind, force_loop=loop)
+            out.backward(v)
+            dmax = float((out - ref).abs().max())
+            gerr = max(float((t.grad - gr).abs().max() / gr.abs().max()) for t, gr in zip((qs, ks, vs), gref))
+            print(f"  {kind:5s} causal {name:12s} vs T x T reference: max|out diff| {dmax:.2e}, "
+                  f"max rel grad diff {gerr:.2e}")
+            res[f"{kind}_{name.replace(' ', '_')}_max_diff"] = dmax
+            res[f"{kind}_{name.replace(' ', '_')}_grad_rel_diff"] = gerr
+        with torch.no_grad():
+            bi = float((favor_bidirectional(q, k, v, w, kind) - favor_reference(q, k, v, w, False, kind)).abs().max())
+            # recurrent form vs batch rows
+            st = (torch.zeros(B, H, 128, D + 1), torch.full((B, H), -math.inf))
+            rec = []
+            for t in range(T):
+                o, st = favor_step(st, q[:, :, t], k[:, :, t], v[:, :, t], w, kind)
+                rec.append(o)
+            drec = float((torch.stack(rec, 2) - favor_causal(q, k, v, w, kind)).abs().max())
+            # causality: change the future after t = 130, outputs up to t unchanged
+            k2, v2 = k.clone(), v.clone()
+            k2[:, :, 131:] *= 3.0
+            v2[:, :, 131:] += 1.0
+            dc = float((favor_causal(q, k2, v2, w, kind)[:, :, :131] - favor_causal(q, k, v, w, kind)[:, :, :131]).abs().max())
+        print(f"  {kind:5s} bidirectional vs reference {bi:.2e}; recurrent step vs batch {drec:.2e}; "
+              f"future change leaks into the past {dc:.2e}")
+        res[f"{kind}_recurrent_max_diff"], res[f"{kind}_causality_leak"] = drec, dc
+
+    print("== FAVOR+ vs exact softmax attention, T=1024, D=64, H=4 (B1 head shape), mean over 3 draws of W")
+    print("   error = |O_favor - O_exact|_F / |O_exact|_F; 'uniform' = plain average of the visible values")
+    print("   (the collapsed-attention failure mode), to read the numbers against.")
+    T = 1024
+    a = argparse.Namespace(**vars(args))
+    a.preset, a.attention = "b1", "softmax"
+    model = PerformerLM(make_config(a, T), args.seed)
+    ids = torch.randint(0, VOCAB, (1, T), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():  # q, k, v of layer 0 of the B1 model at initialization, on random tokens
+        b0 = model.blocks[0]
+        q0, k0, v0 = b0.attn.project(b0.ln1(model.embed(ids)))
+    inputs = [("B1 layer-0 q,k,v at init", "b1_init", q0, k0, v0)]
+    g = torch.Generator().manual_seed(21)
+    for sigma in (0.25, 0.5, 0.75):  # q, k ~ N(0, sigma^2): logits q.k/sqrt(D) have std sigma^2
+        q, k, v = torch.randn(1, 4, T, D, generator=g) * sigma, torch.randn(1, 4, T, D, generator=g) * sigma, \
+            torch.randn(1, 4, T, D, generator=g)
+        inputs.append((f"q,k ~ N(0,{sigma}^2), logit std {sigma * sigma:.2f}", f"sigma{sigma}", q, k, v))
+    with torch.no_grad():
+        for causal in (True, False):
+            for label, key, q, k, v in inputs:
+                exact = softmax_attention(q, k, v, causal)
+                if causal:
+                    uni = torch.cumsum(v, 2) / torch.arange(1, T + 1).view(1, 1, T, 1)
+                else:
+                    uni = v.mean(2, keepdim=True).expand_as(v)
+                tag = "causal" if causal else "bidir "
+                line = f"  {tag} {label:34s} uniform {rel_errors(uni, exact)[0]:.3f}"
+                for m in (128, 1024, 8192):
+                    errs = []
+                    for draw in range(3 if m <= 1024 else 1):
+                        w = orthogonal_random_features(m, D, g)
+                        approx = favor_causal(q, k, v, w) if causal else favor_bidirectional(q, k, v, w)
+                        errs.append(rel_errors(approx, exact)[0])
+                    line += f" | m={m} {statistics.mean(errs):.4f}"
+                    res[f"favor_vs_exact_{tag.strip()}_{key}_m{m}"] = statistics.mean(errs)
+                print(line)
+    print("== generation: parallel prompt state + recurrent steps == full forward (B1 favor, T=200)")
+    for kind in ("favor", "softmax"):
+        a = argparse.Namespace(**vars(args))
+        a.preset, a.attention = "b1", kind
+        model = PerformerLM(make_config(a, 200), args.seed).eval()
+        ids = torch.randint(0, VOCAB, (200,), generator=torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            full = model(ids.unsqueeze(0))[0]
+            dec = Decoder(model, 200)
+            last = dec.prompt(ids[:150])
+            diffs = [float((last - full[149]).abs().max())]
+            for t in range(150, 200):
+                diffs.append(float((dec.step(ids[t]) - full[t]).abs().max()))
+        print(f"  {kind:7s} max |logit diff| {max(diffs):.2e}")
+        res[f"generate_{kind}_max_logit_diff"] = max(diffs)
+    emit(dict(mode="check", **res))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+
+    def common(sp):
+        sp.add_argument("--threads", type=int, default=2)
+        sp.add_argument("--seed", type=int, default=1)
+        sp.add_argument("--chunk", type=int, default=64, help="causal FAVOR+ chunk length C")
+
+    def model_args(sp):
+        sp.add_argument("--preset", choices=sorted(PRESETS), default="b1")
+        sp.add_argument("--attention", choices=["favor", "relu", "softmax"], default="favor")
+        for key in ("dim", "depth", "heads", "ff", "features"):
+            sp.add_argument("--" + key, type=int, default=None, help="override the preset")
+
+    t = sub.add_parser("train", help="training steps: forward, backward, AdamW step")
+    common(t)
+    model_args(t)
+    t.add_argument("--seq", type=int, default=None)
+    t.add_argument("--batch", type=int, default=None)
+    t.add_argument("--steps", type=int, default=5, help="timed steps")
+    t.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--verbose", action="store_true")
+
+    a = sub.add_parser("attention", help="one attention kernel on (B,H,T,D) q, k, v: forward + backward")
+    common(a)
+    a.add_argument("--seq", type=int, required=True)
+    a.add_argument("--batch", type=int, default=1)
+    a.add_argument("--heads", type=int, default=4)
+    a.add_argument("--head-dim", type=int, default=64)
+    a.add_argument("--features", type=int, default=128)
+    a.add_argument("--kind", choices=["favor", "relu", "softmax"], default="favor")
+    d = a.add_mutually_exclusive_group()
+    d.add_argument("--causal", action="store_true", default=True)
+    d.add_argument("--bidirectional", action="store_true")
+    a.add_argument("--steps", "--repeats", dest="steps", type=int, default=5, help="timed repetitions")
+    a.add_argument("--warmup", type=int, default=1)
+
+    g = sub.add_parser("generate", help="prompt of --context tokens, then --tokens sampled one by one")
+    common(g)
+    model_args(g)
+    g.add_argument("--context", type=int, default=256, help="prompt length")
+    g.add_argument("--tokens", type=int, default=256, help="tokens to sample (timed)")
+    g.add_argument("--prompt", choices=["parallel", "recurrent"], default="parallel",
+                   help="prompt through one batch forward (default) or token by token like ours (untimed)")
+
+    c = sub.add_parser("check", help="agreement checks (initial loss, implementations, FAVOR+ vs exact)")
+    common(c)
+    for key in ("dim", "depth", "heads", "ff", "features"):
+        c.set_defaults(**{key: None})
+
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        {"train": cmd_train, "attention": cmd_attention, "generate": cmd_generate, "check": cmd_check}[args.mode](args)
+    except (MemoryError, RuntimeError) as e:  # allocation failure: report it as one JSON line
+        msg = str(e)
+        if isinstance(e, MemoryError) or "alloc" in msg.lower() or "memory" in msg.lower():
+            emit(dict(mode=args.mode, error="OOM", message=msg[:200], peak_rss_mb=peak_rss_mb()))
+            sys.exit(3)
+        raise
+
+
+if __name__ == "__main__":
+    main()

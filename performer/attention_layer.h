@@ -1,0 +1,59 @@
+// PerformerAttention: multi-head self-attention whose kernel is chosen by the model config:
+// `favor` (FAVOR+ positive softmax features), `relu` (generalized attention, ReLU features) or
+// `softmax` (exact, quadratic; the baseline). Causal or bidirectional.
+//
+//   x (B,T,C) -> q, k, v = x Wq, x Wk, x Wv  (B,T,C) -> split heads (B,H,T,D)
+//             -> [rotary on q, k]             (before the feature map, so phi sees rotated vectors)
+//             -> attention                    (B,H,T,D) -> merge heads (B,T,C) -> out projection
+//
+// favor / relu keep their random projection W (M, D), shared by the heads of the layer, as the
+// buffer "projection": saved in state dicts, never trained, redrawn only by redraw() between
+// optimizer steps (the model's maybe_redraw), never inside forward.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "autograd/generator.h"
+#include "autograd/var.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "performer/config.h"
+#include "performer/favor.h"
+#include "performer/positions.h"
+
+namespace pf {
+
+class PerformerAttention : public Module {
+ public:
+  // Linear layers are initialized from init_gen; the first projection W is drawn from proj_gen.
+  PerformerAttention(const ModelConfig& cfg, Generator& init_gen, Generator& proj_gen);
+
+  // x (B,T,C) -> (B,T,C). rotary: tables for positions [0, T) when the model uses rotary positions.
+  // key_mask (B,T) float, 1 = real, 0 = pad: honoured by bidirectional layers (padded keys are
+  // removed from every query's attention); causal layers ignore it (pads follow the real tokens).
+  Var forward(const Var& x, const RotaryTables* rotary = nullptr, const Tensor* key_mask = nullptr) const;
+
+  // The pieces of forward, shared with the recurrent decoder so both compute the same numbers.
+  struct Heads {
+    Var q, k, v;  // (B,H,T,D), q and k rotated when rotary is given
+  };
+  Heads project(const Var& x, const RotaryTables* rotary) const;
+  Var merge(const Var& heads) const;  // (B,H,T,D) -> merge heads -> out projection (B,T,C)
+
+  // Draws a new projection W (M, D) into the existing buffer (the handle stays the same).
+  // No-op for the softmax kind, which has no projection.
+  void redraw(Generator& proj_gen);
+  bool has_projection() const { return projection_.defined(); }
+  const Tensor& projection() const { return projection_.value(); }  // (M, D); favor / relu only
+  FavorOptions favor_options() const;
+  const ModelConfig& config() const { return cfg_; }
+  Linear& out_proj() { return *out_proj_; }
+
+ private:
+  ModelConfig cfg_;
+  std::shared_ptr<Linear> q_proj_, k_proj_, v_proj_, out_proj_;
+  Var projection_;  // buffer (M, D); undefined for softmax
+};
+
+}  // namespace pf

@@ -1,0 +1,50 @@
+// ModelConfig: the shape and kind of a Performer model. Validated on construction of the model
+// and saved with it (checkpoints), so a checkpoint rebuilds its own model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pf {
+
+enum class AttentionKind { Favor, Relu, Softmax };  // FAVOR+ softmax kernel, generalized ReLU, exact
+enum class PositionKind { Learned, Sinusoidal, Rotary };
+
+std::string to_string(AttentionKind kind);
+std::string to_string(PositionKind kind);
+// Parse "favor" | "relu" | "softmax"; throws std::invalid_argument naming the bad value.
+AttentionKind parse_attention(const std::string& s);
+PositionKind parse_positions(const std::string& s);  // "learned" | "sinusoidal" | "rotary"
+
+struct ModelConfig {
+  int64_t vocab_size = 256;
+  int64_t dim = 256;          // C
+  int64_t depth = 4;          // L, number of blocks
+  int64_t heads = 4;          // H; dim / heads = D
+  int64_t ff_hidden = 1024;   // feed-forward width
+  int64_t features = 128;     // M, random features per head (favor, relu)
+  int64_t max_seq_len = 1024; // for learned positions; generation past it is an error
+  AttentionKind attention = AttentionKind::Favor;
+  bool causal = true;         // false: bidirectional (masked LM)
+  PositionKind positions = PositionKind::Learned;
+  bool tie_embeddings = false;
+  float dropout = 0.0f;
+  bool orthogonal_features = true;  // false: iid Gaussian rows
+  int64_t redraw_every = 1000;      // optimizer steps between projection redraws; 0 = never
+  float kernel_eps = 1e-6f;         // FAVOR+ feature floor (see performer/favor.h)
+  int64_t chunk_size = 64;          // causal FAVOR+ chunk length
+  uint64_t seed = 1;                // initialization and projection draws
+
+  int64_t head_dim() const { return dim / heads; }
+  // Throws std::invalid_argument naming the field and its value, e.g.
+  // "ModelConfig: heads (3) must divide dim (256)".
+  void validate() const;
+
+  template <class Archive>
+  void serialize(Archive& ar, const uint32_t version) {
+    ar(vocab_size, dim, depth, heads, ff_hidden, features, max_seq_len, attention, causal, positions, tie_embeddings,
+       dropout, orthogonal_features, redraw_every, kernel_eps, chunk_size, seed);
+  }
+};
+
+}  // namespace pf

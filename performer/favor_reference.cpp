@@ -1,0 +1,130 @@
+// The composed reference of FAVOR+ (performer/favor.h): the same features, shifts and guard written
+// with plain autograd ops and explicit T x T weight matrices, so that the fused kernels can be checked
+// value by value and gradient by gradient. The shifts are read off the forward values and enter as
+// constants, exactly as in the fused nodes.
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "performer/favor.h"
+#include "performer/favor_kernels.h"
+
+namespace pf {
+
+namespace {
+
+using favor_detail::FavorDims;
+using favor_detail::kNegInf;
+
+struct Projected {
+  Var u;     // (B, H, T, M) = x' W^T
+  Var h;     // (B, H, T, 1) = |x'|^2 / 2 (Softmax only)
+  Tensor a;  // (B, H, T) = max_f u_f - h, a constant (Softmax only)
+};
+
+Projected project(const Var& x, const Var& w, float sigma, bool shifted) {
+  Projected p;
+  Var xs = x * sigma;  // x' (B, H, T, D)
+  p.u = matmul(xs, w, false, true);
+  if (!shifted) return p;
+  p.h = sum(xs * xs, -1, true) * 0.5f;
+  const int64_t rows = p.u.numel() / p.u.size(-1), M = p.u.size(-1);
+  Shape rs(p.u.shape().begin(), p.u.shape().end() - 1);
+  p.a = Tensor(rs);
+  for (int64_t i = 0; i < rows; ++i)
+    p.a.data()[i] =
+        *std::max_element(p.u.value().data() + i * M, p.u.value().data() + (i + 1) * M) - p.h.value().data()[i];
+  return p;
+}
+
+// phi at the given per-row shifts s (B, H, T): Softmax scale (exp(u - h - s) + eps); Relu relu(u) + floor.
+Var features(const Projected& p, const Tensor& s, const FavorOptions& opt, int64_t M) {
+  if (opt.kind == FeatureKind::Relu) return relu(p.u) + opt.relu_floor;
+  Shape col = s.shape();
+  col.push_back(1);
+  Var e = exp(p.u - p.h - constant(s.reshape(col)));
+  return (e + opt.eps) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(M)));
+}
+
+}  // namespace
+
+Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
+                              const FavorOptions& opt, const Tensor* key_mask) {
+  const FavorDims d = favor_detail::check_favor_args("favor_attention_reference", q.value(), k.value(), &v.value(),
+                                                     projection, opt, key_mask, causal);
+  const int64_t B = d.B, H = d.H, T = d.T, M = d.M, BH = d.BH();
+  const bool shifted = opt.kind == FeatureKind::Softmax;
+  const float sigma = static_cast<float>(std::pow(static_cast<double>(d.D), -0.25));
+  const Var w = constant(projection);
+
+  // Padded keys and values are SET to 0 before use (pad = 1 in this mask, broadcast over heads and features).
+  Tensor pad;
+  Var km = k, vm = v;
+  if (key_mask) {
+    pad = Tensor({B, 1, T, 1});
+    for (int64_t i = 0; i < B * T; ++i) pad.data()[i] = key_mask->data()[i] == 0.0f ? 1.0f : 0.0f;
+    km = masked_fill(k, pad, 0.0f);
+    vm = masked_fill(v, pad, 0.0f);
+  }
+  auto real = [&](int64_t bh, int64_t j) { return !key_mask || key_mask->data()[(bh / H) * T + j] != 0.0f; };
+
+  const Projected pq = project(q, w, sigma, shifted);
+  const Var phi_q = features(pq, shifted ? pq.a : Tensor({B, H, T}), opt, M);  // (B, H, T, M)
+  const Projected pk = project(km, w, sigma, shifted);
+
+  // Key shifts s_j and the common shifts r: per query (causal) or per head (bidirectional).
+  Tensor s({B, H, T}), r({B, H, T});
+  for (int64_t bh = 0; bh < BH && shifted; ++bh) {
+    const float* a = pk.a.data() + bh * T;
+    float* sj = s.data() + bh * T;
+    float* ri = r.data() + bh * T;
+    if (causal) {
+      float run = kNegInf;
+      for (int64_t j = 0; j < T; ++j) {
+        run = std::max(run, a[j]);
+        sj[j] = opt.key_shift == KeyShift::Shared ? run : a[j];
+        ri[j] = run;
+      }
+    } else {
+      float R = kNegInf;
+      for (int64_t j = 0; j < T; ++j)
+        if (real(bh, j)) R = std::max(R, a[j]);
+      for (int64_t j = 0; j < T; ++j) {
+        sj[j] = opt.key_shift == KeyShift::Shared && real(bh, j) ? R : a[j];
+        ri[j] = R;
+      }
+    }
+  }
+  const Var phi_k = features(pk, s, opt, M);  // (B, H, T, M)
+
+  Var num, den;
+  if (causal) {
+    // Wgt_ij = exp(s_j - r_i) for j <= i, SET to 0 above; (B, H, T, T).
+    Tensor wgt({B, H, T, T}), upper({T, T});
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = i + 1; j < T; ++j) upper.data()[i * T + j] = 1.0f;
+    for (int64_t bh = 0; bh < BH; ++bh)
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+          wgt.data()[(bh * T + i) * T + j] = std::exp(s.data()[bh * T + j] - r.data()[bh * T + i]);
+    const Var l = masked_fill(matmul(phi_q, phi_k, false, true) * constant(wgt), upper, 0.0f);  // (B, H, T, T)
+    num = matmul(l, v);                                                                         // (B, H, T, Dv)
+    den = sum(l, -1, true);                                                                     // (B, H, T, 1)
+  } else {
+    Tensor kw({B, H, T, 1});  // exp(s_j - R) for real keys, SET to 0 for pads
+    for (int64_t bh = 0; bh < BH; ++bh)
+      for (int64_t j = 0; j < T; ++j)
+        kw.data()[bh * T + j] = real(bh, j) ? std::exp(s.data()[bh * T + j] - r.data()[bh * T + j]) : 0.0f;
+    Var phi_kw = phi_k * constant(kw);
+    if (key_mask) phi_kw = masked_fill(phi_kw, pad, 0.0f);
+    const Var S = matmul(phi_kw, vm, true, false);  // (B, H, M, Dv)
+    const Var z = sum(phi_kw, 2, true);             // (B, H, 1, M)
+    num = matmul(phi_q, S);                         // (B, H, T, Dv)
+    den = matmul(phi_q, z, false, true);            // (B, H, T, 1)
+  }
+  // The guard max(den, floor), written as den + relu(floor - den) (gradient 0 below the floor).
+  const Var den_guarded = den + relu(add_scalar(neg(den), kFavorDenominatorFloor));
+  return num / den_guarded;
+}
+
+}  // namespace pf

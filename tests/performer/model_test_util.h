@@ -1,0 +1,48 @@
+// Tiny configurations and helpers shared by the model and generation tests.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/generator.h"
+#include "performer/config.h"
+
+namespace pf::test {
+
+// A model small enough to run dozens of forwards per test on two cores: C 16, L 2, H 2 (D 8),
+// M 16, chunk 4 (so causal FAVOR+ crosses several chunk boundaries at T ~ 12).
+inline ModelConfig tiny_config(AttentionKind attention, PositionKind positions = PositionKind::Learned,
+                               bool causal = true, uint64_t seed = 7) {
+  ModelConfig c;
+  c.vocab_size = 11;
+  c.dim = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.ff_hidden = 32;
+  c.features = 16;
+  c.max_seq_len = 32;
+  c.attention = attention;
+  c.positions = positions;
+  c.causal = causal;
+  c.chunk_size = 4;
+  c.redraw_every = 0;
+  c.seed = seed;
+  return c;
+}
+
+inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  Generator g(seed);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = static_cast<int32_t>(g.integer(static_cast<uint64_t>(vocab)));
+  return ids;
+}
+
+inline const AttentionKind kAllAttention[] = {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax};
+inline const PositionKind kAllPositions[] = {PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::Rotary};
+
+inline std::string describe(const ModelConfig& c) {
+  return to_string(c.attention) + "/" + to_string(c.positions) + (c.causal ? "/causal" : "/bidirectional");
+}
+
+}  // namespace pf::test

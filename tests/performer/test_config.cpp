@@ -1,0 +1,95 @@
+// ModelConfig: validation names the bad field; the enum parsers name the bad string.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include "performer/config.h"
+
+using namespace pf;
+
+namespace {
+
+// Expects cfg.validate() to throw std::invalid_argument whose message contains every `needle`.
+void expect_rejected(const std::function<void(ModelConfig&)>& change, std::initializer_list<std::string> needles) {
+  ModelConfig cfg;
+  change(cfg);
+  try {
+    cfg.validate();
+    FAIL() << "validate() accepted a bad config (expected a message naming " << *needles.begin() << ")";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks " << n;
+  }
+}
+
+}  // namespace
+
+TEST(ModelConfig, DefaultsAreValid) {
+  ModelConfig cfg;
+  EXPECT_NO_THROW(cfg.validate());
+  EXPECT_EQ(cfg.head_dim(), 64);
+}
+
+TEST(ModelConfig, HeadsMustDivideDim) {
+  expect_rejected([](ModelConfig& c) { c.heads = 3; }, {"heads (3)", "dim (256)"});
+}
+
+TEST(ModelConfig, EachSizeMustBePositive) {
+  expect_rejected([](ModelConfig& c) { c.vocab_size = 0; }, {"vocab_size (0)"});
+  expect_rejected([](ModelConfig& c) { c.dim = -4; }, {"dim (-4)"});
+  expect_rejected([](ModelConfig& c) { c.depth = 0; }, {"depth (0)"});
+  expect_rejected([](ModelConfig& c) { c.heads = 0; }, {"heads (0)"});
+  expect_rejected([](ModelConfig& c) { c.ff_hidden = 0; }, {"ff_hidden (0)"});
+  expect_rejected([](ModelConfig& c) { c.features = 0; }, {"features (0)"});
+  expect_rejected([](ModelConfig& c) { c.max_seq_len = 0; }, {"max_seq_len (0)"});
+  expect_rejected([](ModelConfig& c) { c.chunk_size = 0; }, {"chunk_size (0)"});
+}
+
+TEST(ModelConfig, RangesAreChecked) {
+  expect_rejected([](ModelConfig& c) { c.dropout = 1.0f; }, {"dropout"});
+  expect_rejected([](ModelConfig& c) { c.dropout = -0.1f; }, {"dropout"});
+  expect_rejected([](ModelConfig& c) { c.redraw_every = -1; }, {"redraw_every (-1)"});
+  expect_rejected([](ModelConfig& c) { c.kernel_eps = -1e-6f; }, {"kernel_eps"});
+  expect_rejected([](ModelConfig& c) { c.attention = static_cast<AttentionKind>(7); }, {"attention (7)"});
+  expect_rejected([](ModelConfig& c) { c.positions = static_cast<PositionKind>(9); }, {"positions (9)"});
+}
+
+TEST(ModelConfig, RotaryNeedsEvenHeadDim) {
+  expect_rejected(
+      [](ModelConfig& c) {
+        c.dim = 12;
+        c.heads = 4;  // head dim 3
+        c.positions = PositionKind::Rotary;
+      },
+      {"rotary", "even head dim"});
+  ModelConfig ok;
+  ok.dim = 12;
+  ok.heads = 4;  // odd head dim is fine without rotary
+  EXPECT_NO_THROW(ok.validate());
+}
+
+TEST(ModelConfig, ParseRoundTripsAndNamesBadStrings) {
+  for (auto k : {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax})
+    EXPECT_EQ(parse_attention(to_string(k)), k);
+  for (auto k : {PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::Rotary})
+    EXPECT_EQ(parse_positions(to_string(k)), k);
+  EXPECT_EQ(to_string(AttentionKind::Favor), "favor");
+  EXPECT_EQ(to_string(PositionKind::Rotary), "rotary");
+  try {
+    parse_attention("performer");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'performer'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("favor"), std::string::npos) << e.what();
+  }
+  try {
+    parse_positions("absolute");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'absolute'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_attention("Favor"), std::invalid_argument);  // exact, lowercase names only
+  EXPECT_THROW(parse_positions(""), std::invalid_argument);
+}

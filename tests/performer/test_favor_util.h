@@ -1,0 +1,85 @@
+// Helpers shared by the FAVOR+ tests: seeded inputs, exact softmax attention in double, error measures.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "autograd/generator.h"
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "performer/favor.h"
+#include "performer/features.h"
+
+namespace pf::test {
+
+inline Tensor randn(Shape s, uint64_t seed, float scale = 1.0f) {
+  Generator g(seed);
+  return Tensor::randn(std::move(s), g, 0.0f, scale);
+}
+
+// Largest |a - b| divided by the largest |b| (the scale of the reference).
+inline double rel_max_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  double diff = 0.0, scale = 0.0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    diff = std::max(diff, std::fabs(static_cast<double>(a.data()[i]) - b.data()[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(b.data()[i])));
+  }
+  return scale > 0.0 ? diff / scale : diff;
+}
+
+inline bool all_finite(const Tensor& t) {
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(t.data()[i])) return false;
+  return true;
+}
+
+// Exact softmax attention softmax(q k^T / sqrt(D)) v in double, per (batch, head); q, k (B, H, T, D),
+// v (B, H, T, Dv) -> (B, H, T, Dv). Causal: key j <= i only.
+inline Tensor exact_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  const int64_t BH = q.size(0) * q.size(1), T = q.size(2), D = q.size(3), Dv = v.size(3);
+  Tensor out(v.shape());
+  std::vector<double> logits(T), acc(Dv);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  for (int64_t bh = 0; bh < BH; ++bh)
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t n = causal ? i + 1 : T;
+      double mx = -1e300;
+      for (int64_t j = 0; j < n; ++j) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < D; ++c) dot += double(q.data()[(bh * T + i) * D + c]) * k.data()[(bh * T + j) * D + c];
+        logits[j] = dot * scale;
+        mx = std::max(mx, logits[j]);
+      }
+      double z = 0.0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = 0; j < n; ++j) {
+        const double w = std::exp(logits[j] - mx);
+        z += w;
+        for (int64_t c = 0; c < Dv; ++c) acc[c] += w * v.data()[(bh * T + j) * Dv + c];
+      }
+      for (int64_t c = 0; c < Dv; ++c) out.data()[(bh * T + i) * Dv + c] = static_cast<float>(acc[c] / z);
+    }
+  return out;
+}
+
+// Mean over rows of |out_i - ref_i| / |ref_i| (Euclidean norms over the last axis).
+inline double mean_row_rel_error(const Tensor& out, const Tensor& ref) {
+  const int64_t Dv = ref.size(-1), rows = ref.numel() / Dv;
+  double total = 0.0;
+  for (int64_t i = 0; i < rows; ++i) {
+    double e = 0.0, r = 0.0;
+    for (int64_t c = 0; c < Dv; ++c) {
+      const double d = double(out.data()[i * Dv + c]) - ref.data()[i * Dv + c];
+      e += d * d;
+      r += double(ref.data()[i * Dv + c]) * ref.data()[i * Dv + c];
+    }
+    total += std::sqrt(e / r);
+  }
+  return total / static_cast<double>(rows);
+}
+
+}  // namespace pf::test
