@@ -23,8 +23,9 @@ std::atomic<int64_t> g_live_bytes{0};
 // serves each one with a fresh mmap, so every step pays page faults and kernel zeroing on
 // hundreds of megabytes. Keeping large blocks on the heap (and not trimming it) lets freed
 // buffers be reused, like a caching allocator. Runs once, before the first tensor exists.
+// (glibc caps the mmap threshold at 32 MiB; larger blocks are still mapped per allocation.)
 const bool g_malloc_tuned = [] {
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   return true;
 }();
