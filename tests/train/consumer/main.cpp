@@ -1,0 +1,33 @@
+// Trains a tiny Performer for a few steps through the installed headers and libraries, saves a
+// checkpoint and loads it back.
+#include <performer/model.h>
+#include <train/checkpoint.h>
+#include <train/trainer.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+int main(int argc, char** argv) {
+  const std::string dir = argc > 1 ? argv[1] : ".";
+  std::ofstream(dir + "/corpus.txt") << std::string(200, 'a') + "the quick brown fox jumps over the lazy dog\n";
+  pf::TrainConfig cfg;
+  cfg.data = {dir + "/corpus.txt"};
+  cfg.dim = 16;
+  cfg.depth = 1;
+  cfg.heads = 2;
+  cfg.ff_hidden = 32;
+  cfg.features = 8;
+  cfg.seq_len = 16;
+  cfg.batch_size = 2;
+  cfg.steps = 3;
+  cfg.warmup = 1;
+  cfg.threads = 1;
+  pf::Trainer trainer(cfg);
+  while (!trainer.done()) trainer.step();
+  pf::save_checkpoint(trainer.checkpoint(), dir + "/c.ckpt");
+  const pf::Checkpoint c = pf::load_checkpoint(dir + "/c.ckpt");
+  std::printf("consumer ok: step %lld, %lld parameters\n", static_cast<long long>(c.progress.step),
+              static_cast<long long>(pf::make_model(c)->num_parameters()));
+  return c.progress.step == 3 ? 0 : 1;
+}

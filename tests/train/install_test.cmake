@@ -1,0 +1,40 @@
+# Installs the build tree into a fresh prefix, builds tests/train/consumer against it with
+# find_package(performer), and runs the consumer. Usage:
+#   cmake -DBUILD_DIR=<build> -DCONSUMER_DIR=<src>/tests/train/consumer -P install_test.cmake
+string(RANDOM LENGTH 8 suffix)
+set(work "$ENV{TMPDIR}")
+if(NOT work)
+  set(work "/tmp")
+endif()
+set(work "${work}/pf_install_test_${suffix}")
+file(REMOVE_RECURSE "${work}")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    file(REMOVE_RECURSE "${work}")
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${work}/prefix")
+foreach(f bin/performer-train bin/performer-eval bin/performer-generate include/train/trainer.h
+          include/performer/model.h include/autograd/tensor.h lib/cmake/performer/performerConfig.cmake)
+  if(NOT EXISTS "${work}/prefix/${f}")
+    file(REMOVE_RECURSE "${work}")
+    message(FATAL_ERROR "not installed: ${f}")
+  endif()
+endforeach()
+run(${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${work}/build" "-DCMAKE_PREFIX_PATH=${work}/prefix"
+    -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build "${work}/build" -j2)
+run("${work}/build/consumer" "${work}")
+set(consumer_output "${last_output}")
+if(NOT consumer_output MATCHES "consumer ok")
+  file(REMOVE_RECURSE "${work}")
+  message(FATAL_ERROR "unexpected consumer output: ${consumer_output}")
+endif()
+run("${work}/prefix/bin/performer-train" --version)
+message(STATUS "install + find_package(performer): ${consumer_output}")
+file(REMOVE_RECURSE "${work}")

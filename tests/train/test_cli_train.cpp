@@ -1,0 +1,275 @@
+// performer-train end to end, run as a user would run it (the built executable, tiny corpora, tiny
+// models, one thread): flag validation, config round trip, exact resume, refused checkpoints that
+// leave the directory untouched, leftover temporary files, SIGTERM, non-finite steps.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "train/checkpoint.h"
+#include "train/run_directory.h"
+#include "train_test_util.h"
+
+extern char** environ;
+
+namespace pf {
+namespace {
+
+using test::contains;
+
+class TrainCliTest : public ::testing::Test {
+ public:
+  void SetUp() override {
+    text_ = dir_.write("corpus.txt", test::word_text(4000, 3));
+    fasta_ = dir_.write("proteins.fasta", test::random_fasta(300, 4));
+  }
+  // performer-train with the tiny model flags, then `extra`.
+  test::CommandResult train(const std::vector<std::string>& extra, bool tiny = true) {
+    std::vector<std::string> args = {PF_TRAIN_BIN};
+    if (tiny)
+      for (const std::string& f : test::tiny_flags()) args.push_back(f);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_command(args);
+  }
+  std::string out(const std::string& name) const { return dir_.path(name); }
+  std::vector<std::string> metrics(const std::string& run) const {
+    return test::metrics_lines(RunDirectory(out(run)).metrics_path());
+  }
+
+ protected:
+  test::TempDir dir_;
+  std::string text_, fasta_;
+};
+
+#define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << (r).err
+
+TEST_F(TrainCliTest, BadFlagsAreRefusedWithTheFlagNamed) {
+  const struct {
+    std::vector<std::string> args;
+    const char* message;
+  } cases[] = {
+      {{"--data", text_, "--dim", "0"}, "--dim 0: must be > 0"},
+      {{"--data", text_, "--dim", "64", "--heads", "3"}, "--heads 3: must divide --dim 64"},
+      {{"--data", text_, "--attention", "linear"},
+       "--attention 'linear': unknown value (expected one of: favor, relu, softmax)"},
+      {{"--data", text_, "--optimizer", "rmsprop"}, "--optimizer 'rmsprop': unknown value"},
+      {{"--data", text_, "--schedule", "exp"}, "--schedule 'exp': unknown value"},
+      {{"--data", text_, "--format", "csv"}, "--format 'csv': unknown value"},
+      {{"--data", text_, "--seq-len", "-5"}, "--seq-len -5: must be > 0"},
+      {{"--data", text_, "--batch-size", "0"}, "--batch-size 0: must be > 0"},
+      {{"--data", text_, "--val-fraction", "1.5"}, "--val-fraction 1.5: must be in [0, 1)"},
+      {{"--data", text_, "--lr", "-0.1"}, "--lr -0.1: must be finite and > 0"},
+      {{"--data", dir_.path("missing.txt")}, "missing.txt: no such file"},
+      {{"--data", text_, "--preset", "huge"}, "--preset 'huge': unknown value (expected one of: tiny, small, b1)"},
+      {{"--data", text_, "--dim", "abc"}, "--dim"},
+      {{"--data", text_, "--no-such-flag"}, "--no-such-flag"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = c.args;
+    args.push_back("--out");
+    args.push_back(out("never"));
+    const test::CommandResult r = train(args, /*tiny=*/false);
+    EXPECT_NE(r.exit_code, 0) << c.message;
+    EXPECT_TRUE(contains(r.err, c.message)) << "stderr: " << r.err << "\nexpected: " << c.message;
+  }
+  EXPECT_FALSE(std::filesystem::exists(out("never"))) << "a refused run created its output directory";
+}
+
+TEST_F(TrainCliTest, ConfigFileReproducesTheRun) {
+  const test::CommandResult a = train({"--data", text_, "--steps", "10", "--out", out("a"), "--dropout", "0.1"});
+  EXPECT_OK(a);
+  const std::string config = RunDirectory(out("a")).config_path();
+  ASSERT_TRUE(std::filesystem::exists(config));
+  const test::CommandResult b = test::run_command({PF_TRAIN_BIN, "--config", config, "--out", out("b")});
+  EXPECT_OK(b);
+  EXPECT_EQ(metrics("a"), metrics("b"));
+  EXPECT_EQ(metrics("a").size(), 13u);  // 10 train lines and evaluations at steps 0, 5 and 10
+  // And the same config file, re-run into its own directory, is refused rather than mixed in.
+  const test::CommandResult c = test::run_command({PF_TRAIN_BIN, "--config", config});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(contains(c.err, "already holds a run")) << c.err;
+}
+
+// 2N steps straight versus N steps, stop, resume, N more: identical metrics, line for line.
+void expect_exact_resume(TrainCliTest& t, const std::vector<std::string>& flags, const std::string& stop_at) {
+  std::vector<std::string> straight = flags, first = flags;
+  straight.insert(straight.end(), {"--out", t.out("straight")});
+  first.insert(first.end(), {"--out", t.out("resumed"), "--stop-at", stop_at});
+  EXPECT_OK(t.train(straight));
+  const test::CommandResult stopped = t.train(first);
+  EXPECT_OK(stopped);
+  EXPECT_TRUE(contains(stopped.err, "performer-train --resume " + t.out("resumed"))) << stopped.err;
+  const test::CommandResult resumed = test::run_command({PF_TRAIN_BIN, "--resume", t.out("resumed")});
+  EXPECT_OK(resumed);
+  EXPECT_TRUE(contains(resumed.err, "at step " + stop_at)) << resumed.err;
+  const auto a = t.metrics("straight"), b = t.metrics("resumed");
+  EXPECT_GT(a.size(), 16u);
+  EXPECT_EQ(a, b);
+  // The final checkpoints are identical too, except for the wall-clock time they record.
+  Checkpoint ca = load_checkpoint(RunDirectory(t.out("straight")).latest());
+  Checkpoint cb = load_checkpoint(RunDirectory(t.out("resumed")).latest());
+  ca.progress.elapsed_s = cb.progress.elapsed_s = 0;
+  ca.config.out = cb.config.out = "";
+  EXPECT_EQ(serialize_checkpoint(ca), serialize_checkpoint(cb));
+}
+
+TEST_F(TrainCliTest, ResumeIsBitExactForTextWithDropoutRedrawAndAccumulation) {
+  expect_exact_resume(*this,
+                      {"--data", text_, "--steps", "16", "--dropout", "0.1", "--redraw-every", "3", "--grad-accum", "2",
+                       "--save-every", "4"},
+                      "7");
+}
+
+TEST_F(TrainCliTest, ResumeIsBitExactForMaskedProteinModel) {
+  expect_exact_resume(*this,
+                      {"--data", fasta_, "--steps", "16", "--objective", "mlm", "--attention", "relu", "--positions",
+                       "rotary", "--save-every", "4", "--seq-len", "24"},
+                      "8");
+}
+
+class RefusedCheckpoint : public TrainCliTest {
+ public:
+  void SetUp() override {
+    TrainCliTest::SetUp();
+    const test::CommandResult r = train({"--data", text_, "--steps", "4", "--save-every", "2", "--out", out("run")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    good_ = test::read_file(RunDirectory(out("run")).checkpoint_path(4));
+  }
+  // Puts `bytes` in the run directory as its latest checkpoint, tries to resume, and checks the
+  // refusal and that nothing in the directory changed.
+  void expect_refused(const std::string& bytes, const std::string& message, std::vector<std::string> extra = {}) {
+    const RunDirectory run(out("run"));
+    if (!bytes.empty()) test::write_bytes(run.checkpoint_path(6), bytes);
+    const std::string before = test::directory_fingerprint(out("run"));
+    std::vector<std::string> args = {PF_TRAIN_BIN, "--resume", out("run"), "--steps", "8"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const test::CommandResult r = test::run_command(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(contains(r.err, message)) << "stderr: " << r.err << "\nexpected: " << message;
+    EXPECT_EQ(test::directory_fingerprint(out("run")), before) << "a refused run changed the output directory";
+  }
+  std::string good_;
+};
+
+TEST_F(RefusedCheckpoint, Truncated) {
+  expect_refused(good_.substr(0, good_.size() / 2), "truncated checkpoint");
+}
+
+TEST_F(RefusedCheckpoint, FlippedByte) {
+  std::string bad = good_;
+  bad[bad.size() / 2] ^= 0x01;
+  expect_refused(bad, "corrupt checkpoint: CRC-32 checksum mismatch");
+}
+
+TEST_F(RefusedCheckpoint, WrongVersion) {
+  std::string bad = good_;
+  bad[8 + 8 + std::strlen(kCheckpointKind)] = 7;
+  expect_refused(bad, "checkpoint file version 7, this build reads versions 1 to 1");
+}
+
+TEST_F(RefusedCheckpoint, NotACheckpoint) {
+  expect_refused("this is a text file, not a checkpoint\n", "not a performer-cpp checkpoint file (bad magic bytes)");
+}
+
+TEST_F(RefusedCheckpoint, ShapeConflict) {
+  expect_refused("", "conflict with the flags given: --dim 64 (the checkpoint has 32)", {"--dim", "64"});
+}
+
+TEST_F(RefusedCheckpoint, DataThatDoesNotMatchTheCursor) {
+  const std::string other = dir_.write("other.txt", test::word_text(5000, 77));
+  expect_refused("", "checkpoint data cursor", {"--data", other});
+}
+
+TEST_F(RefusedCheckpoint, ResumeIntoAnotherRunsDirectory) {
+  ASSERT_EQ(train({"--data", text_, "--steps", "2", "--out", out("other")}).exit_code, 0);
+  const std::string other_before = test::directory_fingerprint(out("other"));
+  expect_refused("", "already holds a run", {"--out", out("other")});
+  EXPECT_EQ(test::directory_fingerprint(out("other")), other_before);
+}
+
+TEST_F(TrainCliTest, LeftoverTemporaryFileDoesNotBreakResume) {
+  ASSERT_EQ(train({"--data", text_, "--steps", "12", "--stop-at", "5", "--out", out("crash")}).exit_code, 0);
+  const RunDirectory run(out("crash"));
+  const std::string intact = test::read_file(run.checkpoint_path(5));
+  // A crash in the middle of writing the step-10 checkpoint leaves a partial temporary file.
+  const std::string partial = run.path() + "/.ckpt-00000010.ckpt.tmp-4242";
+  test::write_bytes(partial, intact.substr(0, intact.size() / 3));
+  const test::CommandResult r = test::run_command({PF_TRAIN_BIN, "--resume", out("crash")});
+  EXPECT_OK(r);
+  EXPECT_TRUE(contains(r.err, "at step 5")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(partial));
+  EXPECT_TRUE(std::filesystem::exists(run.checkpoint_path(12)));
+}
+
+TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
+  const std::vector<std::string> flags = {"--data", text_, "--steps", "40", "--save-every", "100"};
+  std::vector<std::string> straight = flags;
+  straight.insert(straight.end(), {"--out", out("straight")});
+  EXPECT_OK(train(straight));
+
+  std::vector<std::string> args = {PF_TRAIN_BIN};
+  for (const std::string& f : test::tiny_flags()) args.push_back(f);
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.insert(args.end(), {"--out", out("killed"), "--debug-step-delay-ms", "50"});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  const std::string err_path = dir_.path("killed.err");
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  // Wait until a few steps are done, then ask it to stop.
+  const std::string metrics_path = RunDirectory(out("killed")).metrics_path();
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 1500 && !exited && test::metrics_lines(metrics_path).size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  }
+  ASSERT_FALSE(exited) << "performer-train ended before the signal: " << test::read_file(dir_.path("killed.err"));
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+  const std::string err = test::read_file(err_path);
+  EXPECT_TRUE(contains(err, "interrupted by SIGTERM after step")) << err;
+  EXPECT_TRUE(contains(err, "resume with:\n  performer-train --resume " + out("killed"))) << err;
+  const std::string latest = RunDirectory(out("killed")).latest();
+  ASSERT_FALSE(latest.empty());
+  const int64_t stopped_at = load_checkpoint(latest).progress.step;
+  EXPECT_GT(stopped_at, 0);
+  EXPECT_LT(stopped_at, 40);
+
+  const test::CommandResult r = test::run_command({PF_TRAIN_BIN, "--resume", out("killed")});
+  EXPECT_OK(r);
+  EXPECT_EQ(metrics("killed"), metrics("straight"));
+}
+
+TEST_F(TrainCliTest, NonFiniteStepsAreSkippedThenStopTheRun) {
+  const test::CommandResult once =
+      train({"--data", text_, "--steps", "8", "--out", out("once"), "--debug-inject-nan", "3"});
+  EXPECT_OK(once);
+  EXPECT_TRUE(contains(once.err, "step 3: non-finite loss")) << once.err;
+  EXPECT_TRUE(contains(once.err, "update skipped, parameters unchanged (1 in a row)")) << once.err;
+
+  const test::CommandResult many =
+      train({"--data", text_, "--steps", "20", "--out", out("many"), "--debug-inject-nan", "3,4,5,6,7,8,9"});
+  EXPECT_EQ(many.exit_code, 3) << many.err;
+  EXPECT_TRUE(contains(many.err, "stopped: 5 non-finite steps in a row (last at step 7)")) << many.err;
+  const Checkpoint c = load_checkpoint(RunDirectory(out("many")).latest());
+  EXPECT_EQ(c.progress.step, 7);
+  for (const auto& [name, v] : c.model_state)
+    for (float x : v.to_vector()) ASSERT_TRUE(std::isfinite(x)) << name;
+}
+
+}  // namespace
+}  // namespace pf

@@ -1,0 +1,160 @@
+// TrainConfig: validation messages name the flag; presets; the config file and the checkpoint map
+// read back to the same config; parse_train_cli precedence (preset < config file < command line);
+// merge_for_resume refuses Model/Data changes.
+#include <gtest/gtest.h>
+
+#include "train/cli.h"
+#include "train/train_config.h"
+#include "train_test_util.h"
+
+namespace pf {
+namespace {
+
+std::string validation_error(TrainConfig c) {
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TrainConfig, DefaultsAreValid) {
+  EXPECT_EQ(validation_error(TrainConfig{}), "");
+}
+
+TEST(TrainConfig, ValidationNamesTheFlag) {
+  struct Case {
+    void (*edit)(TrainConfig&);
+    const char* expected;
+  };
+  const Case cases[] = {
+      {[](TrainConfig& c) { c.dim = 0; }, "--dim 0: must be > 0"},
+      {[](TrainConfig& c) { c.heads = 3; }, "--heads 3: must divide --dim 128"},
+      {[](TrainConfig& c) { c.seq_len = -4; }, "--seq-len -4: must be > 0"},
+      {[](TrainConfig& c) { c.batch_size = 0; }, "--batch-size 0"},
+      {[](TrainConfig& c) { c.attention = "linear"; },
+       "--attention 'linear': unknown value (expected one of: favor, relu, softmax)"},
+      {[](TrainConfig& c) { c.optimizer = "lamb"; }, "--optimizer 'lamb'"},
+      {[](TrainConfig& c) { c.schedule = "step"; }, "--schedule 'step'"},
+      {[](TrainConfig& c) { c.format = "csv"; }, "--format 'csv'"},
+      {[](TrainConfig& c) { c.objective = "seq2seq"; }, "--objective 'seq2seq'"},
+      {[](TrainConfig& c) { c.val_fraction = 1.5; }, "--val-fraction 1.5: must be in [0, 1)"},
+      {[](TrainConfig& c) { c.lr = -1; }, "--lr -1"},
+      {[](TrainConfig& c) { c.dropout = 1.0; }, "--dropout 1"},
+      {[](TrainConfig& c) { c.keep = 0; }, "--keep 0"},
+      {[](TrainConfig& c) { c.warmup = 3000; }, "--warmup 3000: must not exceed --steps 2500"},
+      {[](TrainConfig& c) { c.data.clear(); }, "--data (none)"},
+      {[](TrainConfig& c) { c.preset = "huge"; }, "--preset 'huge'"},
+  };
+  for (const Case& k : cases) {
+    TrainConfig c;
+    k.edit(c);
+    EXPECT_TRUE(test::contains(validation_error(c), k.expected)) << validation_error(c) << "\nexpected: " << k.expected;
+  }
+}
+
+TEST(TrainConfig, MissingFilesAreNamed) {
+  TrainConfig c;
+  c.data = {"/nonexistent/corpus.txt"};
+  try {
+    c.check_files();
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(test::contains(e.what(), "--data /nonexistent/corpus.txt: no such file")) << e.what();
+  }
+}
+
+TEST(TrainConfig, PresetsFillShapeFields) {
+  TrainConfig c;
+  apply_preset(c, "b1");
+  EXPECT_EQ(c.dim, 256);
+  EXPECT_EQ(c.depth, 4);
+  EXPECT_EQ(c.features, 128);
+  EXPECT_EQ(c.seq_len, 1024);
+  EXPECT_EQ(c.preset, "b1");
+  EXPECT_THROW(apply_preset(c, "nope"), std::invalid_argument);
+}
+
+TEST(TrainConfig, MapRoundTripIsExact) {
+  TrainConfig c;
+  c.data = {"/a/b c.txt", "/d/e.fa"};
+  c.val_data = {"/v.txt"};
+  c.lr = 0.1 + 0.2;  // not exactly representable in short decimal
+  c.dropout = 1.0 / 3.0;
+  c.tie_embeddings = true;
+  c.seed = 18446744073709551615ull;
+  c.out = "/tmp/x";
+  EXPECT_EQ(config_from_map(config_to_map(c)), c);
+}
+
+TEST(TrainConfig, ConfigFileReadsBackThroughTheCli) {
+  test::TempDir dir;
+  TrainConfig c;
+  c.data = {dir.path("a.txt"), dir.path("b.txt")};
+  c.attention = "relu";
+  c.dim = 96;
+  c.heads = 3;
+  c.lr = 0.1 + 0.2;
+  c.tie_embeddings = true;
+  c.preset = "tiny";
+  c.out = dir.path("out");
+  const std::string file = dir.write("config.toml", to_config_file(c));
+  const char* argv[] = {"performer-train", "--config", file.c_str()};
+  const ParseOutcome p = parse_train_cli(3, argv);
+  ASSERT_TRUE(p.ok);
+  EXPECT_EQ(p.cli.fresh_config(), c);
+}
+
+TEST(TrainConfig, IniFilesAreReadToo) {
+  test::TempDir dir;
+  const std::string file = dir.write(
+      "c.ini", "; an INI file\n[default]\ndim=64\nheads=2\nattention=relu\ndata=a.txt b.txt\ntie-embeddings=true\n");
+  const char* argv[] = {"performer-train", "--config", file.c_str()};
+  const ParseOutcome p = parse_train_cli(3, argv);
+  ASSERT_TRUE(p.ok);
+  const TrainConfig c = p.cli.fresh_config();
+  EXPECT_EQ(c.dim, 64);
+  EXPECT_EQ(c.heads, 2);
+  EXPECT_EQ(c.attention, "relu");
+  EXPECT_TRUE(c.tie_embeddings);
+  ASSERT_EQ(c.data.size(), 2u);
+  EXPECT_EQ(std::filesystem::path(c.data[1]).filename(), "b.txt");
+}
+
+TEST(TrainConfig, CommandLineBeatsConfigFileBeatsPreset) {
+  test::TempDir dir;
+  const std::string file = dir.write("c.toml", "preset = \"small\"\ndim = 64\nheads = 2\n");
+  const char* argv[] = {"performer-train", "--config", file.c_str(), "--heads", "8"};
+  const ParseOutcome p = parse_train_cli(5, argv);
+  ASSERT_TRUE(p.ok);
+  const TrainConfig c = p.cli.fresh_config();
+  EXPECT_EQ(c.dim, 64);               // config file over preset
+  EXPECT_EQ(c.heads, 8);              // command line over config file
+  EXPECT_EQ(c.depth, 4);              // from the preset
+  EXPECT_EQ(c.seq_len, 256);          // from the preset
+  EXPECT_EQ(c.lr, TrainConfig{}.lr);  // default
+}
+
+TEST(TrainConfig, ResumeRefusesModelChangesAndAcceptsFreeOnes) {
+  TrainConfig ckpt;
+  ckpt.data = {"/x.txt"};
+  TrainCli cli;
+  cli.requested = {{"steps", "900"}, {"lr", "0.0005"}};
+  const TrainConfig merged = merge_for_resume(ckpt, cli, "c.ckpt");
+  EXPECT_EQ(merged.steps, 900);
+  EXPECT_EQ(merged.lr, 0.0005);
+  cli.requested = {{"dim", "256"}, {"seed", "9"}, {"steps", "900"}};
+  try {
+    merge_for_resume(ckpt, cli, "c.ckpt");
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(test::contains(e.what(), "--dim 256 (the checkpoint has 128)")) << e.what();
+    EXPECT_TRUE(test::contains(e.what(), "--seed 9 (the checkpoint has 1)")) << e.what();
+  }
+  cli.requested = {{"dim", "128"}};  // equal values are fine
+  EXPECT_NO_THROW(merge_for_resume(ckpt, cli, "c.ckpt"));
+}
+
+}  // namespace
+}  // namespace pf

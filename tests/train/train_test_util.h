@@ -1,0 +1,181 @@
+// Helpers for the train tests: a private temp directory, tiny generated corpora, running the
+// command-line tools, reading metrics.jsonl without its wall-clock fields, hashing a directory.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "autograd/generator.h"
+#include "train/train_config.h"
+
+namespace pf::test {
+
+class TempDir {
+ public:
+  TempDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/pf_train_test_XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string path(const std::string& name) const { return (path_ / name).string(); }
+  std::string write(const std::string& name, const std::string& content) const {
+    const std::string p = path(name);
+    std::ofstream out(p, std::ios::binary);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!out) throw std::runtime_error("cannot write " + p);
+    return p;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Words drawn from a small vocabulary: a byte-level model learns it within a few dozen steps.
+inline std::string word_text(int64_t words, uint64_t seed) {
+  static const char* vocab[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "big", "red"};
+  Generator g(seed);
+  std::string s;
+  for (int64_t i = 0; i < words; ++i) {
+    s += vocab[g.integer(12)];
+    s += (i % 11 == 10) ? "\n" : " ";
+  }
+  return s;
+}
+
+// Random protein records of 8..40 residues.
+inline std::string random_fasta(int64_t records, uint64_t seed) {
+  static const char* aa = "ACDEFGHIKLMNPQRSTVWY";
+  Generator g(seed);
+  std::string s;
+  for (int64_t r = 0; r < records; ++r) {
+    s += ">seq" + std::to_string(r) + " test record\n";
+    const int64_t n = 8 + static_cast<int64_t>(g.integer(33));
+    for (int64_t i = 0; i < n; ++i) s += aa[g.integer(20)];
+    s += "\n";
+  }
+  return s;
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+inline std::string shell_arg(const std::string& a) {
+  std::string q = "'";
+  for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs a program with arguments; captures stdout and stderr.
+inline CommandResult run_command(const std::vector<std::string>& args) {
+  static int counter = 0;
+  const std::string base = std::filesystem::temp_directory_path().string() + "/pf_cmd_" + std::to_string(::getpid()) +
+                           "_" + std::to_string(counter++);
+  std::string cmd;
+  for (const std::string& a : args) cmd += shell_arg(a) + " ";
+  cmd += "> " + shell_arg(base + ".out") + " 2> " + shell_arg(base + ".err") + " < /dev/null";
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.out = read_file(base + ".out");
+  r.err = read_file(base + ".err");
+  std::filesystem::remove(base + ".out");
+  std::filesystem::remove(base + ".err");
+  return r;
+}
+
+// metrics.jsonl lines with the wall-clock fields (tokens_per_s, elapsed_s) removed.
+inline std::vector<std::string> metrics_lines(const std::string& path) {
+  static const std::regex wall(R"re(,"(tokens_per_s|elapsed_s)":[^,}]*)re");
+  std::vector<std::string> out;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(std::regex_replace(line, wall, ""));
+  return out;
+}
+
+// Names, sizes and contents of every file under dir, as one string (for "nothing changed" checks).
+inline std::string directory_fingerprint(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files[e.path().string()] = read_file(e.path().string());
+  std::string s;
+  for (const auto& [name, content] : files) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (unsigned char c : content) h = (h ^ c) * 0x100000001B3ull;
+    s += name + " " + std::to_string(content.size()) + " " + std::to_string(h) + "\n";
+  }
+  return s;
+}
+
+// A model and run small enough for dozens of steps per second on one thread.
+inline TrainConfig tiny_train_config(const std::string& data_file) {
+  TrainConfig c;
+  c.data = {data_file};
+  c.val_fraction = 0.1;
+  c.dim = 32;
+  c.depth = 1;
+  c.heads = 2;
+  c.ff_hidden = 64;
+  c.features = 16;
+  c.seq_len = 32;
+  c.batch_size = 4;
+  c.steps = 20;
+  c.warmup = 2;
+  c.lr = 3e-3;
+  c.eval_every = 5;
+  c.eval_batches = 2;
+  c.save_every = 5;
+  c.log_every = 1;
+  c.sample_tokens = 0;
+  c.threads = 1;
+  c.redraw_every = 3;
+  return c;
+}
+
+// The same run as command-line flags (data file excluded).
+inline std::vector<std::string> tiny_flags() {
+  return {"--dim",       "32",    "--depth",         "1",  "--heads",        "2", "--ff-hidden",    "64",
+          "--features",  "16",    "--seq-len",       "32", "--batch-size",   "4", "--warmup",       "2",
+          "--lr",        "0.003", "--eval-every",    "5",  "--eval-batches", "2", "--save-every",   "5",
+          "--log-every", "1",     "--sample-tokens", "0",  "--threads",      "1", "--redraw-every", "3"};
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace pf::test

@@ -1,0 +1,151 @@
+#include "train/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <stdexcept>
+#include <type_traits>
+
+namespace pf {
+
+namespace {
+
+std::string absolute(const std::string& p) {
+  if (p.empty()) return p;
+  return std::filesystem::absolute(p).lexically_normal().string();
+}
+
+// Paths are stored absolute so a config file or checkpoint works from any directory.
+void absolutize(TrainConfig& c) {
+  for (std::string& f : c.data) f = absolute(f);
+  for (std::string& f : c.val_data) f = absolute(f);
+  c.cache_dir = absolute(c.cache_dir);
+  c.out = absolute(c.out);
+}
+
+}  // namespace
+
+std::string shell_quote(const std::string& arg) {
+  if (!arg.empty() &&
+      arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
+          std::string::npos)
+    return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+TrainConfig TrainCli::fresh_config() const {
+  TrainConfig c;
+  for (const auto& [key, value] : requested) set_field(c, key, value);
+  absolutize(c);
+  return c;
+}
+
+ParseOutcome parse_train_cli(int argc, const char* const* argv) {
+  ParseOutcome outcome;
+  CLI::App app{
+      "performer-train: train a Performer language model (FAVOR+ attention) on text or protein sequences.\n"
+      "With no arguments it trains a small causal protein model on the UniProt sample of the Debian\n"
+      "package mmseqs2-examples for a few minutes, evaluates it, prints a sample and saves a checkpoint.",
+      "performer-train"};
+  app.set_version_flag("--version", "performer-train 0.1.0");
+  app.set_config("--config", "", "read flags from a TOML or INI file (keys are the flag names without --)");
+  app.get_formatter()->column_width(34);
+  app.option_defaults()->always_capture_default();
+
+  TrainConfig values;  // CLI11 writes here; only the flags it saw are used
+  std::vector<std::pair<std::string, CLI::Option*>> options;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    const char* key = f.key;
+    const char* help = f.help;
+    using T = std::remove_reference_t<decltype(values.*member)>;
+    const std::string name = std::string("--") + key;
+    CLI::Option* opt = nullptr;
+    if constexpr (std::is_same_v<T, bool>) {
+      opt = app.add_flag(name + ",!--no-" + key, values.*member, help);
+    } else {
+      opt = app.add_option(name, values.*member, help);
+      if constexpr (std::is_same_v<T, std::vector<std::string>>)
+        opt->expected(1, -1);
+      else
+        opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later flag overrides an earlier one
+    }
+    opt->group(f.group);
+    options.emplace_back(key, opt);
+  });
+
+  TrainCli& cli = outcome.cli;
+  std::string resume_from;
+  CLI::Option* resume = app.add_option("--resume", resume_from,
+                                       "continue a run: a checkpoint file, or a run directory (its latest "
+                                       "checkpoint); alone, the --out directory")
+                            ->expected(0, 1)
+                            ->group("Run");
+  app.add_option("--stop-at", cli.stop_at,
+                 "stop with a checkpoint after this step (the schedule still spans --steps); resume later")
+      ->group("Run");
+  app.add_flag("--overwrite", cli.overwrite,
+               "start a fresh run in an --out that already holds one (deletes its checkpoints)")
+      ->group("Run");
+  app.add_flag("--print-config", cli.print_config, "print the effective configuration file and exit")->group("Run");
+  std::vector<int64_t> inject;
+  app.add_option("--debug-inject-nan", inject, "test hook: make the loss NaN at these steps")
+      ->delimiter(',')
+      ->group("");
+  app.add_option("--debug-step-delay-ms", cli.step_delay_ms, "test hook: sleep after every step")->group("");
+  resume->configurable(false);
+
+  for (int i = 0; i < argc; ++i) cli.command_line += (i ? " " : "") + shell_quote(argv[i]);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    outcome.exit_code = app.exit(e);
+    return outcome;
+  }
+
+  cli.resume = resume->count() > 0;
+  cli.resume_from = resume_from;
+  cli.inject_nan_steps = std::set<int64_t>(inject.begin(), inject.end());
+  // The preset first, then the flags given (command line or config file) on top.
+  const auto preset = std::find_if(options.begin(), options.end(), [](auto& o) { return o.first == "preset"; });
+  if (preset->second->count() > 0 && !values.preset.empty()) {
+    const auto it = presets().find(values.preset);
+    if (it == presets().end()) {
+      std::fprintf(stderr, "performer-train: error: --preset '%s': unknown value (expected one of: tiny, small, b1)\n",
+                   values.preset.c_str());
+      outcome.exit_code = 2;
+      return outcome;
+    }
+    for (const auto& [key, value] : it->second) cli.requested[key] = value;
+  }
+  for (const auto& [key, opt] : options)
+    if (opt->count() > 0) cli.requested[key] = field_text(values, key);
+  outcome.ok = true;
+  return outcome;
+}
+
+TrainConfig merge_for_resume(const TrainConfig& checkpoint_config, const TrainCli& cli, const std::string& source) {
+  TrainConfig c = checkpoint_config;
+  TrainConfig asked = checkpoint_config;
+  for (const auto& [key, value] : cli.requested) set_field(asked, key, value);
+  absolutize(asked);
+  std::string conflicts;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    const char* key = f.key;
+    if (!cli.requested.count(key)) return;
+    if (f.kind != FlagKind::Free && !(asked.*member == checkpoint_config.*member)) {
+      conflicts += std::string(conflicts.empty() ? "" : ", ") + "--" + key + " " + field_text(asked, key) +
+                   " (the checkpoint has " + field_text(checkpoint_config, key) + ")";
+      return;
+    }
+    c.*member = asked.*member;
+  });
+  if (!conflicts.empty())
+    throw std::invalid_argument(
+        source + ": the checkpoint's model shape or data settings conflict with the flags given: " + conflicts +
+        ". A resumed run keeps the model, data batching and seed of its checkpoint; drop "
+        "these flags, or start a new run (another --out) to train a different model.");
+  return c;
+}
+
+}  // namespace pf

@@ -1,0 +1,76 @@
+#include "train/evaluate.h"
+
+#include <cmath>
+#include <map>
+#include <numbers>
+
+#include "autograd/ops.h"
+
+namespace pf {
+
+EvalMetrics EvalMetrics::from(const LossStats& s, int64_t batches) {
+  EvalMetrics m;
+  m.tokens = s.targets;
+  m.batches = batches;
+  if (s.targets > 0) {
+    m.loss = s.loss_sum / static_cast<double>(s.targets);
+    m.accuracy = static_cast<double>(s.correct) / static_cast<double>(s.targets);
+  }
+  m.bits_per_token = m.loss / std::numbers::ln2;
+  m.perplexity = std::exp(m.loss);
+  return m;
+}
+
+Var batch_loss(PerformerLM& model, const Batch& batch, LossStats* stats) {
+  const int64_t B = batch.batch, T = batch.seq;
+  Var logits = model.forward(batch.inputs, B, T, &batch.key_mask);  // (B,T,V)
+  const int64_t V = logits.size(-1);
+  Var loss = cross_entropy(reshape(logits, {B * T, V}), batch.targets);  // mean over targets
+  if (stats) {
+    const int64_t n = batch.num_targets();
+    LossStats s;
+    s.targets = n;
+    s.loss_sum = static_cast<double>(loss.item()) * static_cast<double>(n);
+    const float* z = logits.value().data();
+    for (int64_t r = 0; r < B * T; ++r) {
+      const int32_t target = batch.targets[static_cast<size_t>(r)];
+      if (target == kIgnoreIndex) continue;
+      const float* row = z + r * V;
+      int64_t best = 0;
+      for (int64_t v = 1; v < V; ++v)
+        if (row[v] > row[best]) best = v;
+      s.correct += (best == target);
+    }
+    stats->add(s);
+  }
+  return loss;
+}
+
+EvalMetrics evaluate(PerformerLM& model, const std::vector<Batch>& batches) {
+  const bool was_training = model.is_training();
+  model.eval();
+  LossStats total;
+  {
+    NoGradGuard no_grad;
+    for (const Batch& b : batches) batch_loss(model, b, &total);
+  }
+  model.train(was_training);
+  return EvalMetrics::from(total, static_cast<int64_t>(batches.size()));
+}
+
+double unigram_entropy(const std::vector<Batch>& batches, int32_t vocab_size) {
+  std::vector<double> counts(static_cast<size_t>(vocab_size), 0.0);
+  double total = 0.0;
+  for (const Batch& b : batches)
+    for (int32_t t : b.targets)
+      if (t >= 0 && t < vocab_size) {
+        counts[static_cast<size_t>(t)] += 1.0;
+        total += 1.0;
+      }
+  double h = 0.0;
+  for (double c : counts)
+    if (c > 0.0) h -= (c / total) * std::log(c / total);
+  return h;
+}
+
+}  // namespace pf

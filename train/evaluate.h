@@ -1,0 +1,48 @@
+// The loss of a batch, and evaluation over many batches (loss, bits per token, perplexity, accuracy).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.h"
+#include "data/batch.h"
+#include "performer/model.h"
+
+namespace pf {
+
+// Counts for one or more batches. Accuracy: the arg-max prediction equals the target (for masked-LM
+// models only masked positions have targets, so this is masked-token accuracy).
+struct LossStats {
+  double loss_sum = 0.0;  // nats, summed over targets
+  int64_t targets = 0;
+  int64_t correct = 0;
+  void add(const LossStats& o) {
+    loss_sum += o.loss_sum;
+    targets += o.targets;
+    correct += o.correct;
+  }
+};
+
+struct EvalMetrics {
+  double loss = 0.0;            // nats per target token
+  double bits_per_token = 0.0;  // loss / ln 2
+  double perplexity = 0.0;      // exp(loss)
+  double accuracy = 0.0;        // in [0, 1]
+  int64_t tokens = 0;           // targets evaluated
+  int64_t batches = 0;
+  static EvalMetrics from(const LossStats& s, int64_t batches);
+};
+
+// Mean cross-entropy of the model's logits (B,T,V) against the batch targets (kIgnoreIndex skipped);
+// recorded on the tape when recording is on. 0 (no gradient) when the batch has no target.
+// If stats is given, the summed loss, target count and correct predictions of this batch are added.
+Var batch_loss(PerformerLM& model, const Batch& batch, LossStats* stats = nullptr);
+
+// Evaluation mode, no tape; restores the model's training mode afterwards.
+EvalMetrics evaluate(PerformerLM& model, const std::vector<Batch>& batches);
+
+// Entropy (nats) of the target-token frequencies of these batches: the loss of the best model that
+// knows only how often each token occurs. A model has learned something once it is below this.
+double unigram_entropy(const std::vector<Batch>& batches, int32_t vocab_size);
+
+}  // namespace pf

@@ -1,0 +1,111 @@
+// performer-eval: loss, bits per token, perplexity and accuracy of a checkpoint on a corpus.
+// Exit codes: 0 ok, 2 bad flags, unreadable checkpoint or data.
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "autograd/parallel.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/run_directory.h"
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "performer-eval: error: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"performer-eval: evaluate a checkpoint on a corpus (every position of every record / window).",
+               "performer-eval"};
+  std::string checkpoint_path;
+  std::vector<std::string> data;
+  bool json = false;
+  int64_t batches = 0, batch_size = 0, threads = 0;
+  app.add_option("--checkpoint", checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
+      ->required();
+  app.add_option("--data", data, "corpus files to evaluate on (same kind as the training data)")
+      ->required()
+      ->expected(1, -1);
+  app.add_flag("--json", json, "print one JSON object on stdout instead of text");
+  app.add_option("--batches", batches, "evaluate at most this many batches (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-size", batch_size, "rows per batch (default: the training batch size)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) pf::set_num_threads(static_cast<int>(threads));
+
+  try {
+    std::string path;
+    pf::Checkpoint ckpt;
+    try {
+      path = pf::resolve_resume_path(checkpoint_path, "--checkpoint");
+      ckpt = pf::load_checkpoint(path);
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+    pf::TrainConfig tc = ckpt.config;
+    tc.data = data;
+    tc.val_data = data;
+    tc.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? "fasta" : "text";
+    if (batch_size > 0) tc.batch_size = batch_size;
+    for (const std::string& f : data)
+      if (!std::ifstream(f)) return fail("--data " + f + ": cannot open the file");
+    pf::DataModule dm = [&] {
+      try {
+        return pf::DataModule(tc.data_config());
+      } catch (const std::exception& e) {
+        throw std::runtime_error(
+            std::string("--data: ") + e.what() + " (performer-eval reads the data with the checkpoint's --seq-len " +
+            std::to_string(tc.seq_len) + " and --batch-size " + std::to_string(tc.batch_size) + ")");
+      }
+    }();
+    if (!(dm.vocab() == ckpt.vocab))
+      return fail("--data is " + dm.vocab().name() + " data but the model was trained with the " + ckpt.vocab.name() +
+                  " vocabulary");
+    std::unique_ptr<pf::PerformerLM> model = pf::make_model(ckpt);
+    const std::vector<pf::Batch> eval_batches = dm.eval_batches(batches);
+    const pf::EvalMetrics m = pf::evaluate(*model, eval_batches);
+    const double unigram = pf::unigram_entropy(eval_batches, dm.vocab().size());
+    const bool mlm = !model->config().causal;
+    if (json) {
+      std::string files = "[";
+      for (size_t i = 0; i < data.size(); ++i) files += (i ? "," : "") + pf::json_string(data[i]);
+      files += "]";
+      std::string line = pf::JsonLine()
+                             .add("checkpoint", path)
+                             .add("step", ckpt.progress.step)
+                             .add("objective", mlm ? "mlm" : "causal")
+                             .add("loss", m.loss)
+                             .add("bits_per_token", m.bits_per_token)
+                             .add("perplexity", m.perplexity)
+                             .add("accuracy", m.accuracy)
+                             .add("tokens", m.tokens)
+                             .add("batches", m.batches)
+                             .add("unigram_entropy", unigram)
+                             .str();
+      line.insert(line.size() - 1, ",\"data\":" + files);
+      std::printf("%s\n", line.c_str());
+    } else {
+      std::printf("checkpoint: %s (step %lld, %s %s, %lld parameters)\n", path.c_str(),
+                  static_cast<long long>(ckpt.progress.step), pf::to_string(model->config().attention).c_str(),
+                  mlm ? "masked LM" : "causal LM", static_cast<long long>(model->num_parameters()));
+      std::string files;
+      for (const std::string& f : data) files += (files.empty() ? "" : ", ") + f;
+      std::printf("data: %s (%s)\n", files.c_str(), tc.format.c_str());
+      std::printf(
+          "loss %.4f nats/token | %.4f bits/token | perplexity %.3f | %saccuracy %.2f%% (%lld tokens, %lld batches)\n",
+          m.loss, m.bits_per_token, m.perplexity, mlm ? "masked-token " : "", 100.0 * m.accuracy,
+          static_cast<long long>(m.tokens), static_cast<long long>(m.batches));
+      std::printf("unigram entropy of these targets: %.4f nats/token\n", unigram);
+    }
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  return 0;
+}

@@ -1,0 +1,240 @@
+// performer-train: see train/USAGE.md. Exit codes: 0 done (or stopped by --stop-at), 1 I/O or
+// internal error, 2 bad flags / refused checkpoint / bad data, 3 stopped after repeated non-finite
+// steps, 128 + signal after a clean stop on SIGINT (130) or SIGTERM (143).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "autograd/parallel.h"
+#include "train/atomic_file.h"
+#include "train/checkpoint.h"
+#include "train/cli.h"
+#include "train/fit.h"
+#include "train/metrics.h"
+#include "train/progress.h"
+#include "train/run_directory.h"
+#include "train/signals.h"
+#include "train/trainer.h"
+
+namespace {
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "performer-train: error: %s\n", message.c_str());
+  return code;
+}
+
+std::string timestamped_run_dir() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "runs/%Y%m%d-%H%M%S", &tm);
+  return std::filesystem::absolute(buf).string();
+}
+
+std::string human_params(int64_t n) {
+  char buf[32];
+  if (n >= 1000000)
+    std::snprintf(buf, sizeof buf, "%.2fM", static_cast<double>(n) / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.1fK", static_cast<double>(n) / 1e3);
+  return buf;
+}
+
+int run(int argc, char** argv) {
+  pf::ParseOutcome parsed = pf::parse_train_cli(argc, argv);
+  if (!parsed.ok) return parsed.exit_code;
+  const pf::TrainCli& cli = parsed.cli;
+
+  // ---- decide the configuration; nothing is written until everything has been checked
+  pf::TrainConfig config;
+  std::optional<pf::Checkpoint> ckpt;
+  std::string resume_path;
+  try {
+    if (cli.resume) {
+      std::string from = cli.resume_from;
+      if (from.empty()) {
+        if (!cli.requested.count("out"))
+          return fail(2, "--resume without a value continues the run in --out; give --out DIR or --resume DIR|FILE");
+        from = cli.fresh_config().out;
+      }
+      resume_path = pf::resolve_resume_path(from);
+      ckpt = pf::load_checkpoint(resume_path);
+      config = pf::merge_for_resume(ckpt->config, cli, resume_path);
+      if (!cli.requested.count("out")) config.out = std::filesystem::absolute(resume_path).parent_path().string();
+    } else {
+      config = cli.fresh_config();
+      if (config.out.empty()) config.out = timestamped_run_dir();
+    }
+    config.validate();
+    if (cli.print_config) {
+      std::fputs(pf::to_config_file(config).c_str(), stdout);
+      return 0;
+    }
+    config.check_files();
+    if (cli.stop_at < 0) return fail(2, "--stop-at " + std::to_string(cli.stop_at) + ": must be >= 1");
+  } catch (const pf::CheckpointError& e) {
+    return fail(2, std::string("cannot resume: ") + e.what());
+  } catch (const std::exception& e) {
+    return fail(2, e.what());
+  }
+
+  const pf::RunDirectory dir(config.out);
+  // A fresh run, or a resume into another directory, must not mix with a run already there.
+  const bool foreign_out =
+      !cli.resume || std::filesystem::weakly_canonical(config.out) !=
+                         std::filesystem::weakly_canonical(std::filesystem::absolute(resume_path).parent_path());
+  if (foreign_out && dir.holds_run() && !cli.overwrite)
+    return fail(2, "--out " + config.out +
+                       " already holds a run (checkpoints or metrics.jsonl). Continue it with `performer-train "
+                       "--resume " +
+                       pf::shell_quote(config.out) + "`, start over there with --overwrite, or choose another --out.");
+
+  std::fprintf(stderr, "performer-train: %s\n",
+               cli.resume ? ("resuming " + resume_path + " at step " + std::to_string(ckpt->progress.step)).c_str()
+                          : "starting a new run");
+  std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
+  const auto load_start = std::chrono::steady_clock::now();
+  std::unique_ptr<pf::Trainer> trainer;
+  try {
+    trainer = ckpt ? std::make_unique<pf::Trainer>(config, *ckpt) : std::make_unique<pf::Trainer>(config);
+  } catch (const pf::CheckpointError& e) {
+    return fail(2, std::string("cannot resume: ") + e.what());
+  } catch (const std::exception& e) {
+    return fail(2, e.what());
+  }
+  trainer->inject_nonfinite_at(cli.inject_nan_steps);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  if (trainer->done()) {
+    std::fprintf(stderr,
+                 "the run is already complete: step %lld of --steps %lld. Give a larger --steps to train further.\n",
+                 static_cast<long long>(trainer->progress().step), static_cast<long long>(config.steps));
+    return 0;
+  }
+
+  // ---- from here on the output directory changes
+  try {
+    dir.create();
+    if (cli.overwrite && foreign_out) dir.clear();
+    dir.remove_stale_temp_files();
+    if (ckpt) pf::MetricsLog::truncate_after(dir.metrics_path(), ckpt->progress.step);
+    pf::write_file_atomic(dir.config_path(), pf::to_config_file(config));
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
+
+  const pf::ModelConfig& mc = trainer->model().config();
+  std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer->data().describe().c_str(), load_s);
+  std::fprintf(stderr,
+               "model: %s %s, dim %lld, depth %lld, heads %lld, ff %lld, features %lld, seq %lld, %s parameters\n",
+               pf::to_string(mc.attention).c_str(), mc.causal ? "causal" : "bidirectional (mlm)",
+               static_cast<long long>(mc.dim), static_cast<long long>(mc.depth), static_cast<long long>(mc.heads),
+               static_cast<long long>(mc.ff_hidden), static_cast<long long>(mc.features),
+               static_cast<long long>(config.seq_len), human_params(trainer->model().num_parameters()).c_str());
+  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %lld), %d threads\n",
+               static_cast<long long>(config.steps), static_cast<long long>(config.batch_size),
+               static_cast<long long>(config.seq_len),
+               config.grad_accum > 1 ? (" x " + std::to_string(config.grad_accum) + " accumulated").c_str() : "",
+               config.optimizer.c_str(), config.lr, config.schedule.c_str(), static_cast<long long>(config.warmup),
+               pf::get_num_threads());
+  if (trainer->has_validation()) {
+    const double h = pf::unigram_entropy(trainer->eval_batches(), trainer->data().vocab().size());
+    std::fprintf(stderr,
+                 "validation: %zu batches; unigram entropy %.4f nats (%.3f bits)/token: the loss of a model that only "
+                 "knows token frequencies\n",
+                 trainer->eval_batches().size(), h, h / std::log(2.0));
+  } else {
+    std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
+  }
+  std::fprintf(stderr, "output: %s\n", config.out.c_str());
+
+  pf::install_stop_handlers();
+  pf::ProgressPrinter progress(stderr, config.steps);
+  pf::FitOptions options;
+  options.out_dir = config.out;
+  options.stop_at = cli.stop_at;
+  options.should_stop = [delay = cli.step_delay_ms] {
+    if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    return pf::stop_requested();
+  };
+  options.progress = &progress;
+  pf::FitResult result;
+  try {
+    result = pf::fit(*trainer, options);
+  } catch (const std::exception& e) {
+    progress.finish();
+    return fail(1, e.what());
+  }
+  progress.finish();
+
+  const std::string resume_cmd = "performer-train --resume " + pf::shell_quote(config.out);
+  switch (result.status) {
+    case pf::FitStatus::NonFinite:
+      std::fprintf(stderr,
+                   "performer-train: stopped: %lld non-finite steps in a row (last at step %lld); the parameters were "
+                   "never updated with them. Lower --lr, raise --warmup or set --clip. The last good state is in %s\n",
+                   static_cast<long long>(trainer->progress().nonfinite_in_row), static_cast<long long>(result.step),
+                   result.last_checkpoint.c_str());
+      return 3;
+    case pf::FitStatus::Stopped: {
+      const int sig = pf::stop_signal();
+      if (sig != 0) {
+        std::fprintf(stderr,
+                     "performer-train: interrupted by %s after step %lld of %lld; checkpoint written to %s\n"
+                     "resume with:\n  %s\n",
+                     pf::signal_name(sig), static_cast<long long>(result.step), static_cast<long long>(config.steps),
+                     result.last_checkpoint.c_str(), resume_cmd.c_str());
+        return 128 + sig;
+      }
+      std::fprintf(stderr,
+                   "performer-train: stopped after step %lld of %lld (--stop-at); checkpoint written to %s\n"
+                   "resume with:\n  %s\n",
+                   static_cast<long long>(result.step), static_cast<long long>(config.steps),
+                   result.last_checkpoint.c_str(), resume_cmd.c_str());
+      return 0;
+    }
+    case pf::FitStatus::Finished:
+      break;
+  }
+
+  std::printf("finished %lld steps in %s (%s this run)\n", static_cast<long long>(result.step),
+              pf::format_duration(trainer->progress().elapsed_s).c_str(), pf::format_duration(result.seconds).c_str());
+  if (result.evaluated) {
+    const pf::EvalMetrics& m = result.last_eval;
+    std::printf(
+        "validation: loss %.4f nats/token | %.3f bits/token | perplexity %.2f | accuracy %.1f%% (%lld tokens)\n",
+        m.loss, m.bits_per_token, m.perplexity, 100.0 * m.accuracy, static_cast<long long>(m.tokens));
+    std::printf("best validation loss %.4f at step %lld\n", trainer->progress().best_val_loss,
+                static_cast<long long>(trainer->progress().best_step));
+  }
+  if (config.sample_tokens > 0 && trainer->model().config().causal) {
+    bool stopped = false;
+    const std::string text = trainer->sample(config.sample_tokens, &stopped);
+    std::printf("sample%s:\n%s\n", stopped ? " (ended at <eos>)" : "", text.c_str());
+  }
+  std::printf("checkpoint: %s\n", result.last_checkpoint.c_str());
+  if (!result.best_checkpoint.empty() || std::filesystem::exists(dir.best_path()))
+    std::printf("best checkpoint: %s\n", dir.best_path().c_str());
+  std::printf("metrics: %s\n", dir.metrics_path().c_str());
+  std::printf("evaluate: performer-eval --checkpoint %s --data FILE\n",
+              pf::shell_quote(result.last_checkpoint).c_str());
+  if (trainer->model().config().causal)
+    std::printf("generate: performer-generate --checkpoint %s --prompt TEXT --tokens 200\n",
+                pf::shell_quote(result.last_checkpoint).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
+}

@@ -1,0 +1,126 @@
+#include "train/metrics.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <stdexcept>
+
+#include "train/atomic_file.h"
+
+namespace pf {
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[40];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+void JsonLine::key(const std::string& k) {
+  if (!body_.empty()) body_ += ",";
+  body_ += json_string(k) + ":";
+}
+
+JsonLine& JsonLine::add(const std::string& k, double value) {
+  key(k);
+  body_ += json_number(value);
+  return *this;
+}
+
+JsonLine& JsonLine::add(const std::string& k, int64_t value) {
+  key(k);
+  body_ += std::to_string(value);
+  return *this;
+}
+
+JsonLine& JsonLine::add(const std::string& k, const std::string& value) {
+  key(k);
+  body_ += json_string(value);
+  return *this;
+}
+
+JsonLine& JsonLine::add(const std::string& k, bool value) {
+  key(k);
+  body_ += value ? "true" : "false";
+  return *this;
+}
+
+MetricsLog::MetricsLog(const std::string& path) : path_(path) {
+  file_ = std::fopen(path.c_str(), "a");
+  if (!file_) throw std::runtime_error("cannot open " + path + " for appending: " + std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsLog::write(const JsonLine& line) {
+  if (!file_) return;
+  const std::string s = line.str() + "\n";
+  if (std::fwrite(s.data(), 1, s.size(), file_) != s.size() || std::fflush(file_) != 0)
+    throw std::runtime_error("cannot write to " + path_ + ": " + std::strerror(errno));
+}
+
+void MetricsLog::truncate_after(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return;
+  std::istringstream in(read_file_bytes(path));
+  std::string line, kept;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.back() != '}') {  // a line cut short by a crash
+      dropped = true;
+      continue;
+    }
+    const size_t at = line.find("\"step\":");
+    if (at != std::string::npos) {
+      const long long s = std::strtoll(line.c_str() + at + 7, nullptr, 10);
+      if (s > step) {
+        dropped = true;
+        continue;
+      }
+    }
+    kept += line + "\n";
+  }
+  if (dropped) write_file_atomic(path, kept);
+}
+
+}  // namespace pf

@@ -1,0 +1,347 @@
+#include "train/train_config.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <type_traits>
+
+namespace pf {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& flag, const std::string& value, const std::string& rule) {
+  throw std::invalid_argument("--" + flag + " " + value + ": " + rule);
+}
+
+// Shortest text that reads back to the same double.
+std::string exact(double v) {
+  char buf[40];
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+std::string num(double v) {
+  return exact(v);
+}
+
+void positive(const char* flag, int64_t v) {
+  if (v <= 0) bad(flag, std::to_string(v), "must be > 0");
+}
+void non_negative(const char* flag, int64_t v) {
+  if (v < 0) bad(flag, std::to_string(v), "must be >= 0");
+}
+void one_of(const char* flag, const std::string& v, std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (v == a) return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  bad(flag, "'" + v + "'", "unknown value (expected one of: " + list + ")");
+}
+
+std::string quote(const std::string& s) {
+  const char q = s.find('"') == std::string::npos ? '"' : '\'';
+  return q + s + q;
+}
+
+std::string unquote(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t b = 0;
+  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  s = s.substr(b);
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+    return s.substr(1, s.size() - 2);
+  return s;
+}
+
+// ["a", "b"] or a single (quoted or bare) value.
+std::vector<std::string> parse_list(const std::string& text) {
+  std::string t = unquote(text);
+  std::vector<std::string> out;
+  if (t.size() >= 2 && t.front() == '[' && t.back() == ']') {
+    t = t.substr(1, t.size() - 2);
+    std::string item;
+    char in_quote = 0;
+    for (char ch : t) {
+      if (in_quote) {
+        if (ch == in_quote) in_quote = 0;
+        item += ch;
+      } else if (ch == '"' || ch == '\'') {
+        in_quote = ch;
+        item += ch;
+      } else if (ch == ',') {
+        out.push_back(unquote(item));
+        item.clear();
+      } else {
+        item += ch;
+      }
+    }
+    if (!unquote(item).empty()) out.push_back(unquote(item));
+    return out;
+  }
+  if (!t.empty()) out.push_back(t);
+  return out;
+}
+
+template <class T>
+std::string text_of(const T& v) {
+  if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + quote(v[i]);
+    return s + "]";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return quote(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return v ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, double>) {
+    return exact(v);
+  } else {
+    return std::to_string(v);
+  }
+}
+
+template <class T>
+void parse_into(const std::string& key, const std::string& text, T& out) {
+  const std::string t = unquote(text);
+  if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    out = parse_list(text);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    out = t;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (t == "true" || t == "1" || t == "on" || t == "yes")
+      out = true;
+    else if (t == "false" || t == "0" || t == "off" || t == "no")
+      out = false;
+    else
+      bad(key, "'" + t + "'", "expected true or false");
+  } else if constexpr (std::is_same_v<T, double>) {
+    char* end = nullptr;
+    const double v = std::strtod(t.c_str(), &end);
+    if (t.empty() || end != t.c_str() + t.size()) bad(key, "'" + t + "'", "expected a number");
+    out = v;
+  } else {
+    T v{};
+    const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) bad(key, "'" + t + "'", "expected an integer");
+    out = v;
+  }
+}
+
+bool readable_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  return static_cast<bool>(in);
+}
+
+}  // namespace
+
+void TrainConfig::validate() const {
+  if (data.empty()) bad("data", "(none)", "give at least one corpus file");
+  if (!(val_fraction >= 0.0 && val_fraction < 1.0)) bad("val-fraction", num(val_fraction), "must be in [0, 1)");
+  one_of("format", format, {"auto", "text", "fasta"});
+  one_of("objective", objective, {"causal", "mlm"});
+  positive("seq-len", seq_len);
+  positive("batch-size", batch_size);
+  if (!(mask_prob > 0.0 && mask_prob <= 1.0)) bad("mask-prob", num(mask_prob), "must be in (0, 1]");
+  if (!preset.empty() && !presets().count(preset)) one_of("preset", preset, {"tiny", "small", "b1"});
+  positive("dim", dim);
+  positive("depth", depth);
+  positive("heads", heads);
+  if (dim % heads != 0)
+    bad("heads", std::to_string(heads), "must divide --dim " + std::to_string(dim) + " (head dim = dim / heads)");
+  positive("ff-hidden", ff_hidden);
+  positive("features", features);
+  one_of("attention", attention, {"favor", "relu", "softmax"});
+  one_of("positions", positions, {"learned", "sinusoidal", "rotary"});
+  if (positions == "rotary" && (dim / heads) % 2 != 0)
+    bad("positions", "rotary",
+        "needs an even head dim, but --dim " + std::to_string(dim) + " / --heads " + std::to_string(heads) + " is odd");
+  non_negative("redraw-every", redraw_every);
+  if (!(dropout >= 0.0 && dropout < 1.0)) bad("dropout", num(dropout), "must be in [0, 1)");
+  one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});
+  if (!(lr > 0.0 && std::isfinite(lr))) bad("lr", num(lr), "must be finite and > 0");
+  if (!(beta1 >= 0.0 && beta1 < 1.0)) bad("beta1", num(beta1), "must be in [0, 1)");
+  if (!(beta2 >= 0.0 && beta2 < 1.0)) bad("beta2", num(beta2), "must be in [0, 1)");
+  if (!(momentum >= 0.0 && momentum < 1.0)) bad("momentum", num(momentum), "must be in [0, 1)");
+  if (!(weight_decay >= 0.0 && std::isfinite(weight_decay))) bad("weight-decay", num(weight_decay), "must be >= 0");
+  non_negative("warmup", warmup);
+  one_of("schedule", schedule, {"constant", "cosine", "linear"});
+  if (!(min_lr_ratio >= 0.0 && min_lr_ratio <= 1.0)) bad("min-lr-ratio", num(min_lr_ratio), "must be in [0, 1]");
+  if (!(clip >= 0.0 && std::isfinite(clip))) bad("clip", num(clip), "must be >= 0 (0 = off)");
+  positive("grad-accum", grad_accum);
+  positive("steps", steps);
+  if (schedule != "constant" && warmup > steps)
+    bad("warmup", std::to_string(warmup), "must not exceed --steps " + std::to_string(steps));
+  non_negative("threads", threads);
+  non_negative("eval-every", eval_every);
+  non_negative("eval-batches", eval_batches);
+  non_negative("save-every", save_every);
+  positive("keep", keep);
+  positive("log-every", log_every);
+  non_negative("sample-tokens", sample_tokens);
+  positive("max-nonfinite", max_nonfinite);
+}
+
+void TrainConfig::check_files() const {
+  auto check = [](const char* flag, const std::vector<std::string>& files) {
+    for (const std::string& f : files) {
+      if (readable_file(f)) continue;
+      if (f == kDefaultCorpus)
+        throw std::invalid_argument(std::string("--") + flag + ": the default corpus " + f +
+                                    " is not installed; install it with `apt-get install " + kDefaultCorpusPackage +
+                                    "` (Debian package " + kDefaultCorpusPackage +
+                                    "), or give your own corpus with --data FILE");
+      std::error_code ec;
+      if (!std::filesystem::exists(f, ec))
+        throw std::invalid_argument(std::string("--") + flag + " " + f + ": no such file");
+      throw std::invalid_argument(std::string("--") + flag + " " + f + ": not a readable regular file");
+    }
+  };
+  check("data", data);
+  check("val-data", val_data);
+}
+
+ModelConfig TrainConfig::model_config(int64_t vocab_size) const {
+  ModelConfig m;
+  m.vocab_size = vocab_size;
+  m.dim = dim;
+  m.depth = depth;
+  m.heads = heads;
+  m.ff_hidden = ff_hidden;
+  m.features = features;
+  m.max_seq_len = seq_len;
+  m.attention = parse_attention(attention);
+  m.causal = objective == "causal";
+  m.positions = parse_positions(positions);
+  m.tie_embeddings = tie_embeddings;
+  m.dropout = static_cast<float>(dropout);
+  m.redraw_every = redraw_every;
+  m.seed = seed;
+  return m;
+}
+
+DataConfig TrainConfig::data_config() const {
+  DataConfig d;
+  d.train_files = data;
+  d.val_files = val_data;
+  d.format = parse_format(format);
+  d.val_fraction = val_fraction;
+  d.objective = objective;
+  d.seq_len = seq_len;
+  d.batch_size = batch_size;
+  d.pack = pack;
+  d.skip_bad_records = skip_bad_records;
+  d.mask_prob = mask_prob;
+  d.seed = seed;
+  d.cache_dir = cache_dir;
+  return d;
+}
+
+ScheduleConfig TrainConfig::schedule_config() const {
+  ScheduleConfig s;
+  s.kind = schedule;
+  s.lr = static_cast<float>(lr);
+  s.warmup = warmup;
+  s.total_steps = steps;
+  s.min_lr_ratio = static_cast<float>(min_lr_ratio);
+  return s;
+}
+
+const std::map<std::string, std::map<std::string, std::string>>& presets() {
+  static const std::map<std::string, std::map<std::string, std::string>> table = {
+      {"tiny",
+       {{"dim", "64"},
+        {"depth", "2"},
+        {"heads", "2"},
+        {"ff-hidden", "256"},
+        {"features", "32"},
+        {"seq-len", "64"},
+        {"batch-size", "8"}}},
+      {"small",
+       {{"dim", "128"},
+        {"depth", "4"},
+        {"heads", "4"},
+        {"ff-hidden", "512"},
+        {"features", "64"},
+        {"seq-len", "256"},
+        {"batch-size", "8"}}},
+      // DESIGN.md benchmark B1.
+      {"b1",
+       {{"dim", "256"},
+        {"depth", "4"},
+        {"heads", "4"},
+        {"ff-hidden", "1024"},
+        {"features", "128"},
+        {"seq-len", "1024"},
+        {"batch-size", "4"}}},
+  };
+  return table;
+}
+
+void apply_preset(TrainConfig& c, const std::string& preset) {
+  if (preset.empty()) return;
+  const auto it = presets().find(preset);
+  if (it == presets().end()) one_of("preset", preset, {"tiny", "small", "b1"});
+  for (const auto& [key, value] : it->second) set_field(c, key, value);
+  c.preset = preset;
+}
+
+void set_field(TrainConfig& c, const std::string& key, const std::string& value) {
+  bool found = false;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    if (key != f.key) return;
+    parse_into(key, value, c.*member);
+    found = true;
+  });
+  if (!found) throw std::invalid_argument("unknown configuration key '" + key + "'");
+}
+
+std::string field_text(const TrainConfig& c, const std::string& key) {
+  std::string out;
+  bool found = false;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    if (key != f.key) return;
+    out = text_of(c.*member);
+    found = true;
+  });
+  if (!found) throw std::invalid_argument("unknown configuration key '" + key + "'");
+  return out;
+}
+
+std::string to_config_file(const TrainConfig& c) {
+  std::ostringstream out;
+  out << "# performer-train configuration (TOML). Reproduce the run with:\n"
+      << "#   performer-train --config <this file> --out <new directory>\n"
+      << "# Any flag given on the command line overrides the value here.\n";
+  std::string group;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    if (group != f.group) out << "\n# ---- " << (group = f.group) << "\n";
+    const auto& v = c.*member;
+    bool empty = false;
+    if constexpr (requires { v.empty(); }) empty = v.empty();
+    out << "\n# " << f.help << "\n" << (empty ? "# " : "") << f.key << " = " << text_of(v) << "\n";
+  });
+  return out.str();
+}
+
+std::map<std::string, std::string> config_to_map(const TrainConfig& c) {
+  std::map<std::string, std::string> m;
+  visit_fields([&](const FieldInfo& f, auto member) { m[f.key] = text_of(c.*member); });
+  return m;
+}
+
+TrainConfig config_from_map(const std::map<std::string, std::string>& m) {
+  TrainConfig c;
+  for (const auto& [key, value] : m) set_field(c, key, value);
+  return c;
+}
+
+}  // namespace pf

@@ -1,0 +1,186 @@
+// TrainConfig: everything that defines a training run, one field per performer-train flag.
+//
+// The field names are the flag names with '-' written '_' (--seq-len -> seq_len), and the same keys
+// (with '-') are the keys of the config file (`performer-train --config run/config.toml`). The fields
+// are listed once, in visit_fields(), and every consumer walks that list: the command line, the
+// config-file writer, checkpoint serialization and the resume-conflict check. A new flag is one line
+// there.
+//
+// A config turns into the lower layers' option structs with model_config(), data_config() and
+// schedule_config(); validate() checks every field and names the flag in its message.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/data_module.h"
+#include "nn/schedule.h"
+#include "performer/config.h"
+
+namespace pf {
+
+// The corpus performer-train uses when no --data is given (Debian package mmseqs2-examples).
+inline constexpr const char* kDefaultCorpus = "/usr/share/doc/mmseqs2/example-data/DB.fasta.gz";
+inline constexpr const char* kDefaultCorpusPackage = "mmseqs2-examples";
+
+struct TrainConfig {
+  // ---- data
+  std::vector<std::string> data{kDefaultCorpus};  // training corpus files
+  std::vector<std::string> val_data;              // validation files (else --val-fraction of --data)
+  double val_fraction = 0.05;
+  std::string format = "auto";       // auto | text | fasta
+  std::string objective = "causal";  // causal | mlm
+  int64_t seq_len = 128;             // T
+  int64_t batch_size = 16;           // B
+  double mask_prob = 0.15;           // mlm only
+  bool pack = false;                 // proteins: records end to end
+  bool skip_bad_records = false;     // FASTA: skip malformed records
+  std::string cache_dir;             // where .gz corpora are decompressed ("" = data/corpus_file.h rule)
+  // ---- model
+  std::string preset;  // "" | tiny | small | b1: fills defaults that explicit flags override
+  int64_t dim = 128;
+  int64_t depth = 2;
+  int64_t heads = 4;
+  int64_t ff_hidden = 512;
+  int64_t features = 64;
+  std::string attention = "favor";    // favor | relu | softmax
+  std::string positions = "learned";  // learned | sinusoidal | rotary
+  int64_t redraw_every = 100;         // optimizer steps between projection redraws, 0 = never
+  double dropout = 0.0;
+  bool tie_embeddings = false;
+  // ---- optimizer
+  std::string optimizer = "adamw";  // sgd | adam | adamw
+  double lr = 2e-3;
+  double beta1 = 0.9, beta2 = 0.99;  // adam, adamw
+  double momentum = 0.9;             // sgd
+  double weight_decay = 0.01;
+  int64_t warmup = 50;
+  std::string schedule = "cosine";  // constant | cosine | linear
+  double min_lr_ratio = 0.1;
+  double clip = 1.0;  // global gradient norm, 0 = off
+  int64_t grad_accum = 1;
+  // ---- run
+  int64_t steps = 2500;
+  uint64_t seed = 1;
+  int64_t threads = 0;        // 0 = all cores
+  int64_t eval_every = 250;   // 0 = only at the end
+  int64_t eval_batches = 40;  // 0 = the whole validation set
+  int64_t save_every = 500;   // 0 = only at the end
+  int64_t keep = 3;
+  int64_t log_every = 10;
+  int64_t sample_tokens = 120;
+  int64_t max_nonfinite = 5;  // stop after this many non-finite steps in a row
+  std::string out;            // output directory ("" = runs/<timestamp>, chosen by the CLI)
+
+  bool operator==(const TrainConfig&) const = default;
+
+  // Throws std::invalid_argument naming the flag, its value and the rule, e.g.
+  // "--heads 3 must divide --dim 128". Does not touch the file system (see check_files()).
+  void validate() const;
+  // Throws std::invalid_argument if a --data / --val-data file is missing or unreadable; for the
+  // default corpus the message names the Debian package to install.
+  void check_files() const;
+
+  ModelConfig model_config(int64_t vocab_size) const;  // max_seq_len = seq_len, causal = objective
+  DataConfig data_config() const;
+  ScheduleConfig schedule_config() const;
+};
+
+// How a flag is treated when a run is resumed from a checkpoint.
+enum class FlagKind {
+  Model,  // shape or meaning of the parameters: must match the checkpoint
+  Data,   // the data stream (files, batching, seed): must match, or the cursor means nothing
+  Free,   // may change on resume (steps, lr, evaluation, output ...)
+};
+
+// What the flag list says about one field.
+struct FieldInfo {
+  const char* key;    // the flag without "--" (e.g. "seq-len"), also the config-file key
+  const char* group;  // Data, Model, Optimizer or Run (--help and the config file)
+  FlagKind kind;
+  const char* help;
+};
+
+// Calls v(FieldInfo, member pointer) for every field, in the order of the config file. Member types:
+// std::vector<std::string>, std::string, int64_t, uint64_t, double, bool.
+template <class V>
+void visit_fields(V&& v) {
+  using C = TrainConfig;
+  using K = FlagKind;
+  const char* group = "Data";
+  auto f = [&](const char* key, auto member, FlagKind kind, const char* help) {
+    v(FieldInfo{key, group, kind, help}, member);
+  };
+  // data and val-data may change on resume (a moved corpus): the data cursor checks the content.
+  f("data", &C::data, K::Free, "training corpus files (text or FASTA, optionally .gz)");
+  f("val-data", &C::val_data, K::Free, "validation files (default: --val-fraction of --data)");
+  f("val-fraction", &C::val_fraction, K::Data, "share of --data held out for validation, in [0, 1)");
+  f("format", &C::format, K::Data, "corpus format: auto, text or fasta");
+  f("objective", &C::objective, K::Model, "causal (next token) or mlm (masked tokens, bidirectional model)");
+  f("seq-len", &C::seq_len, K::Model, "tokens per training row (T); also the model's context for learned positions");
+  f("batch-size", &C::batch_size, K::Data, "rows per batch (B)");
+  f("mask-prob", &C::mask_prob, K::Data, "mlm: probability that a token is selected for prediction");
+  f("pack", &C::pack, K::Data, "proteins: pack records end to end instead of one per row");
+  f("skip-bad-records", &C::skip_bad_records, K::Data, "FASTA: skip malformed records instead of failing");
+  f("cache-dir", &C::cache_dir, K::Free,
+    "where .gz corpora are decompressed (default: next to the file, else $TMPDIR)");
+  group = "Model";
+  f("preset", &C::preset, K::Free, "model and batch shape preset (tiny, small, b1); explicit flags override it");
+  f("dim", &C::dim, K::Model, "model width (C)");
+  f("depth", &C::depth, K::Model, "number of blocks (L)");
+  f("heads", &C::heads, K::Model, "attention heads (H); must divide --dim");
+  f("ff-hidden", &C::ff_hidden, K::Model, "feed-forward width");
+  f("features", &C::features, K::Model, "random features per head (M) for favor and relu");
+  f("attention", &C::attention, K::Model, "favor (FAVOR+ softmax kernel), relu (generalized) or softmax (exact)");
+  f("positions", &C::positions, K::Model, "learned, sinusoidal or rotary");
+  f("redraw-every", &C::redraw_every, K::Free, "optimizer steps between random-feature redraws (0 = never)");
+  f("dropout", &C::dropout, K::Free, "dropout probability in [0, 1)");
+  f("tie-embeddings", &C::tie_embeddings, K::Model, "share the token embedding with the output head");
+  group = "Optimizer";
+  f("optimizer", &C::optimizer, K::Model, "sgd, adam or adamw");
+  f("lr", &C::lr, K::Free, "peak learning rate");
+  f("beta1", &C::beta1, K::Free, "adam, adamw: first-moment decay");
+  f("beta2", &C::beta2, K::Free, "adam, adamw: second-moment decay");
+  f("momentum", &C::momentum, K::Free, "sgd: momentum");
+  f("weight-decay", &C::weight_decay, K::Free, "weight decay (decoupled for adamw; not on biases, norms, embeddings)");
+  f("warmup", &C::warmup, K::Free, "linear warm-up steps");
+  f("schedule", &C::schedule, K::Free, "learning-rate schedule after warm-up: constant, cosine or linear");
+  f("min-lr-ratio", &C::min_lr_ratio, K::Free, "final learning rate as a fraction of --lr (cosine, linear)");
+  f("clip", &C::clip, K::Free, "clip the global gradient norm to this value (0 = off)");
+  f("grad-accum", &C::grad_accum, K::Free, "micro-batches accumulated per optimizer step");
+  group = "Run";
+  f("steps", &C::steps, K::Free, "optimizer steps in the whole run (also the schedule length)");
+  f("seed", &C::seed, K::Data, "seed of the model initialization, the data order and sampling");
+  f("threads", &C::threads, K::Free, "worker threads (0 = all cores); resume is bit-exact only with the same count");
+  f("eval-every", &C::eval_every, K::Free, "evaluate every N steps (0 = only at the end)");
+  f("eval-batches", &C::eval_batches, K::Free, "validation batches per evaluation (0 = all)");
+  f("save-every", &C::save_every, K::Free, "checkpoint every N steps (0 = only at the end)");
+  f("keep", &C::keep, K::Free, "how many periodic checkpoints to keep (best.ckpt is kept besides)");
+  f("log-every", &C::log_every, K::Free,
+    "write a metrics line (and a progress line when not on a terminal) every N steps");
+  f("sample-tokens", &C::sample_tokens, K::Free, "length of the sample generated at the end (0 = none)");
+  f("max-nonfinite", &C::max_nonfinite, K::Free, "stop after this many non-finite steps in a row");
+  f("out", &C::out, K::Free, "output directory (config, metrics.jsonl, checkpoints)");
+}
+
+// The preset names and what each sets (keys as in visit_fields, values as on the command line).
+const std::map<std::string, std::map<std::string, std::string>>& presets();
+// Sets the preset's fields on c (throws std::invalid_argument naming --preset if unknown).
+void apply_preset(TrainConfig& c, const std::string& preset);
+// Sets one field from its text form, as the command line would (throws naming the flag).
+void set_field(TrainConfig& c, const std::string& key, const std::string& value);
+// The text form of one field ("128", "favor", "a.txt b.txt" for lists).
+std::string field_text(const TrainConfig& c, const std::string& key);
+
+// Every field as key -> text (the form checkpoints store, so adding a flag keeps old checkpoints
+// readable), and back: keys missing from the map keep their defaults, unknown keys throw.
+std::map<std::string, std::string> config_to_map(const TrainConfig& c);
+TrainConfig config_from_map(const std::map<std::string, std::string>& m);
+
+// The config file: "# comment" lines and "key = value" lines in TOML (strings quoted, lists in
+// brackets), which CLI11 reads back with --config. Empty values are written commented out.
+std::string to_config_file(const TrainConfig& c);
+
+}  // namespace pf

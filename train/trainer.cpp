@@ -1,0 +1,193 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "autograd/ops.h"
+#include "autograd/parallel.h"
+#include "nn/clip.h"
+#include "performer/generate.h"
+
+namespace pf {
+
+namespace {
+
+// Validates before anything heavy happens (the data load comes next in the initializer list).
+const TrainConfig& checked(const TrainConfig& c) {
+  c.validate();
+  c.check_files();
+  if (c.threads > 0) set_num_threads(static_cast<int>(c.threads));
+  return c;
+}
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedParameters params) {
+  if (c.optimizer == "sgd") {
+    SGDOptions o;
+    o.lr = static_cast<float>(c.lr);
+    o.momentum = static_cast<float>(c.momentum);
+    o.weight_decay = static_cast<float>(c.weight_decay);
+    return std::make_unique<SGD>(std::move(params), o);
+  }
+  AdamOptions o;
+  o.lr = static_cast<float>(c.lr);
+  o.beta1 = static_cast<float>(c.beta1);
+  o.beta2 = static_cast<float>(c.beta2);
+  o.weight_decay = static_cast<float>(c.weight_decay);
+  if (c.optimizer == "adam") return std::make_unique<Adam>(std::move(params), o);
+  if (c.optimizer == "adamw") return std::make_unique<AdamW>(std::move(params), o);
+  throw std::invalid_argument("--optimizer '" + c.optimizer + "': unknown value (expected one of: sgd, adam, adamw)");
+}
+
+Trainer::Trainer(const TrainConfig& config)
+    : config_(checked(config)), data_(config_.data_config()), schedule_(config_.schedule_config()) {
+  model_ = std::make_unique<PerformerLM>(config_.model_config(data_.vocab().size()));
+  model_->train();
+  build_optimizer();
+  rng_.seed(config_.seed ^ 0x7261696e65720000ull);  // "trainer": a stream apart from model and data seeds
+  progress_.lr = learning_rate_at(schedule_, 0);
+}
+
+Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
+    : config_(checked(config)), data_(config_.data_config()), schedule_(config_.schedule_config()) {
+  ModelConfig mc = ckpt.model_config;
+  mc.dropout = static_cast<float>(config_.dropout);  // Free flags may change on resume
+  mc.redraw_every = config_.redraw_every;
+  model_ = std::make_unique<PerformerLM>(mc);
+  model_->train();
+  build_optimizer();
+  restore(ckpt, *model_, *optimizer_, data_);
+  try {
+    rng_.set_state(ckpt.trainer_rng);
+  } catch (const std::exception& e) {
+    throw CheckpointError(std::string("checkpoint trainer generator: ") + e.what());
+  }
+  progress_ = ckpt.progress;
+  progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.steps));
+}
+
+void Trainer::build_optimizer() {
+  schedule_.validate();
+  optimizer_ = make_optimizer(config_, model_->named_parameters());
+}
+
+StepResult Trainer::step() {
+  StepResult r;
+  // Redraw the FAVOR+ projections between optimizer steps: at the start of the step that follows
+  // every redraw_every-th, so that evaluations and checkpoints at step s see the projection that
+  // step s trained with (and a resumed run redraws exactly where the straight run does).
+  r.redrawn = model_->maybe_redraw(progress_.step);
+  r.step = progress_.step + 1;
+  r.lr = learning_rate_at(schedule_, progress_.step);
+  optimizer_->set_lr(static_cast<float>(r.lr));
+  optimizer_->zero_grad();
+
+  // Fetch every micro-batch first so each one's loss can be weighted by its share of the targets:
+  // the accumulated gradient is then that of the mean over all targets of the step.
+  std::vector<Batch> micro;
+  micro.reserve(static_cast<size_t>(config_.grad_accum));
+  for (int64_t i = 0; i < config_.grad_accum; ++i) micro.push_back(data_.next_train_batch());
+  for (const Batch& b : micro) {
+    r.targets += b.num_targets();
+    for (uint8_t m : b.key_mask) r.tokens += m;
+  }
+  const bool inject = inject_nan_steps_.count(r.step) > 0;
+
+  LossStats stats;
+  if (r.targets > 0) {
+    for (const Batch& b : micro) {
+      const int64_t n = b.num_targets();
+      if (n == 0) continue;
+      Var loss = batch_loss(*model_, b, &stats);  // mean over this micro-batch's targets
+      Var scaled = mul_scalar(loss, static_cast<float>(static_cast<double>(n) / static_cast<double>(r.targets)));
+      if (inject) scaled = mul_scalar(scaled, std::numeric_limits<float>::quiet_NaN());
+      scaled.backward();
+    }
+  }
+  r.loss = inject ? std::numeric_limits<double>::quiet_NaN()
+                  : (r.targets > 0 ? stats.loss_sum / static_cast<double>(r.targets) : 0.0);
+
+  const std::vector<Var> params = model_->parameters();
+  r.grad_norm = config_.clip > 0 ? clip_grad_norm(params, static_cast<float>(config_.clip)) : grad_norm(params);
+
+  if (r.targets == 0) {
+    r.skipped = true;
+    r.skip_reason = "no targets in batch";
+  } else if (!std::isfinite(r.loss)) {
+    r.skipped = true;
+    r.skip_reason = "non-finite loss";
+  } else if (!std::isfinite(r.grad_norm)) {
+    r.skipped = true;
+    r.skip_reason = "non-finite gradient norm";
+  }
+
+  if (r.skipped) {
+    if (r.targets > 0) {
+      ++progress_.nonfinite_in_row;
+      ++progress_.skipped_steps;
+    }
+  } else {
+    optimizer_->step();
+    progress_.nonfinite_in_row = 0;
+  }
+  optimizer_->zero_grad();
+  progress_.tokens += r.tokens;
+  progress_.step = r.step;
+  progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.steps));
+  return r;
+}
+
+const std::vector<Batch>& Trainer::eval_batches() {
+  if (!eval_loaded_) {
+    eval_batches_ = data_.eval_batches(config_.eval_batches);
+    eval_loaded_ = true;
+  }
+  return eval_batches_;
+}
+
+EvalMetrics Trainer::evaluate() {
+  const EvalMetrics m = pf::evaluate(*model_, eval_batches());
+  if (m.tokens > 0) progress_.last_val_loss = m.loss;
+  return m;
+}
+
+Checkpoint Trainer::checkpoint() const {
+  return make_checkpoint(*model_, *optimizer_, data_, progress_, &config_, &rng_);
+}
+
+std::string Trainer::sample(int64_t max_tokens, bool* stopped_at_end) {
+  if (stopped_at_end) *stopped_at_end = false;
+  if (!model_->config().causal || max_tokens <= 0) return "";
+  const Vocab& vocab = data_.vocab();
+  std::vector<int32_t> prompt;
+  if (vocab.bos_id() >= 0) {
+    prompt.push_back(vocab.bos_id());
+  } else {
+    // The first line (at most 32 bytes) of the validation text, else a newline.
+    const std::vector<Batch>& val = eval_batches();
+    if (!val.empty())
+      for (int64_t t = 0; t < std::min<int64_t>(32, val[0].seq); ++t) {
+        const int32_t id = val[0].inputs[static_cast<size_t>(t)];
+        if (id == vocab.pad_id()) break;
+        prompt.push_back(id);
+      }
+    if (prompt.empty()) prompt.push_back('\n');
+  }
+  if (model_->config().positions == PositionKind::Learned)
+    max_tokens = std::min<int64_t>(max_tokens, model_->config().max_seq_len - static_cast<int64_t>(prompt.size()) + 1);
+  if (max_tokens <= 0) return "";
+  SamplingOptions opt;
+  opt.temperature = 0.8f;
+  const bool was_training = model_->is_training();
+  model_->eval();
+  const std::vector<int32_t> out = generate(*model_, prompt, max_tokens, opt, rng_, vocab.eos_id());
+  model_->train(was_training);
+  if (stopped_at_end) *stopped_at_end = vocab.eos_id() >= 0 && static_cast<int64_t>(out.size()) < max_tokens;
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), out.begin(), out.end());
+  return vocab.decode(all, /*skip_special=*/true);
+}
+
+}  // namespace pf

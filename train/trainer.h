@@ -1,0 +1,112 @@
+// Trainer: the training loop of performer-train as a library object.
+//
+// It owns the data (DataModule), the model (PerformerLM) and the optimizer, and does one optimizer
+// step at a time:
+//   model.maybe_redraw(step)   (FAVOR+ projections are redrawn between optimizer steps only)
+//   lr = schedule(step); zero_grad; for each of grad_accum micro-batches: forward, loss, backward;
+//   clip; (skip if the loss or the gradient norm is not finite) optimizer step; step += 1
+// Evaluation, checkpoints and samples are separate calls; train/fit.h strings them into a run with an
+// output directory, and performer-train is a thin command line around that.
+//
+//   pf::TrainConfig cfg;                 // or parse_train_cli(...)
+//   cfg.data = {"corpus.txt"}; cfg.steps = 200;
+//   pf::Trainer trainer(cfg);
+//   while (!trainer.done()) {
+//     pf::StepResult r = trainer.step();
+//     if (r.step % 50 == 0) std::printf("%lld %.3f\n", (long long)r.step, trainer.evaluate().loss);
+//   }
+//   pf::save_checkpoint(trainer.checkpoint(), "final.ckpt");
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "autograd/generator.h"
+#include "data/batch.h"
+#include "data/data_module.h"
+#include "nn/optimizer.h"
+#include "nn/schedule.h"
+#include "performer/model.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/train_config.h"
+
+namespace pf {
+
+struct StepResult {
+  int64_t step = 0;         // the step just done, 1-based (= progress().step afterwards)
+  double loss = 0.0;        // mean over this step's targets; NaN if not finite
+  double grad_norm = 0.0;   // global norm before clipping
+  double lr = 0.0;          // learning rate used
+  int64_t tokens = 0;       // real (non-padding) input tokens processed
+  int64_t targets = 0;      // tokens that contributed to the loss
+  bool skipped = false;     // no update was applied
+  std::string skip_reason;  // "non-finite loss", "non-finite gradient norm", "no targets in batch"
+  bool redrawn = false;     // the random projections were redrawn before this step
+};
+
+// The optimizer a config asks for, over these parameters (sgd: momentum, weight decay; adam and
+// adamw: betas, weight decay; decay skips biases, norms and embeddings).
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& config, NamedParameters params);
+
+class Trainer {
+ public:
+  // A fresh run. Validates the config, checks the files, loads the data, builds the model from
+  // Generator(seed). threads > 0 sets the process-wide thread count.
+  explicit Trainer(const TrainConfig& config);
+  // Continues a checkpoint. `config` is the run's config (normally the checkpoint's own, possibly
+  // with Free flags changed; see train/cli.h); throws CheckpointError if the checkpoint does not fit.
+  Trainer(const TrainConfig& config, const Checkpoint& checkpoint);
+
+  const TrainConfig& config() const { return config_; }
+  PerformerLM& model() { return *model_; }
+  const PerformerLM& model() const { return *model_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  DataModule& data() { return data_; }
+  const DataModule& data() const { return data_; }
+  const TrainProgress& progress() const { return progress_; }
+  TrainProgress& progress() { return progress_; }
+  Generator& generator() { return rng_; }
+  bool done() const { return progress_.step >= config_.steps; }
+
+  // One optimizer step (see the header comment). A non-finite loss or gradient norm leaves the
+  // parameters and the optimizer state exactly as they were and counts progress().nonfinite_in_row.
+  StepResult step();
+
+  // Loss, bits per token, perplexity and accuracy on the first eval_batches validation batches
+  // (the same batches every time); records the value in progress(). Empty metrics without validation data.
+  EvalMetrics evaluate();
+  const std::vector<Batch>& eval_batches();
+  bool has_validation() { return !eval_batches().empty(); }
+
+  // Everything needed to continue (train/checkpoint.h).
+  Checkpoint checkpoint() const;
+
+  // A sample from the model (causal models only; "" for masked LM): proteins start from <bos> and stop
+  // at <eos>; text continues the start of the validation (else training) text. Uses the trainer's
+  // generator, which is saved in checkpoints.
+  std::string sample(int64_t max_tokens, bool* stopped_at_end = nullptr);
+
+  // Test hook: at these 1-based steps the loss is multiplied by NaN before backward, so the whole
+  // gradient is NaN too (exercises the non-finite path).
+  void inject_nonfinite_at(std::set<int64_t> steps) { inject_nan_steps_ = std::move(steps); }
+
+ private:
+  void build_optimizer();
+
+  TrainConfig config_;
+  DataModule data_;
+  std::unique_ptr<PerformerLM> model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  ScheduleConfig schedule_;
+  Generator rng_;
+  TrainProgress progress_;
+  std::vector<Batch> eval_batches_;
+  bool eval_loaded_ = false;
+  std::set<int64_t> inject_nan_steps_;
+};
+
+}  // namespace pf
