@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <cmath>
 #include <malloc.h>
 
@@ -30,16 +32,65 @@ const bool g_malloc_tuned = [] {
   return true;
 }();
 
+// Blocks of 32 MiB and more are mapped by glibc per allocation whatever mallopt says, so a
+// long-sequence step would pay page faults on every activation, every step. Freed large blocks
+// are kept in a small cache keyed by exact size (at most kLargeCacheBytes in total) and handed
+// out again: the next step's identical allocations then touch no new pages.
+constexpr size_t kLargeBlock = size_t{32} << 20;
+constexpr size_t kLargeCacheBytes = size_t{4} << 30;
+
+struct LargeBlockCache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> blocks;
+  size_t bytes = 0;
+  ~LargeBlockCache() {
+    for (auto& [size, p] : blocks) std::free(p);
+  }
+};
+
+LargeBlockCache& large_cache() {
+  static LargeBlockCache* cache = new LargeBlockCache();  // never destroyed: tensors may outlive statics
+  return *cache;
+}
+
+void* take_block(size_t bytes) {
+  if (bytes >= kLargeBlock) {
+    LargeBlockCache& c = large_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.blocks.find(bytes);
+    if (it != c.blocks.end()) {
+      void* p = it->second;
+      c.blocks.erase(it);
+      c.bytes -= bytes;
+      return p;
+    }
+  }
+  return std::aligned_alloc(64, bytes);
+}
+
+void give_block(void* p, size_t bytes) {
+  if (bytes >= kLargeBlock) {
+    LargeBlockCache& c = large_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.bytes + bytes <= kLargeCacheBytes) {
+      c.blocks.emplace(bytes, p);
+      c.bytes += bytes;
+      return;
+    }
+  }
+  std::free(p);
+}
+
 std::shared_ptr<float[]> allocate(int64_t numel) {
   // Round up to a whole number of 64-byte lines; aligned_alloc requires it.
   size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
+  void* p = take_block(bytes);
   if (!p) throw std::bad_alloc();
   g_live_bytes += static_cast<int64_t>(bytes);
   return std::shared_ptr<float[]>(static_cast<float*>(p), [bytes](float* q) {
     g_live_bytes -= static_cast<int64_t>(bytes);
-    std::free(q);
+    give_block(q, bytes);
   });
 }
 
