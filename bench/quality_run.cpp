@@ -2,7 +2,7 @@
 // text file (last 10% held out) with fixed hyper-parameters and prints validation loss against
 // steps as CSV, so FAVOR+, ReLU and exact softmax can be compared at equal steps.
 //
-//   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000 \
+//   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
