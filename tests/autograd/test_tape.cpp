@@ -108,7 +108,9 @@ TEST(Tape, MemoryDoesNotGrowOverManySteps) {
     w.zero_grad();
     b.zero_grad();
     if (step == 10) baseline = live_tensor_bytes();
-    if (step > 10) ASSERT_EQ(live_tensor_bytes(), baseline) << "at step " << step;
+    if (step > 10) {
+      ASSERT_EQ(live_tensor_bytes(), baseline) << "at step " << step;
+    }
   }
 }
 
