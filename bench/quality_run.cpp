@@ -4,6 +4,7 @@
 //
 //   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
+//               [--features 128 --kernel-eps 1e-6 --redraw-every 1000 --key-shift perkey|shared]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
 #include <CLI/CLI.hpp>
@@ -43,8 +44,8 @@ double evaluate(PerformerLM& model, const std::vector<Batch>& batches) {
 
 int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
-  std::string data, attention = "favor";
-  int64_t steps = 2000, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 1000;
+  std::string data, attention = "favor", key_shift = "perkey";
+  int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 1000;
   float lr = 1e-3f, eps = 1e-6f;
   int threads = 1;
   uint64_t seed = 1;
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--eval-batches", eval_batches)->check(CLI::PositiveNumber);
   app.add_option("--redraw-every", redraw)->check(CLI::NonNegativeNumber);
   app.add_option("--kernel-eps", eps)->check(CLI::NonNegativeNumber);
+  app.add_option("--features", features, "random features per head (m)")->check(CLI::PositiveNumber);
+  app.add_option("--key-shift", key_shift, "FAVOR+ key stabilizer: perkey (default) or shared (running max)")
+      ->check(CLI::IsMember({"perkey", "shared"}));
   app.add_option("--threads", threads)->check(CLI::PositiveNumber);
   app.add_option("--seed", seed);
   CLI11_PARSE(app, argc, argv);
@@ -76,10 +80,11 @@ int main(int argc, char** argv) {
 
   ModelConfig mc;
   mc.vocab_size = dm.vocab().size();
-  mc.dim = 256, mc.depth = 4, mc.heads = 4, mc.ff_hidden = 1024, mc.features = 128, mc.max_seq_len = seq;
+  mc.dim = 256, mc.depth = 4, mc.heads = 4, mc.ff_hidden = 1024, mc.features = features, mc.max_seq_len = seq;
   mc.attention = parse_attention(attention);
   mc.redraw_every = redraw;
   mc.kernel_eps = eps;
+  mc.shared_key_shift = key_shift == "shared";
   mc.seed = seed;
   PerformerLM model(mc);
   AdamOptions ao;

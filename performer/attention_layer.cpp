@@ -32,6 +32,7 @@ FavorOptions PerformerAttention::favor_options() const {
   opt.kind = cfg_.attention == AttentionKind::Relu ? FeatureKind::Relu : FeatureKind::Softmax;
   opt.eps = cfg_.kernel_eps;
   opt.chunk_size = cfg_.chunk_size;
+  opt.key_shift = cfg_.shared_key_shift ? KeyShift::Shared : KeyShift::PerKey;
   return opt;
 }
 

@@ -2,6 +2,7 @@
 // and saved with it (checkpoints), so a checkpoint rebuilds its own model.
 #pragma once
 
+#include <cereal/cereal.hpp>
 #include <cstdint>
 #include <string>
 
@@ -33,6 +34,9 @@ struct ModelConfig {
   int64_t redraw_every = 1000;      // optimizer steps between projection redraws; 0 = never
   float kernel_eps = 1e-6f;         // FAVOR+ feature floor (see performer/favor.h)
   int64_t chunk_size = 64;          // causal FAVOR+ chunk length
+  // FAVOR+ key stabilizer (performer/favor.h, KeyShift): false = PerKey (each key at its own shift,
+  // the default), true = Shared (causal: the running max of the prefix). An ablation option.
+  bool shared_key_shift = false;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -44,7 +48,11 @@ struct ModelConfig {
   void serialize(Archive& ar, const uint32_t version) {
     ar(vocab_size, dim, depth, heads, ff_hidden, features, max_seq_len, attention, causal, positions, tie_embeddings,
        dropout, orthogonal_features, redraw_every, kernel_eps, chunk_size, seed);
+    if (version >= 1) ar(shared_key_shift);  // version 0 (before the option): PerKey
   }
 };
 
 }  // namespace pf
+
+// Version 1 added shared_key_shift; version-0 archives (earlier checkpoints) still load.
+CEREAL_CLASS_VERSION(pf::ModelConfig, 1);

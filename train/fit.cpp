@@ -1,5 +1,6 @@
 #include "train/fit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -73,6 +74,14 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
   if (first_step == 0 && cfg.eval_every > 0 && !trainer.done() && trainer.has_validation())
     report_eval(0, trainer.evaluate(), false);
 
+  // A run resumed with its time already used up: nothing to train (give a larger --time-limit).
+  if (cfg.time_limit > 0.0 && elapsed_before >= cfg.time_limit && !trainer.done()) {
+    save();
+    result.status = FitStatus::TimeLimit;
+    result.step = trainer.progress().step;
+    return result;
+  }
+
   while (!trainer.done()) {
     const StepResult r = trainer.step();
     tokens_this_run += r.tokens;
@@ -80,11 +89,13 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
     const double elapsed = elapsed_before + run_s;
     const double tokens_per_s = run_s > 0 ? static_cast<double>(tokens_this_run) / run_s : 0.0;
     const int64_t steps_this_run = r.step - first_step;
-    const double eta = steps_this_run > 0
-                           ? run_s / static_cast<double>(steps_this_run) * static_cast<double>(cfg.steps - r.step)
-                           : 0.0;
+    double eta = steps_this_run > 0
+                     ? run_s / static_cast<double>(steps_this_run) * static_cast<double>(cfg.steps - r.step)
+                     : 0.0;
+    if (cfg.time_limit > 0.0) eta = std::min(eta, std::max(0.0, cfg.time_limit - elapsed));
     result.step = r.step;
-    const bool finished = r.step >= cfg.steps;
+    const bool out_of_time = cfg.time_limit > 0.0 && elapsed >= cfg.time_limit && r.step < cfg.steps;
+    const bool finished = r.step >= cfg.steps || out_of_time;
 
     if (r.skipped) {
       const int64_t in_row = trainer.progress().nonfinite_in_row;
@@ -143,6 +154,11 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
     }
     if ((cfg.save_every > 0 && r.step % cfg.save_every == 0) || finished) save();
 
+    if (out_of_time) {
+      result.status = FitStatus::TimeLimit;
+      result.seconds = seconds();
+      return result;
+    }
     const bool stop_here = options.stop_at > 0 && r.step >= options.stop_at;
     if (!finished && (stop_here || (options.should_stop && options.should_stop()))) {
       save();

@@ -3,7 +3,8 @@
 // A fresh run is evaluated once before its first step. After every step: a metrics line every log_every steps (and for
 // every skipped step); the progress line; evaluation every eval_every steps and at the end (a new best validation loss
 // also writes best.ckpt); a checkpoint every save_every steps and at the end, keeping the last `keep`. The loop stops
-// early, with a checkpoint, when options.stop_at is reached, when options.should_stop() says so (SIGINT / SIGTERM), or
+// early, with a checkpoint, when options.stop_at is reached, when config.time_limit seconds of training wall time
+// (elapsed_s, summed over resumed runs) have passed (then like the end of the run: evaluation and checkpoint), when options.should_stop() says so (SIGINT / SIGTERM), or
 // after max_nonfinite non-finite steps in a row.
 //
 // The step's metrics line is written before that step's evaluation line and before that step's
@@ -30,6 +31,7 @@ struct FitOptions {
 
 enum class FitStatus {
   Finished,   // reached config.steps
+  TimeLimit,  // training wall time reached config.time_limit (evaluated and saved like Finished)
   Stopped,    // stop_at or should_stop
   NonFinite,  // max_nonfinite non-finite steps in a row
 };

@@ -198,12 +198,19 @@ int run(int argc, char** argv) {
                    result.last_checkpoint.c_str(), resume_cmd.c_str());
       return 0;
     }
+    case pf::FitStatus::TimeLimit:
     case pf::FitStatus::Finished:
       break;
   }
 
-  std::printf("finished %lld steps in %s (%s this run)\n", static_cast<long long>(result.step),
-              pf::format_duration(trainer->progress().elapsed_s).c_str(), pf::format_duration(result.seconds).c_str());
+  if (result.status == pf::FitStatus::TimeLimit)
+    std::printf("time limit: stopped at step %lld of %lld after %s of training (--time-limit %g s); resume with a "
+                "larger --time-limit to go on:\n  %s --time-limit SECONDS\n",
+                static_cast<long long>(result.step), static_cast<long long>(config.steps),
+                pf::format_duration(trainer->progress().elapsed_s).c_str(), config.time_limit, resume_cmd.c_str());
+  else
+    std::printf("finished %lld steps in %s (%s this run)\n", static_cast<long long>(result.step),
+                pf::format_duration(trainer->progress().elapsed_s).c_str(), pf::format_duration(result.seconds).c_str());
   if (result.evaluated) {
     const pf::EvalMetrics& m = result.last_eval;
     std::printf(

@@ -180,6 +180,8 @@ void TrainConfig::validate() const {
   positive("steps", steps);
   if (schedule != "constant" && warmup > steps)
     bad("warmup", std::to_string(warmup), "must not exceed --steps " + std::to_string(steps));
+  if (!(time_limit >= 0.0 && std::isfinite(time_limit)))
+    bad("time-limit", num(time_limit), "must be a number of seconds >= 0 (0 = no limit)");
   non_negative("threads", threads);
   non_negative("eval-every", eval_every);
   non_negative("eval-batches", eval_batches);

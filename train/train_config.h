@@ -63,6 +63,7 @@ struct TrainConfig {
   int64_t grad_accum = 1;
   // ---- run
   int64_t steps = 2500;
+  double time_limit = 0.0;    // seconds of training wall time (all runs of this output), 0 = none
   uint64_t seed = 1;
   int64_t threads = 0;        // 0 = all cores
   int64_t eval_every = 250;   // 0 = only at the end
@@ -152,6 +153,9 @@ void visit_fields(V&& v) {
   f("grad-accum", &C::grad_accum, K::Free, "micro-batches accumulated per optimizer step");
   group = "Run";
   f("steps", &C::steps, K::Free, "optimizer steps in the whole run (also the schedule length)");
+  f("time-limit", &C::time_limit, K::Free,
+    "stop after this many seconds of training (all runs so far), with an evaluation and a checkpoint; "
+    "0 = no limit. The schedule still follows --steps");
   f("seed", &C::seed, K::Data, "seed of the model initialization, the data order and sampling");
   f("threads", &C::threads, K::Free, "worker threads (0 = all cores); resume is bit-exact only with the same count");
   f("eval-every", &C::eval_every, K::Free, "evaluate every N steps (0 = only at the end)");

@@ -68,6 +68,7 @@ TEST_F(TrainCliTest, BadFlagsAreRefusedWithTheFlagNamed) {
       {{"--data", text_, "--preset", "huge"}, "--preset 'huge': unknown value (expected one of: tiny, small, b1)"},
       {{"--data", text_, "--dim", "abc"}, "--dim"},
       {{"--data", text_, "--no-such-flag"}, "--no-such-flag"},
+      {{"--data", text_, "--time-limit", "-1"}, "--time-limit -1: must be a number of seconds >= 0"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = c.args;
@@ -269,6 +270,33 @@ TEST_F(TrainCliTest, NonFiniteStepsAreSkippedThenStopTheRun) {
   EXPECT_EQ(c.progress.step, 7);
   for (const auto& [name, v] : c.model_state)
     for (float x : v.to_vector()) ASSERT_TRUE(std::isfinite(x)) << name;
+}
+
+// --time-limit ends the run like its last step (evaluation, checkpoint, exit 0) once the training wall time
+// passes the limit; resuming with the time used up trains nothing, a larger limit goes on.
+TEST_F(TrainCliTest, TimeLimitEndsTheRunWithEvaluationAndCheckpoint) {
+  const test::CommandResult r = train({"--data", text_, "--steps", "1000", "--eval-every", "0", "--time-limit", "0.5",
+                                       "--debug-step-delay-ms", "150", "--out", out("timed")});
+  EXPECT_OK(r);
+  EXPECT_TRUE(contains(r.out, "time limit: stopped at step")) << r.out;
+  const Checkpoint c = load_checkpoint(RunDirectory(out("timed")).latest());
+  // The delay is polled after each step, so elapsed_s of step s is at least 0.15 (s - 1) seconds.
+  EXPECT_GE(c.progress.step, 2);
+  EXPECT_LE(c.progress.step, 5);
+  EXPECT_GE(c.progress.elapsed_s, 0.5);
+  const std::vector<std::string> lines = metrics("timed");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_TRUE(contains(lines.back(), "\"type\":\"eval\"")) << lines.back();
+  EXPECT_TRUE(contains(lines.back(), "\"step\":" + std::to_string(c.progress.step))) << lines.back();
+
+  const test::CommandResult again = train({"--resume", out("timed")}, /*tiny=*/false);
+  EXPECT_OK(again);
+  EXPECT_EQ(load_checkpoint(RunDirectory(out("timed")).latest()).progress.step, c.progress.step);
+  const test::CommandResult more =
+      train({"--resume", out("timed"), "--time-limit", "0", "--steps", std::to_string(c.progress.step + 2)},
+            /*tiny=*/false);
+  EXPECT_OK(more);
+  EXPECT_EQ(load_checkpoint(RunDirectory(out("timed")).latest()).progress.step, c.progress.step + 2);
 }
 
 }  // namespace
