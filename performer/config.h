@@ -48,7 +48,10 @@ struct ModelConfig {
   void serialize(Archive& ar, const uint32_t version) {
     ar(vocab_size, dim, depth, heads, ff_hidden, features, max_seq_len, attention, causal, positions, tie_embeddings,
        dropout, orthogonal_features, redraw_every, kernel_eps, chunk_size, seed);
-    if (version >= 1) ar(shared_key_shift);  // version 0 (before the option): PerKey
+    if (version >= 1)
+      ar(shared_key_shift);
+    else
+      shared_key_shift = false;  // loading version 0 (before the option): PerKey
   }
 };
 

@@ -1,13 +1,26 @@
 // ModelConfig: validation names the bad field; the enum parsers name the bad string.
 #include <gtest/gtest.h>
 
+#include <cereal/archives/binary.hpp>
 #include <functional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
 #include "performer/config.h"
 
 using namespace pf;
+
+// The layout of ModelConfig before shared_key_shift (class version 0), as checkpoints of that time hold it.
+struct ModelConfigV0 {
+  ModelConfig c;
+  template <class Archive>
+  void serialize(Archive& ar, const uint32_t) {
+    ar(c.vocab_size, c.dim, c.depth, c.heads, c.ff_hidden, c.features, c.max_seq_len, c.attention, c.causal,
+       c.positions, c.tie_embeddings, c.dropout, c.orthogonal_features, c.redraw_every, c.kernel_eps, c.chunk_size,
+       c.seed);
+  }
+};
 
 namespace {
 
@@ -92,4 +105,44 @@ TEST(ModelConfig, ParseRoundTripsAndNamesBadStrings) {
   }
   EXPECT_THROW(parse_attention("Favor"), std::invalid_argument);  // exact, lowercase names only
   EXPECT_THROW(parse_positions(""), std::invalid_argument);
+}
+
+TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
+  ModelConfig a;
+  a.dim = 96;
+  a.heads = 3;
+  a.shared_key_shift = true;
+  std::stringstream ss;
+  {
+    cereal::BinaryOutputArchive out(ss);
+    out(a);
+  }
+  ModelConfig b;
+  {
+    cereal::BinaryInputArchive in(ss);
+    in(b);
+  }
+  EXPECT_EQ(b.dim, 96);
+  EXPECT_EQ(b.heads, 3);
+  EXPECT_TRUE(b.shared_key_shift);
+
+  // A version-0 archive (no shared_key_shift) loads with the default, PerKey.
+  ModelConfigV0 old;
+  old.c.dim = 80;
+  old.c.heads = 5;
+  std::stringstream s0;
+  {
+    cereal::BinaryOutputArchive out(s0);
+    out(old);
+  }
+  ModelConfig c;
+  c.shared_key_shift = true;
+  {
+    cereal::BinaryInputArchive in(s0);
+    in(c);
+  }
+  EXPECT_EQ(c.dim, 80);
+  EXPECT_EQ(c.heads, 5);
+  EXPECT_FALSE(c.shared_key_shift);
+  EXPECT_EQ(c.seed, old.c.seed);
 }
