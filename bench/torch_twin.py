@@ -10,6 +10,7 @@ notes (what is timed, why the causal FAVOR+ formulation is a fair one) are in be
     ... torch_twin.py attention --seq 4096 --kind favor --causal
     ... torch_twin.py generate --context 4096 --tokens 128
     ... torch_twin.py check
+    ... torch_twin.py text --data ../shared/data/text/tinyshakespeare.txt --preset small --steps 4000 --time-limit 600
 
 Every subcommand ends its output with ONE line of JSON (compare.sh reads the last line).
 Shapes: B batch, T time, C channels, H heads, D head dim, M random features, V vocabulary, L layers.
@@ -32,6 +33,8 @@ VOCAB = 256
 PRESETS = {
     "b1": dict(dim=256, depth=4, heads=4, ff=1024, features=128, seq=1024, batch=4),
     "b2": dict(dim=128, depth=2, heads=2, ff=512, features=64, seq=1024, batch=1),
+    # performer-train --preset small (train/train_config.cpp), for the `text` quality run.
+    "small": dict(dim=128, depth=4, heads=4, ff=512, features=64, seq=256, batch=8),
 }
 KERNEL_EPS = 1e-6  # ModelConfig::kernel_eps
 RELU_FLOOR = 1e-3  # FavorOptions::relu_floor
@@ -332,11 +335,12 @@ class PerformerLM(nn.Module):
         proj_gen = torch.Generator().manual_seed(seed + 1)
         C = cfg["dim"]
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(VOCAB, C)
+        V = cfg.get("vocab", VOCAB)
+        self.tok_emb = nn.Embedding(V, C)
         self.pos_emb = nn.Embedding(cfg["max_seq_len"], C)
         self.blocks = nn.ModuleList(Block(cfg, proj_gen) for _ in range(cfg["depth"]))
         self.ln_f = nn.LayerNorm(C)
-        self.head = nn.Linear(C, VOCAB)
+        self.head = nn.Linear(C, V)
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if p.dim() == 2:
@@ -421,6 +425,98 @@ def cmd_train(args):
               step_ms_median=med * 1e3, peak_rss_mb=peak_rss_mb(), initial_loss=initial_loss,
               steps=args.steps, warmup=args.warmup, impl="torch-twin", torch=torch.__version__,
               **({"favor_loop_fallbacks": LOOP_FALLBACKS[0]} if LOOP_FALLBACKS[0] else {})))
+
+
+def cmd_text(args):
+    """performer-train's loop on a byte-level text corpus, for a fixed wall-clock budget.
+
+    Mirrors performer-train --format text --objective causal: the last --val-fraction of the bytes held
+    out (data/split.cpp), training rows at uniformly drawn offsets of the training bytes, AdamW (betas
+    0.9 / --beta2, decay on weight matrices only), linear warm-up then cosine to lr * min_lr_ratio at
+    --steps, global-norm clipping, projections redrawn every --redraw-every steps, evaluation over
+    every validation byte (non-overlapping windows of seq, as data/text_batcher.h). The vocabulary is
+    258 (bytes, pad, mask) like ours, so the models have the same parameter count. Training stops at
+    --steps or once the wall time (evaluations included, as in performer-train) reaches --time-limit."""
+    start = time.perf_counter()
+    raw = open(args.data, "rb").read()
+    n_val = int(len(raw) * args.val_fraction)
+    data = torch.frombuffer(bytearray(raw), dtype=torch.uint8).long()
+    train, val = data[: len(raw) - n_val], data[len(raw) - n_val:]
+    seq = args.seq or PRESETS[args.preset]["seq"]
+    batch = args.batch or PRESETS[args.preset]["batch"]
+    cfg = make_config(args, seq)
+    cfg["vocab"] = 258
+    model = PerformerLM(cfg, args.seed)
+    proj_gen = torch.Generator().manual_seed(args.seed + 2)
+    named = list(model.named_parameters())
+    groups = [
+        dict(params=[p for n, p in named if decay_by_default(n, p)], weight_decay=args.weight_decay),
+        dict(params=[p for n, p in named if not decay_by_default(n, p)], weight_decay=0.0),
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, args.beta2), eps=1e-8, foreach=True)
+    gen = torch.Generator().manual_seed(args.seed + 7)
+
+    def lr_at(step):  # nn/schedule.h, cosine
+        if step < args.warmup:
+            return args.lr * (step + 1) / args.warmup
+        p = min(max((step - args.warmup) / max(args.steps - args.warmup, 1), 0.0), 1.0)
+        lo = args.lr * args.min_lr_ratio
+        return lo + (args.lr - lo) * (1 + math.cos(math.pi * p)) / 2
+
+    def evaluate():
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            starts = list(range(0, len(val) - 1, seq))
+            full = [o for o in starts if o + seq + 1 <= len(val)]
+            for i in range(0, len(full), batch):
+                idx = torch.tensor(full[i:i + batch]).unsqueeze(1) + torch.arange(seq + 1)
+                rows = val[idx]
+                logits = model(rows[:, :-1])
+                total += float(F.cross_entropy(logits.reshape(-1, cfg["vocab"]), rows[:, 1:].reshape(-1), reduction="sum"))
+                count += rows[:, 1:].numel()
+            for o in starts[len(full):]:  # the last, shorter window
+                rows = val[o:].unsqueeze(0)
+                logits = model(rows[:, :-1])
+                total += float(F.cross_entropy(logits.reshape(-1, cfg["vocab"]), rows[:, 1:].reshape(-1), reduction="sum"))
+                count += rows.shape[1] - 1
+        model.train()
+        return total / count, count
+
+    params = sum(p.numel() for p in model.parameters())
+    print(f"twin text: {len(train)} train / {len(val)} val bytes, {params} parameters, seq {seq} batch {batch}",
+          file=sys.stderr)
+    step, val_loss, tokens = 0, None, 0
+    while step < args.steps:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        offsets = torch.randint(0, len(train) - seq, (batch,), generator=gen)
+        rows = train[offsets.unsqueeze(1) + torch.arange(seq + 1)]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(rows[:, :-1]).reshape(-1, cfg["vocab"]), rows[:, 1:].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        step += 1
+        tokens += batch * seq
+        if args.redraw_every and step % args.redraw_every == 0 and cfg["attention"] != "softmax":
+            for b in model.blocks:
+                b.attn.projection.copy_(orthogonal_random_features(cfg["features"], cfg["dim"] // cfg["heads"], proj_gen))
+        elapsed = time.perf_counter() - start
+        out_of_time = args.time_limit > 0 and elapsed >= args.time_limit
+        if step % args.eval_every == 0 or step == args.steps or out_of_time:
+            val_loss, count = evaluate()
+            elapsed = time.perf_counter() - start
+            print(f"step {step}: train loss {loss.item():.4f} | val loss {val_loss:.4f} | "
+                  f"{val_loss / math.log(2):.4f} bits/char | {tokens / elapsed:.0f} tok/s | {elapsed:.0f} s",
+                  file=sys.stderr, flush=True)
+        if out_of_time:
+            break
+    elapsed = time.perf_counter() - start
+    emit(dict(mode="text", preset=args.preset, attention=args.attention, seq=seq, batch=batch,
+              threads=torch.get_num_threads(), params=params, steps=step, val_loss=val_loss,
+              val_bits_per_char=val_loss / math.log(2), val_bytes=count, elapsed_s=elapsed,
+              tokens_per_s=tokens / elapsed, peak_rss_mb=peak_rss_mb(), impl="torch-twin", torch=torch.__version__))
 
 
 def cmd_attention(args):
@@ -681,6 +777,25 @@ def main():
     g.add_argument("--prompt", choices=["parallel", "recurrent"], default="parallel",
                    help="prompt through one batch forward (default) or token by token like ours (untimed)")
 
+    x = sub.add_parser("text", help="train on a text file for a wall-clock budget; validation bits per char")
+    common(x)
+    model_args(x)
+    x.set_defaults(preset="small")
+    x.add_argument("--data", required=True)
+    x.add_argument("--val-fraction", type=float, default=0.1)
+    x.add_argument("--seq", type=int, default=None)
+    x.add_argument("--batch", type=int, default=None)
+    x.add_argument("--steps", type=int, default=2500, help="schedule length (and most steps)")
+    x.add_argument("--time-limit", type=float, default=0.0, help="seconds (0 = none)")
+    x.add_argument("--lr", type=float, default=2e-3)
+    x.add_argument("--warmup", type=int, default=50)
+    x.add_argument("--min-lr-ratio", type=float, default=0.1)
+    x.add_argument("--beta2", type=float, default=0.99)
+    x.add_argument("--weight-decay", type=float, default=0.01)
+    x.add_argument("--clip", type=float, default=1.0)
+    x.add_argument("--redraw-every", type=int, default=100)
+    x.add_argument("--eval-every", type=int, default=500)
+
     c = sub.add_parser("check", help="agreement checks (initial loss, implementations, FAVOR+ vs exact)")
     common(c)
     for key in ("dim", "depth", "heads", "ff", "features"):
@@ -689,7 +804,8 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        {"train": cmd_train, "attention": cmd_attention, "generate": cmd_generate, "check": cmd_check}[args.mode](args)
+        {"train": cmd_train, "attention": cmd_attention, "generate": cmd_generate, "check": cmd_check,
+         "text": cmd_text}[args.mode](args)
     except (MemoryError, RuntimeError) as e:  # allocation failure: report it as one JSON line
         msg = str(e)
         if isinstance(e, MemoryError) or "alloc" in msg.lower() or "memory" in msg.lower():
