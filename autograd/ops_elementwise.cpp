@@ -1,6 +1,8 @@
 // Element-wise ops: binary with broadcasting, and unary maps.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
@@ -230,7 +232,7 @@ void accumulate_unary(VarImpl* in, const Tensor& g, const Tensor& x, const Tenso
   parallel_for(g.numel(), [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) pd[i] = pg[i] * f(px ? px[i] : 0.0f, py ? py[i] : 0.0f);
   });
-  in->accumulate_grad(d);
+  in->accumulate_grad(std::move(d));
 }
 
 }  // namespace
@@ -325,12 +327,19 @@ Var gelu(const Var& a) {
     const float* pg = g.data();
     float* pd = d.data();
     parallel_for(g.numel(), [&](int64_t s, int64_t e) {
-      Eigen::Map<const Eigen::ArrayXf> x(px + s, e - s), gg(pg + s, e - s);
-      Eigen::ArrayXf sg = 1.0f / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
-      Eigen::Map<Eigen::ArrayXf>(pd + s, e - s) =
-          gg * (sg + 2.0f * x * sg * (1.0f - sg) * kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x.square()));
+      // Blocks that stay in L1: the sigmoid is a temporary of one block, not of the whole range.
+      constexpr int64_t kBlock = 1024;
+      Eigen::Array<float, kBlock, 1> sg_block;
+      for (int64_t b = s; b < e; b += kBlock) {
+        const int64_t n = std::min(kBlock, e - b);
+        Eigen::Map<const Eigen::ArrayXf> x(px + b, n), gg(pg + b, n);
+        auto sg = sg_block.head(n);
+        sg = 1.0f / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
+        Eigen::Map<Eigen::ArrayXf>(pd + b, n) =
+            gg * (sg + 2.0f * x * sg * (1.0f - sg) * kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x.square()));
+      }
     });
-    a->accumulate_grad(d);
+    a->accumulate_grad(std::move(d));
   });
 }
 

@@ -158,8 +158,8 @@ Var layer_norm(const Var& x, const Var& gain, const Var& bias, float eps) {
               db.data()[c] += gv;
             }
           }
-          if (w->requires_grad) w->accumulate_grad(dw);
-          if (b->requires_grad) b->accumulate_grad(db);
+          if (w->requires_grad) w->accumulate_grad(std::move(dw));
+          if (b->requires_grad) b->accumulate_grad(std::move(db));
         }
       });
 }
@@ -276,7 +276,7 @@ Var dropout(const Var& a, float p, bool training, Generator& gen) {
   return make_result(std::move(out), needs_grad({&a}), "dropout", [a = a.impl_ptr(), mask](const Tensor& g) {
     Tensor d = Tensor::empty(g.shape());
     d.vec() = g.vec().cwiseProduct(mask.vec());
-    a->accumulate_grad(d);
+    a->accumulate_grad(std::move(d));
   });
 }
 
@@ -289,7 +289,7 @@ Var masked_fill(const Var& a, const Tensor& mask, float value) {
     Tensor d = g.clone();
     for (int64_t i = 0; i < d.numel(); ++i)
       if (m.data()[i] != 0.0f) d.data()[i] = 0.0f;
-    a->accumulate_grad(d);
+    a->accumulate_grad(std::move(d));
   });
 }
 
@@ -305,13 +305,13 @@ Var where(const Tensor& cond, const Var& a, const Var& b) {
                          Tensor d = g.clone();
                          for (int64_t i = 0; i < d.numel(); ++i)
                            if (c.data()[i] == 0.0f) d.data()[i] = 0.0f;
-                         a->accumulate_grad(d);
+                         a->accumulate_grad(std::move(d));
                        }
                        if (b->requires_grad) {
                          Tensor d = g.clone();
                          for (int64_t i = 0; i < d.numel(); ++i)
                            if (c.data()[i] != 0.0f) d.data()[i] = 0.0f;
-                         b->accumulate_grad(d);
+                         b->accumulate_grad(std::move(d));
                        }
                      });
 }

@@ -156,7 +156,7 @@ Var max(const Var& a, int64_t axis, bool keepdim) {
     Tensor d(a->value.shape());
     const float* pg = g.data();
     for (size_t j = 0; j < argmax->size(); ++j) d.data()[(*argmax)[j]] += pg[j];
-    a->accumulate_grad(d);
+    a->accumulate_grad(std::move(d));
   });
 }
 

@@ -67,6 +67,8 @@ class Tensor {
   // Rows [start, start + count) of axis 0 as a view that shares storage.
   Tensor narrow0(int64_t start, int64_t count) const;
   bool shares_storage_with(const Tensor& other) const { return storage_ == other.storage_; }
+  // True when no other tensor shares this one's storage (so it can be taken over instead of copied).
+  bool sole_owner() const { return storage_ && storage_.use_count() == 1; }
 
   // Matrix views: the tensor seen as (rows, cols) with rows * cols == numel (row-major).
   // With no arguments: a 2-D tensor as itself, anything else as (numel / last, last).

@@ -21,6 +21,14 @@ void VarImpl::accumulate_grad(const Tensor& g) {
   }
 }
 
+void VarImpl::accumulate_grad(Tensor&& g) {
+  if (!grad.defined() && g.sole_owner() && g.shape() == value.shape()) {
+    grad = std::move(g);
+    return;
+  }
+  accumulate_grad(static_cast<const Tensor&>(g));
+}
+
 Tensor& VarImpl::grad_buffer() {
   if (!grad.defined()) grad = Tensor(value.shape());
   return grad;

@@ -24,6 +24,9 @@ struct VarImpl {
   bool is_leaf = true;  // created by the user, not by an op
   // Adds g into grad (allocating it on first use). Shapes must match.
   void accumulate_grad(const Tensor& g);
+  // The same, for a gradient the caller gives up: the first one is taken over without a copy when
+  // nothing else shares its storage (otherwise copied as above).
+  void accumulate_grad(Tensor&& g);
   // The gradient buffer, allocated zeroed on first use, for ops that accumulate in place
   // (e.g. a GEMM with beta = 1).
   Tensor& grad_buffer();

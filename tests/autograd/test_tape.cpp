@@ -135,3 +135,25 @@ TEST(Tape, DroppedBranchesArePruned) {
   Tape::current().prune();
   EXPECT_EQ(Tape::current().size(), 0u);
 }
+
+// accumulate_grad(Tensor&&) takes over a gradient only when nothing else shares its storage: a view of
+// another tensor is copied, so later in-place accumulation cannot write through to that tensor.
+TEST(Tape, FirstGradientIsTakenOverOnlyWhenUnshared) {
+  VarImpl a;
+  a.value = Tensor::from_vector({1, 2, 3, 4}, {4});
+  Tensor fresh = Tensor::from_vector({1, 1, 1, 1}, {4});
+  const float* p = fresh.data();
+  a.accumulate_grad(std::move(fresh));
+  EXPECT_EQ(a.grad.data(), p);  // taken over, no copy
+  a.accumulate_grad(Tensor::from_vector({1, 1, 1, 1}, {4}));
+  EXPECT_EQ(a.grad.to_vector(), std::vector<float>({2, 2, 2, 2}));
+
+  VarImpl b;
+  b.value = Tensor::from_vector({1, 2, 3, 4}, {4});
+  Tensor upstream = Tensor::from_vector({5, 6, 7, 8}, {2, 2});
+  b.accumulate_grad(upstream.reshape({4}));  // shares upstream's storage: must be copied
+  EXPECT_NE(b.grad.data(), upstream.data());
+  b.accumulate_grad(Tensor::from_vector({1, 1, 1, 1}, {4}));
+  EXPECT_EQ(upstream.to_vector(), std::vector<float>({5, 6, 7, 8}));
+  EXPECT_EQ(b.grad.to_vector(), std::vector<float>({6, 7, 8, 9}));
+}
