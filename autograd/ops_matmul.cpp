@@ -157,12 +157,15 @@ Var linear(const Var& x, const Var& w, const Var& b) {
                      [x = x.impl_ptr(), w = w.impl_ptr(), b = has_bias ? b.impl_ptr() : nullptr, rows, in,
                       out_f](const Tensor& g) {
                        const float* pg = g.data();
-                       if (x->requires_grad)
-                         gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, w->value.data(), in, 1.0f,
-                              x->grad_buffer().data(), in);
-                       if (w->requires_grad)
-                         gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, x->value.data(), in, 1.0f,
-                              w->grad_buffer().data(), in);
+                       float beta = 1.0f;
+                       if (x->requires_grad) {
+                         float* dx = x->grad_for_overwrite(&beta).data();
+                         gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, w->value.data(), in, beta, dx, in);
+                       }
+                       if (w->requires_grad) {
+                         float* dw = w->grad_for_overwrite(&beta).data();
+                         gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, x->value.data(), in, beta, dw, in);
+                       }
                        if (b && b->requires_grad) {
                          float* db = b->grad_buffer().data();
                          // Column sums, parallel over column blocks (fixed order per column).

@@ -29,6 +29,12 @@ void VarImpl::accumulate_grad(Tensor&& g) {
   accumulate_grad(static_cast<const Tensor&>(g));
 }
 
+Tensor& VarImpl::grad_for_overwrite(float* beta) {
+  *beta = grad.defined() ? 1.0f : 0.0f;
+  if (!grad.defined()) grad = Tensor::empty(value.shape());
+  return grad;
+}
+
 Tensor& VarImpl::grad_buffer() {
   if (!grad.defined()) grad = Tensor(value.shape());
   return grad;

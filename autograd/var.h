@@ -30,6 +30,9 @@ struct VarImpl {
   // The gradient buffer, allocated zeroed on first use, for ops that accumulate in place
   // (e.g. a GEMM with beta = 1).
   Tensor& grad_buffer();
+  // The gradient buffer for an op that computes grad = (its part) + beta * grad, like a GEMM: on first
+  // use it is allocated uninitialized and *beta = 0 (overwrite, no zero-fill pass), else *beta = 1.
+  Tensor& grad_for_overwrite(float* beta);
 };
 
 class Var {
