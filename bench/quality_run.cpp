@@ -4,11 +4,12 @@
 //
 //   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
-//               [--features 128 --kernel-eps 1e-6 --redraw-every 1000 --key-shift perkey|shared]
+//               [--features 128 --kernel-eps 1e-6 --redraw-every 1000 --key-shift perkey|shared --antithetic]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "nn/clip.h"
 #include "nn/optimizer.h"
 #include "nn/schedule.h"
+#include "performer/favor.h"
 #include "performer/model.h"
 
 using namespace pf;
@@ -40,11 +42,61 @@ double evaluate(PerformerLM& model, const std::vector<Batch>& batches) {
   return count ? total / count : 0.0;
 }
 
+// Per layer, on one validation batch: the scale of the FAVOR+ inputs, |x'|^2 / 2 with x' = x D^-1/4
+// (the estimator's variance grows like exp of it), mean and max over (batch, head, position), for q and
+// k; and for favor models the share of each denominator that eps makes up (favor.h, favor_denominator),
+// mean and max over queries. Lines "diag,step,layer,..." on stderr.
+void diagnose(PerformerLM& model, const Batch& b, int64_t step) {
+  NoGradGuard no_grad;
+  model.eval();
+  Var x = model.embed(b.inputs, b.batch, b.seq, 0);
+  for (int64_t l = 0; l < model.num_blocks(); ++l) {
+    const PerformerBlock& block = model.block(l);
+    const PerformerAttention::Heads h = block.attn().project(block.ln1().forward(x), nullptr);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(model.config().head_dim()));  // (D^-1/4)^2
+    auto half_sq = [&](const Tensor& t, double* mean, double* max) {
+      const int64_t D = t.size(-1), n = t.numel() / D;
+      double sum = 0.0, mx = 0.0;
+      for (int64_t r = 0; r < n; ++r) {
+        double s = 0.0;
+        for (int64_t d = 0; d < D; ++d) s += static_cast<double>(t.data()[r * D + d]) * t.data()[r * D + d];
+        s *= 0.5 * scale;
+        sum += s;
+        mx = std::max(mx, s);
+      }
+      *mean = sum / static_cast<double>(n);
+      *max = mx;
+    };
+    double qm, qx, km, kx;
+    half_sq(h.q.value(), &qm, &qx);
+    half_sq(h.k.value(), &km, &kx);
+    double eps_mean = 0.0, eps_max = 0.0;
+    if (block.attn().has_projection() && model.config().attention == AttentionKind::Favor) {
+      FavorOptions opt = block.attn().favor_options();
+      const Tensor den = favor_denominator(h.q.value(), h.k.value(), block.attn().projection(), true, opt);
+      opt.eps = 0.0f;
+      const Tensor den0 = favor_denominator(h.q.value(), h.k.value(), block.attn().projection(), true, opt);
+      for (int64_t i = 0; i < den.numel(); ++i) {
+        const double share = den.data()[i] > 0.0f ? 1.0 - den0.data()[i] / den.data()[i] : 0.0;
+        eps_mean += share;
+        eps_max = std::max(eps_max, share);
+      }
+      eps_mean /= static_cast<double>(den.numel());
+    }
+    std::fprintf(stderr, "diag,%lld,%lld,q_half_sq_mean=%.3f,q_half_sq_max=%.3f,k_half_sq_mean=%.3f,k_half_sq_max=%.3f,"
+                 "eps_share_mean=%.2e,eps_share_max=%.2e\n",
+                 static_cast<long long>(step), static_cast<long long>(l), qm, qx, km, kx, eps_mean, eps_max);
+    x = block.forward(x, nullptr, nullptr);
+  }
+  model.train();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
   std::string data, attention = "favor", key_shift = "perkey";
+  bool antithetic = false;
   int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 1000;
   float lr = 1e-3f, eps = 1e-6f;
   int threads = 1;
@@ -63,6 +115,7 @@ int main(int argc, char** argv) {
   app.add_option("--features", features, "random features per head (m)")->check(CLI::PositiveNumber);
   app.add_option("--key-shift", key_shift, "FAVOR+ key stabilizer: perkey (default) or shared (running max)")
       ->check(CLI::IsMember({"perkey", "shared"}));
+  app.add_flag("--antithetic", antithetic, "random features in antithetic pairs [V; -V] (hyperbolic estimator)");
   app.add_option("--threads", threads)->check(CLI::PositiveNumber);
   app.add_option("--seed", seed);
   CLI11_PARSE(app, argc, argv);
@@ -85,6 +138,7 @@ int main(int argc, char** argv) {
   mc.redraw_every = redraw;
   mc.kernel_eps = eps;
   mc.shared_key_shift = key_shift == "shared";
+  mc.antithetic_features = antithetic;
   mc.seed = seed;
   PerformerLM model(mc);
   AdamOptions ao;
@@ -114,6 +168,7 @@ int main(int argc, char** argv) {
     running = step == 0 ? loss.item() : 0.98 * running + 0.02 * loss.item();
     if ((step + 1) % eval_every == 0 || step + 1 == steps) {
       const double v = evaluate(model, val);
+      diagnose(model, val.front(), step + 1);
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::printf("%s,%lld,%.4f,%.4f,%.1f\n", attention.c_str(), static_cast<long long>(step + 1), running, v, el);
       std::fflush(stdout);

@@ -11,6 +11,7 @@ namespace pf {
 namespace {
 
 Tensor draw_projection(const ModelConfig& cfg, Generator& gen) {
+  if (cfg.antithetic_features) return antithetic_random_features(cfg.features, cfg.head_dim(), gen, cfg.orthogonal_features);
   return cfg.orthogonal_features ? orthogonal_random_features(cfg.features, cfg.head_dim(), gen)
                                  : iid_random_features(cfg.features, cfg.head_dim(), gen);
 }

@@ -75,6 +75,8 @@ void ModelConfig::validate() const {
            std::to_string(heads) + ") = " + std::to_string(head_dim()));
   if (!(dropout >= 0.0f && dropout < 1.0f)) reject("dropout (" + std::to_string(dropout) + ") must be in [0, 1)");
   if (redraw_every < 0) reject("redraw_every (" + std::to_string(redraw_every) + ") must be >= 0 (0 = never)");
+  if (antithetic_features && features % 2 != 0)
+    reject("antithetic_features needs an even number of features, got " + std::to_string(features));
   if (!(kernel_eps >= 0.0f && std::isfinite(kernel_eps)))
     reject("kernel_eps (" + std::to_string(kernel_eps) + ") must be finite and >= 0");
 }

@@ -37,6 +37,9 @@ struct ModelConfig {
   // FAVOR+ key stabilizer (performer/favor.h, KeyShift): false = PerKey (each key at its own shift,
   // the default), true = Shared (causal: the running max of the prefix). An ablation option.
   bool shared_key_shift = false;
+  // Random features in antithetic pairs W = [V; -V] (performer/features.h): the paper's hyperbolic
+  // estimator, lower variance at the same M (features must be even). An option; see QUALITY.md.
+  bool antithetic_features = false;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -49,13 +52,13 @@ struct ModelConfig {
     ar(vocab_size, dim, depth, heads, ff_hidden, features, max_seq_len, attention, causal, positions, tie_embeddings,
        dropout, orthogonal_features, redraw_every, kernel_eps, chunk_size, seed);
     if (version >= 1)
-      ar(shared_key_shift);
+      ar(shared_key_shift, antithetic_features);
     else
-      shared_key_shift = false;  // loading version 0 (before the option): PerKey
+      shared_key_shift = antithetic_features = false;  // version 0 (before these options)
   }
 };
 
 }  // namespace pf
 
-// Version 1 added shared_key_shift; version-0 archives (earlier checkpoints) still load.
+// Version 1 added shared_key_shift and antithetic_features; version-0 archives (earlier checkpoints) still load.
 CEREAL_CLASS_VERSION(pf::ModelConfig, 1);

@@ -56,4 +56,18 @@ Tensor iid_random_features(int64_t m, int64_t d, Generator& gen) {
   return Tensor::randn({m, d}, gen);
 }
 
+Tensor antithetic_random_features(int64_t m, int64_t d, Generator& gen, bool orthogonal) {
+  check_dims("antithetic_random_features", m, d);
+  if (m % 2 != 0)
+    throw std::invalid_argument("antithetic_random_features: m must be even (pairs w, -w), got " + std::to_string(m));
+  const int64_t half = m / 2;
+  const Tensor v = orthogonal ? orthogonal_random_features(half, d, gen) : iid_random_features(half, d, gen);
+  Tensor w = Tensor::empty({m, d});
+  for (int64_t i = 0; i < half * d; ++i) {
+    w.data()[i] = v.data()[i];
+    w.data()[half * d + i] = -v.data()[i];
+  }
+  return w;
+}
+
 }  // namespace pf

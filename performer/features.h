@@ -27,4 +27,11 @@ Tensor orthogonal_random_features(int64_t m, int64_t d, Generator& gen);
 // iid Gaussian features (M, D): rows ~ N(0, I). The baseline the orthogonal draw improves on.
 Tensor iid_random_features(int64_t m, int64_t d, Generator& gen);
 
+// Antithetic pairs (M, D), M even: W = [V; -V] with V (M/2, D) drawn orthogonal (or iid). With the
+// softmax kernel's positive features this is the paper's hyperbolic estimator (Choromanski et al.
+// 2021, Lemma 1, "SM+hyp": exp(-|x|^2/2) cosh(w.x)): still unbiased (each row is marginally N(0, I)),
+// and at an equal feature count M its MSE is (1 - exp(-|x + y|^2)) times that of M plain positive
+// features, i.e. never larger. Throws std::invalid_argument if m is odd or < 2.
+Tensor antithetic_random_features(int64_t m, int64_t d, Generator& gen, bool orthogonal = true);
+
 }  // namespace pf

@@ -112,6 +112,7 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   a.dim = 96;
   a.heads = 3;
   a.shared_key_shift = true;
+  a.antithetic_features = true;
   std::stringstream ss;
   {
     cereal::BinaryOutputArchive out(ss);
@@ -125,6 +126,7 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   EXPECT_EQ(b.dim, 96);
   EXPECT_EQ(b.heads, 3);
   EXPECT_TRUE(b.shared_key_shift);
+  EXPECT_TRUE(b.antithetic_features);
 
   // A version-0 archive (no shared_key_shift) loads with the default, PerKey.
   ModelConfigV0 old;
@@ -137,6 +139,7 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   }
   ModelConfig c;
   c.shared_key_shift = true;
+  c.antithetic_features = true;
   {
     cereal::BinaryInputArchive in(s0);
     in(c);
@@ -144,5 +147,6 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   EXPECT_EQ(c.dim, 80);
   EXPECT_EQ(c.heads, 5);
   EXPECT_FALSE(c.shared_key_shift);
+  EXPECT_FALSE(c.antithetic_features);
   EXPECT_EQ(c.seed, old.c.seed);
 }

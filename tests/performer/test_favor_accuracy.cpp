@@ -114,6 +114,37 @@ TEST(FavorAccuracy, OrthogonalFeaturesBeatIid) {
   }
 }
 
+// Antithetic pairs [V; -V] (the paper's hyperbolic estimator) at the same feature count M: MSE smaller by
+// the factor (1 - exp(-|q' + k'|^2)) (features.h), so the error must be lower. Same paired design as above,
+// against plain orthogonal features. Entries N(0, 0.5^2), D = 16, so |q' + k'|^2 ~ 2 and the factor ~0.85
+// on the MSE, more where q' and k' point apart. Measured: error 18-21% lower, t-statistics 3.5, 4.6, 5.6
+// (paired, 32 problems) at M = 32, 64, 128.
+TEST(FavorAccuracy, AntitheticFeaturesBeatPlainOrthogonal) {
+  const int kSeeds = 32;
+  const int64_t D = 16;
+  const std::vector<Problem> problems = make_problems(kSeeds, D, 0.5f);
+  for (int64_t m : {32, 64, 128}) {
+    std::vector<double> diff;
+    double anti = 0.0, plain = 0.0;
+    for (int s = 0; s < kSeeds; ++s) {
+      Generator g_anti(7000 * m + s), g_plain(9000 * m + s);
+      const double e_anti = problems[s].error(antithetic_random_features(m, D, g_anti));
+      const double e_plain = problems[s].error(orthogonal_random_features(m, D, g_plain));
+      anti += e_anti / kSeeds;
+      plain += e_plain / kSeeds;
+      diff.push_back(e_plain - e_anti);
+    }
+    double mean = 0.0, var = 0.0;
+    for (double x : diff) mean += x / kSeeds;
+    for (double x : diff) var += (x - mean) * (x - mean) / (kSeeds - 1);
+    const double se = std::sqrt(var / kSeeds);
+    std::printf("M = %4ld: antithetic %.4f, orthogonal %.4f, paired difference %.4f (standard error %.4f)\n", long(m),
+                anti, plain, mean, se);
+    EXPECT_LT(anti, plain) << "M = " << m;
+    EXPECT_GT(mean, 3.0 * se) << "M = " << m;
+  }
+}
+
 namespace {
 
 // Queries with entries N(0, 0.5^2); keys with entries N(0, key_scale^2) (key_scale 3: |k'|^2 ~ 72, so the

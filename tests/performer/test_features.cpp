@@ -134,3 +134,19 @@ TEST(Features, RejectsEmptyShapes) {
   EXPECT_THROW(orthogonal_random_features(16, 0, gen), std::invalid_argument);
   EXPECT_THROW(iid_random_features(-1, 4, gen), std::invalid_argument);
 }
+
+TEST(AntitheticFeatures, PairsAreNegatedOrthogonalRows) {
+  Generator g(21);
+  const Tensor w = antithetic_random_features(12, 8, g);
+  ASSERT_EQ(w.shape(), (Shape{12, 8}));
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t j = 0; j < 8; ++j) EXPECT_EQ(w.data()[(i + 6) * 8 + j], -w.data()[i * 8 + j]);
+  // The first half is an orthogonal draw: distinct rows are orthogonal.
+  for (int64_t a = 0; a < 6; ++a)
+    for (int64_t b = a + 1; b < 6; ++b) {
+      double dot = 0.0;
+      for (int64_t j = 0; j < 8; ++j) dot += double(w.data()[a * 8 + j]) * w.data()[b * 8 + j];
+      EXPECT_NEAR(dot, 0.0, 1e-4);
+    }
+  EXPECT_THROW(antithetic_random_features(7, 8, g), std::invalid_argument);
+}
