@@ -157,6 +157,9 @@ int main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   double running = 0.0;
   for (int64_t step = 0; step < steps; ++step) {
+    // As the Trainer does (train/trainer.cpp): redraw at the start of the step that follows every
+    // redraw_every-th, so the evaluation at step s sees the projection step s trained with.
+    model.maybe_redraw(step);
     Batch b = dm.next_train_batch();
     opt.set_lr(learning_rate_at(sc, step));
     opt.zero_grad();
@@ -164,7 +167,6 @@ int main(int argc, char** argv) {
     loss.backward();
     clip_grad_norm(model.parameters(), 1.0f);
     opt.step();
-    model.maybe_redraw(step + 1);
     running = step == 0 ? loss.item() : 0.98 * running + 0.02 * loss.item();
     if ((step + 1) % eval_every == 0 || step + 1 == steps) {
       const double v = evaluate(model, val);
