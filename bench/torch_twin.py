@@ -488,6 +488,11 @@ def cmd_text(args):
           file=sys.stderr)
     step, val_loss, tokens = 0, None, 0
     while step < args.steps:
+        # As performer-train: redraw at the start of the step that follows every redraw_every-th, so an
+        # evaluation at step s sees the projection step s trained with.
+        if args.redraw_every and step > 0 and step % args.redraw_every == 0 and cfg["attention"] != "softmax":
+            for b in model.blocks:
+                b.attn.projection.copy_(orthogonal_random_features(cfg["features"], cfg["dim"] // cfg["heads"], proj_gen))
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         offsets = torch.randint(0, len(train) - seq, (batch,), generator=gen)
@@ -499,9 +504,6 @@ def cmd_text(args):
         opt.step()
         step += 1
         tokens += batch * seq
-        if args.redraw_every and step % args.redraw_every == 0 and cfg["attention"] != "softmax":
-            for b in model.blocks:
-                b.attn.projection.copy_(orthogonal_random_features(cfg["features"], cfg["dim"] // cfg["heads"], proj_gen))
         elapsed = time.perf_counter() - start
         out_of_time = args.time_limit > 0 and elapsed >= args.time_limit
         if step % args.eval_every == 0 or step == args.steps or out_of_time:

@@ -169,6 +169,7 @@ TrainConfig config_from(const ModelConfig& model, const DataConfig& data, const 
   c.attention = to_string(model.attention);
   c.positions = to_string(model.positions);
   c.redraw_every = model.redraw_every;
+  c.antithetic_features = model.antithetic_features;
   c.dropout = model.dropout;
   c.tie_embeddings = model.tie_embeddings;
   if (optimizer) {

@@ -165,6 +165,8 @@ void TrainConfig::validate() const {
     bad("positions", "rotary",
         "needs an even head dim, but --dim " + std::to_string(dim) + " / --heads " + std::to_string(heads) + " is odd");
   non_negative("redraw-every", redraw_every);
+  if (antithetic_features && features % 2 != 0)
+    bad("antithetic-features", "true", "needs an even --features, got " + std::to_string(features));
   if (!(dropout >= 0.0 && dropout < 1.0)) bad("dropout", num(dropout), "must be in [0, 1)");
   one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});
   if (!(lr > 0.0 && std::isfinite(lr))) bad("lr", num(lr), "must be finite and > 0");
@@ -226,6 +228,7 @@ ModelConfig TrainConfig::model_config(int64_t vocab_size) const {
   m.tie_embeddings = tie_embeddings;
   m.dropout = static_cast<float>(dropout);
   m.redraw_every = redraw_every;
+  m.antithetic_features = antithetic_features;
   m.seed = seed;
   return m;
 }

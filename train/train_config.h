@@ -48,6 +48,7 @@ struct TrainConfig {
   std::string attention = "favor";    // favor | relu | softmax
   std::string positions = "learned";  // learned | sinusoidal | rotary
   int64_t redraw_every = 100;         // optimizer steps between projection redraws, 0 = never
+  bool antithetic_features = false;   // favor: random features in pairs (w, -w)
   double dropout = 0.0;
   bool tie_embeddings = false;
   // ---- optimizer
@@ -137,6 +138,9 @@ void visit_fields(V&& v) {
   f("attention", &C::attention, K::Model, "favor (FAVOR+ softmax kernel), relu (generalized) or softmax (exact)");
   f("positions", &C::positions, K::Model, "learned, sinusoidal or rotary");
   f("redraw-every", &C::redraw_every, K::Free, "optimizer steps between random-feature redraws (0 = never)");
+  f("antithetic-features", &C::antithetic_features, K::Model,
+    "draw the random features in antithetic pairs (w, -w): the paper's hyperbolic estimator, lower variance at "
+    "the same --features (even)");
   f("dropout", &C::dropout, K::Free, "dropout probability in [0, 1)");
   f("tie-embeddings", &C::tie_embeddings, K::Model, "share the token embedding with the output head");
   group = "Optimizer";

@@ -69,6 +69,7 @@ TEST_F(TrainCliTest, BadFlagsAreRefusedWithTheFlagNamed) {
       {{"--data", text_, "--dim", "abc"}, "--dim"},
       {{"--data", text_, "--no-such-flag"}, "--no-such-flag"},
       {{"--data", text_, "--time-limit", "-1"}, "--time-limit -1: must be a number of seconds >= 0"},
+      {{"--data", text_, "--features", "33", "--antithetic-features"}, "--antithetic-features true: needs an even"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = c.args;

@@ -3,6 +3,11 @@
 // merge_for_resume refuses Model/Data changes.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
 #include "train/cli.h"
 #include "train/train_config.h"
 #include "train_test_util.h"
@@ -158,3 +163,15 @@ TEST(TrainConfig, ResumeRefusesModelChangesAndAcceptsFreeOnes) {
 
 }  // namespace
 }  // namespace pf
+
+// train/USAGE.md (the flag reference the README links to) documents every flag performer-train has.
+TEST(TrainConfig, UsageDocumentsEveryFlag) {
+  std::ifstream in(PF_USAGE_MD);
+  ASSERT_TRUE(in) << "cannot read " << PF_USAGE_MD;
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> missing;
+  pf::visit_fields([&](const pf::FieldInfo& f, auto) {
+    if (doc.find("`--" + std::string(f.key)) == std::string::npos) missing.push_back(f.key);
+  });
+  EXPECT_TRUE(missing.empty()) << "flags missing from train/USAGE.md: " << testing::PrintToString(missing);
+}
