@@ -20,6 +20,7 @@ namespace pf {
 namespace {
 
 std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_peak_live_bytes{0};
 
 // Training allocates and frees the same large activation buffers every step. By default glibc
 // serves each one with a fresh mmap, so every step pays page faults and kernel zeroing on
@@ -34,8 +35,15 @@ const bool g_malloc_tuned = [] {
 
 // Blocks of 32 MiB and more are mapped by glibc per allocation whatever mallopt says, so a
 // long-sequence step would pay page faults on every activation, every step. Freed large blocks
-// are kept in a small cache keyed by exact size (at most kLargeCacheBytes in total) and handed
-// out again: the next step's identical allocations then touch no new pages.
+// are kept in a cache keyed by exact size (at most kLargeCacheBytes in total) and handed out
+// again: the next step's identical allocations then touch no new pages.
+//
+// The cache must not raise peak memory. On a miss, cached blocks totalling at least the request
+// are released before the new block is mapped (the smallest cached block that is large enough,
+// else the largest ones first). With F = live + cached bytes, a free leaves F unchanged, a hit
+// leaves it unchanged, and a miss leaves it at most max(F, live after the allocation); so F never
+// exceeds the peak of live tensor bytes, and the process's large-block footprint is what the
+// computation itself needs at its peak.
 constexpr size_t kLargeBlock = size_t{32} << 20;
 constexpr size_t kLargeCacheBytes = size_t{4} << 30;
 
@@ -53,6 +61,25 @@ LargeBlockCache& large_cache() {
   return *cache;
 }
 
+// Releases cached blocks totalling at least `bytes` (or all of them). Caller holds the mutex.
+void evict_for(LargeBlockCache& c, size_t bytes) {
+  auto fit = c.blocks.lower_bound(bytes);
+  if (fit != c.blocks.end()) {
+    c.bytes -= fit->first;
+    std::free(fit->second);
+    c.blocks.erase(fit);
+    return;
+  }
+  size_t freed = 0;
+  while (freed < bytes && !c.blocks.empty()) {
+    auto last = std::prev(c.blocks.end());
+    freed += last->first;
+    c.bytes -= last->first;
+    std::free(last->second);
+    c.blocks.erase(last);
+  }
+}
+
 void* take_block(size_t bytes) {
   if (bytes >= kLargeBlock) {
     LargeBlockCache& c = large_cache();
@@ -64,6 +91,7 @@ void* take_block(size_t bytes) {
       c.bytes -= bytes;
       return p;
     }
+    evict_for(c, bytes);
   }
   return std::aligned_alloc(64, bytes);
 }
@@ -87,7 +115,10 @@ std::shared_ptr<float[]> allocate(int64_t numel) {
   bytes = (bytes + 63) / 64 * 64;
   void* p = take_block(bytes);
   if (!p) throw std::bad_alloc();
-  g_live_bytes += static_cast<int64_t>(bytes);
+  const int64_t live = g_live_bytes += static_cast<int64_t>(bytes);
+  int64_t peak = g_peak_live_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak_live_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
   return std::shared_ptr<float[]>(static_cast<float*>(p), [bytes](float* q) {
     g_live_bytes -= static_cast<int64_t>(bytes);
     give_block(q, bytes);
@@ -102,6 +133,13 @@ void check_shape(const Shape& shape, const char* op) {
 }  // namespace
 
 int64_t live_tensor_bytes() { return g_live_bytes.load(); }
+int64_t peak_live_tensor_bytes() { return g_peak_live_bytes.load(); }
+
+int64_t cached_tensor_bytes() {
+  LargeBlockCache& c = large_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return static_cast<int64_t>(c.bytes);
+}
 
 std::string shape_str(const Shape& shape) {
   std::ostringstream os;

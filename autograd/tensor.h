@@ -97,6 +97,11 @@ class Tensor {
 
 // Bytes currently held by all tensor storage in the process (for leak tests and memory reports).
 int64_t live_tensor_bytes();
+// Highest live_tensor_bytes() since the process started.
+int64_t peak_live_tensor_bytes();
+// Bytes of freed large blocks (>= 32 MiB) kept for reuse by the allocator. Live plus cached
+// bytes never exceed the peak of live bytes: the cache gives blocks back before mapping new ones.
+int64_t cached_tensor_bytes();
 
 // Maximum absolute difference; throws if the shapes differ.
 float max_abs_diff(const Tensor& a, const Tensor& b);

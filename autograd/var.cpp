@@ -64,10 +64,17 @@ void Var::backward(const Tensor& seed, bool keep_tape) {
   Tape::current().run_backward(!keep_tape);
 }
 
+namespace {
+thread_local Tape* g_scoped_tape = nullptr;  // innermost TapeScope's tape, if any
+}  // namespace
+
 Tape& Tape::current() {
   thread_local Tape tape;
-  return tape;
+  return g_scoped_tape ? *g_scoped_tape : tape;
 }
+
+TapeScope::TapeScope() : previous_(g_scoped_tape) { g_scoped_tape = &tape_; }
+TapeScope::~TapeScope() { g_scoped_tape = previous_; }
 
 void Tape::push(Node node) {
   nodes_.push_back(std::move(node));
@@ -132,6 +139,9 @@ bool grad_enabled() { return g_grad_enabled; }
 
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+EnableGradGuard::EnableGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = true; }
+EnableGradGuard::~EnableGradGuard() { g_grad_enabled = previous_; }
 
 bool needs_grad(std::initializer_list<const Var*> inputs) {
   if (!g_grad_enabled) return false;

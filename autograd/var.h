@@ -87,7 +87,7 @@ struct Node {
 
 class Tape {
  public:
-  static Tape& current();  // the calling thread's tape
+  static Tape& current();  // the calling thread's tape (the innermost TapeScope's, if any)
   size_t size() const { return nodes_.size(); }
   void clear() { nodes_.clear(); }
   void push(Node node);
@@ -110,6 +110,32 @@ void set_backward_scale_for_testing(float scale);
 
 // Is recording on for this thread?
 bool grad_enabled();
+
+// RAII: gives the calling thread a fresh, empty tape for its scope, and restores the previous one
+// after. recompute() uses it to record and run a backward inside another backward. Nests.
+class TapeScope {
+ public:
+  TapeScope();
+  ~TapeScope();
+  TapeScope(const TapeScope&) = delete;
+  TapeScope& operator=(const TapeScope&) = delete;
+
+ private:
+  Tape tape_;
+  Tape* previous_;
+};
+
+// RAII: turns recording on for its scope (recompute() inside a backward pass). Nests.
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
 
 // RAII: turns recording off for its scope (evaluation, generation). Nests.
 class NoGradGuard {

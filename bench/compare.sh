@@ -3,8 +3,12 @@
 # CLI, same JSON. Each configuration runs ALTERNATELY (ours, twin, ours, twin, ...) for R rounds so
 # that slow drifts of the machine hit both sides alike; the table shows the median per side.
 #
-#   bench/compare.sh [--quick] [--only b1|b2|gen[,...]] [--rounds R] [--timeout SECONDS] [--out FILE]
+#   bench/compare.sh [--quick] [--only b1|b2|gen[,...]] [--match ERE] [--recompute] [--rounds R]
+#                    [--timeout SECONDS] [--out FILE]
 #
+# --match keeps the configurations whose name matches the extended regular expression (e.g. 'favor').
+# --recompute adds, after each B2 FAVOR+ row, a row where ours runs with --recompute-blocks
+# (activation recomputation; the twin runs unchanged, as it has no such option).
 # Environment: BENCH_BIN (default build/bench/performer-bench), TWIN_PYTHON (default /usr/bin/python3,
 # Debian's python3-torch), MEM_LIMIT_GB (address-space cap per run, default 16: a run past it fails
 # fast and is reported OOM instead of pushing the machine into swap or the OOM killer).
@@ -25,8 +29,10 @@ QUICK=0
 ONLY=b1,b2,gen
 TIMEOUT=900
 OUT=""
+MATCH=""
+RECOMPUTE=0
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -34,6 +40,8 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --timeout) TIMEOUT=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --match) MATCH=$2; shift ;;
+    --recompute) RECOMPUTE=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -61,7 +69,7 @@ WORK=$(mktemp -d /tmp/compare-runs-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 # ---------------------------------------------------------------- the configurations
-# name|group|arguments (the same for both sides)
+# name|group|arguments (the same for both sides)|extra arguments for ours only (optional)
 CONFIGS=()
 if want b1; then
   CONFIGS+=("B1 train favor 2t|b1|train --preset b1 --attention favor --threads 2 $B1_STEPS")
@@ -73,6 +81,9 @@ if want b2; then
   for seq in 1024 4096 16384 65536; do
     for att in favor softmax; do
       CONFIGS+=("B2 train $att seq $seq|b2|train --preset b2 --seq $seq --attention $att --threads 2 $(b2_steps $seq)")
+      if [ "$RECOMPUTE" = 1 ] && [ "$att" = favor ]; then
+        CONFIGS+=("B2 train favor seq $seq recompute|b2|train --preset b2 --seq $seq --attention favor --threads 2 $(b2_steps $seq)|--recompute-blocks")
+      fi
     done
   done
 fi
@@ -151,8 +162,9 @@ REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
 
 # ---------------------------------------------------------------- the runs, alternating
 for entry in "${CONFIGS[@]}"; do
-  IFS="|" read -r name _group args <<<"$entry"
-  echo "== $name: $args" >&2
+  IFS="|" read -r name _group args ours_extra <<<"$entry"
+  if [ -n "$MATCH" ] && ! [[ $name =~ $MATCH ]]; then continue; fi
+  echo "== $name: $args${ours_extra:+ (ours also: $ours_extra)}" >&2
   ours_dead=""; twin_dead=""
   for ((r = 1; r <= ROUNDS; r++)); do
     if [ ! -x "$BENCH_BIN" ]; then
@@ -161,7 +173,7 @@ for entry in "${CONFIGS[@]}"; do
       :  # OOM or timeout in an earlier round: do not wait for it again
     else
       # shellcheck disable=SC2086
-      run_one "$name" ours "$r" "$BENCH_BIN" $args
+      run_one "$name" ours "$r" "$BENCH_BIN" $args $ours_extra
       st=$(tail -n 1 "$RESULTS" | "$PYJ" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
       case "$st" in OOM|timeout) ours_dead=1 ;; esac
     fi

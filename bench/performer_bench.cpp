@@ -1,7 +1,7 @@
 // performer-bench: the throughput benchmark of DESIGN.md ("The numbers this project is measured by").
 //
 //   performer-bench train --preset b1|b2 [--seq N] [--batch N] [--attention favor|relu|softmax]
-//                         [--threads N] [--steps N] [--warmup N]
+//                         [--threads N] [--steps N] [--warmup N] [--recompute-blocks]
 //   performer-bench attention --seq N [--batch 1 --heads 4 --head-dim 64 --features 128]
 //                         [--kind favor|relu|softmax] [--causal|--bidirectional] [--threads N]
 //   performer-bench generate --context N --tokens N [--preset b1] [--attention favor|relu|softmax]
@@ -81,13 +81,14 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, Generator& gen) {
 }
 
 int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::string& attention, int threads,
-              int steps, int warmup) {
+              int steps, int warmup, bool recompute_blocks) {
   ModelConfig cfg = preset_config(preset);
   cfg.attention = parse_attention(attention);
   if (seq > 0) cfg.max_seq_len = seq;
   seq = cfg.max_seq_len;
   if (batch <= 0) batch = preset == "b1" ? 4 : 1;
   PerformerLM model(cfg);
+  model.set_recompute_blocks(recompute_blocks);
   AdamOptions ao;
   ao.lr = 1e-4f;
   ao.weight_decay = 0.01f;
@@ -96,7 +97,8 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   std::vector<double> times;
   double initial_loss = 0.0;
   std::cerr << "train " << preset << " attention=" << attention << " seq=" << seq << " batch=" << batch
-            << " threads=" << threads << " params=" << model.num_parameters() << "\n";
+            << " threads=" << threads << " params=" << model.num_parameters()
+            << (recompute_blocks ? " recompute-blocks" : "") << "\n";
   for (int s = 0; s < warmup + steps; ++s) {
     std::vector<int32_t> ids = random_tokens(batch * (seq + 1), 256, gen);
     std::vector<int32_t> inputs, targets;
@@ -122,10 +124,12 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   const double tps = static_cast<double>(batch * seq) / (step_ms / 1000.0);
   std::printf(
       "{\"mode\":\"train\",\"preset\":\"%s\",\"attention\":\"%s\",\"seq\":%lld,\"batch\":%lld,\"threads\":%d,"
-      "\"params\":%lld,\"tokens_per_s\":%.1f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,\"initial_loss\":%.4f,"
-      "\"gemm\":\"%s\"}\n",
+      "\"params\":%lld,\"tokens_per_s\":%.1f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
+      "\"initial_loss\":%.4f,\"gemm\":\"%s\",\"recompute_blocks\":%s}\n",
       preset.c_str(), attention.c_str(), static_cast<long long>(seq), static_cast<long long>(batch), threads,
-      static_cast<long long>(model.num_parameters()), tps, step_ms, peak_rss_mb(), initial_loss, gemm_backend());
+      static_cast<long long>(model.num_parameters()), tps, step_ms, peak_rss_mb(),
+      static_cast<double>(peak_live_tensor_bytes()) / (1 << 20), initial_loss, gemm_backend(),
+      recompute_blocks ? "true" : "false");
   return 0;
 }
 
@@ -211,6 +215,9 @@ int main(int argc, char** argv) {
   train->add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   train->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  bool recompute_blocks = false;
+  train->add_flag("--recompute-blocks", recompute_blocks,
+                  "keep only each block's input and recompute the block in the backward (less memory)");
 
   auto* attn = app.add_subcommand("attention", "one attention computation, forward + backward");
   int64_t a_seq = 1024, a_batch = 1, heads = 4, head_dim = 64, features = 128;
@@ -242,7 +249,7 @@ int main(int argc, char** argv) {
   const bool causal = attn->count("--causal") + attn->count("--bidirectional") == 0 ? true : bidirectional;
   try {
     set_num_threads(threads);
-    if (*train) return run_train(preset, seq, batch, attention, threads, steps, warmup);
+    if (*train) return run_train(preset, seq, batch, attention, threads, steps, warmup, recompute_blocks);
     if (*attn) return run_attention(a_seq, a_batch, heads, head_dim, features, kind, causal, threads, a_steps, a_warmup);
     if (*gen) return run_generate(g_preset, g_attention, context, tokens, threads);
   } catch (const std::exception& e) {

@@ -4,7 +4,7 @@
 //
 //   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
-//               [--features 128 --kernel-eps 1e-6 --redraw-every 1000 --key-shift perkey|shared --antithetic]
+//               [--features 128 --kernel-eps 1e-6 --redraw-every 0 --key-shift perkey|shared --antithetic]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
 #include <CLI/CLI.hpp>
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
   std::string data, attention = "favor", key_shift = "perkey";
   bool antithetic = false;
-  int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 1000;
+  int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 0;
   float lr = 1e-3f, eps = 1e-6f;
   int threads = 1;
   uint64_t seed = 1;

@@ -795,7 +795,7 @@ def main():
     x.add_argument("--beta2", type=float, default=0.99)
     x.add_argument("--weight-decay", type=float, default=0.01)
     x.add_argument("--clip", type=float, default=1.0)
-    x.add_argument("--redraw-every", type=int, default=100)
+    x.add_argument("--redraw-every", type=int, default=0)
     x.add_argument("--eval-every", type=int, default=500)
 
     c = sub.add_parser("check", help="agreement checks (initial loss, implementations, FAVOR+ vs exact)")

@@ -31,7 +31,7 @@ struct ModelConfig {
   bool tie_embeddings = false;
   float dropout = 0.0f;
   bool orthogonal_features = true;  // false: iid Gaussian rows
-  int64_t redraw_every = 1000;      // optimizer steps between projection redraws; 0 = never
+  int64_t redraw_every = 0;         // optimizer steps between projection redraws; 0 = never (QUALITY.md)
   float kernel_eps = 1e-6f;         // FAVOR+ feature floor (see performer/favor.h)
   int64_t chunk_size = 64;          // causal FAVOR+ chunk length
   // FAVOR+ key stabilizer (performer/favor.h, KeyShift): false = PerKey (each key at its own shift,

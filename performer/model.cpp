@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autograd/ops.h"
+#include "autograd/recompute.h"
 
 namespace pf {
 
@@ -38,9 +39,16 @@ PerformerBlock::PerformerBlock(const ModelConfig& cfg, Generator& init_gen, Gene
       register_module("ff", std::make_shared<FeedForward>(cfg.dim, cfg.ff_hidden, cfg.dropout, init_gen, dropout_gen));
 }
 
+Var PerformerBlock::attention_half(const Var& x, const RotaryTables* rotary, const Tensor* key_mask) const {
+  return add(x, drop_->forward(attn_->forward(ln1_->forward(x), rotary, key_mask)));  // (B,T,C)
+}
+
+Var PerformerBlock::feed_forward_half(const Var& h) const {
+  return add(h, ff_->forward(ln2_->forward(h)));  // (B,T,C)
+}
+
 Var PerformerBlock::forward(const Var& x, const RotaryTables* rotary, const Tensor* key_mask) const {
-  Var h = add(x, drop_->forward(attn_->forward(ln1_->forward(x), rotary, key_mask)));  // (B,T,C)
-  return add(h, ff_->forward(ln2_->forward(h)));                                       // (B,T,C)
+  return feed_forward_half(attention_half(x, rotary, key_mask));
 }
 
 // ------------------------------------------------------------------ model
@@ -127,7 +135,42 @@ Var PerformerLM::forward(const std::vector<int32_t>& ids, int64_t batch, int64_t
   }
   const RotaryTables* rot = cfg_.positions == PositionKind::Rotary ? &rotary : nullptr;
   const Tensor* m = mask.defined() ? &mask : nullptr;
-  for (auto& block : *blocks_) x = block->forward(x, rot, m);
+  if (!recompute_blocks_ || !grad_enabled()) {
+    for (auto& block : *blocks_) x = block->forward(x, rot, m);
+    return head(x);  // (B,T,V)
+  }
+  // Recomputed blocks: the backward runs each half of each block (attention, feed-forward) again,
+  // after this forward has returned, so only the halves' inputs are kept and the backward holds
+  // the activations of one half at a time. The closure owns what the half reads (rotary tables,
+  // mask) and replays its dropout masks: it starts the dropout generator where this forward started
+  // the half, and puts it back after.
+  auto tables = std::make_shared<const RotaryTables>(std::move(rotary));
+  const bool has_rot = rot != nullptr;
+  const bool replay = cfg_.dropout > 0.0f;
+  for (auto& block : *blocks_) {
+    const PerformerBlock* b = block.get();
+    for (const bool ff_half : {false, true}) {
+      auto start = std::make_shared<const std::string>(replay ? dropout_gen_->state() : std::string());
+      auto after = std::make_shared<std::string>();
+      x = recompute({x}, [b, ff_half, tables, has_rot, mask, replay, start, after,
+                          gen = dropout_gen_](const std::vector<Var>& in) {
+        std::string resume;
+        if (replay) {
+          resume = gen->state();
+          gen->set_state(*start);
+        }
+        Var out = ff_half ? b->feed_forward_half(in[0])
+                          : b->attention_half(in[0], has_rot ? tables.get() : nullptr,
+                                              mask.defined() ? &mask : nullptr);
+        if (replay) {
+          *after = gen->state();
+          gen->set_state(resume);
+        }
+        return out;
+      });
+      if (replay) dropout_gen_->set_state(*after);  // the forward advances the generator as usual
+    }
+  }
   return head(x);  // (B,T,V)
 }
 

@@ -46,6 +46,10 @@ class PerformerBlock : public Module {
                  std::shared_ptr<Generator> dropout_gen);
   // x (B,T,C) -> (B,T,C)
   Var forward(const Var& x, const RotaryTables* rotary, const Tensor* key_mask) const;
+  // The two residual halves forward() is made of (recomputation checkpoints between them):
+  // x + dropout(attn(ln1(x))), and h + ff(ln2(h)).
+  Var attention_half(const Var& x, const RotaryTables* rotary, const Tensor* key_mask) const;
+  Var feed_forward_half(const Var& h) const;
 
   const LayerNorm& ln1() const { return *ln1_; }
   const PerformerAttention& attn() const { return *attn_; }
@@ -74,6 +78,14 @@ class PerformerLM : public Module {
   Var forward(const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
               const std::vector<uint8_t>* key_mask = nullptr);
 
+  // Activation recomputation (off by default; a run-time setting, not part of the checkpoint): while
+  // recording, keep only the input of each half of each block (attention, feed-forward) and run
+  // that half again in the backward pass (autograd/recompute.h). Same gradients; the saved
+  // activations shrink to those of one half-block at a time, and a training step costs about one
+  // more forward pass of the blocks.
+  void set_recompute_blocks(bool on) { recompute_blocks_ = on; }
+  bool recompute_blocks() const { return recompute_blocks_; }
+
   // Random projections (favor, relu; the softmax kind has none and these do nothing).
   void redraw_projections();                  // a new W for every layer, drawn from the projection generator
   bool maybe_redraw(int64_t optimizer_step);  // redraws if redraw_every > 0, step > 0 and step % redraw_every == 0
@@ -96,6 +108,7 @@ class PerformerLM : public Module {
   Generator proj_gen_;                      // projection draws
   std::shared_ptr<Generator> dropout_gen_;  // dropout masks (shared by every Dropout)
   int64_t draw_count_ = 0;
+  bool recompute_blocks_ = false;
   std::shared_ptr<Embedding> tok_emb_;
   std::shared_ptr<Embedding> pos_emb_;  // learned positions only
   std::shared_ptr<Dropout> emb_drop_;

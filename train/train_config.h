@@ -47,7 +47,7 @@ struct TrainConfig {
   int64_t features = 64;
   std::string attention = "favor";    // favor | relu | softmax
   std::string positions = "learned";  // learned | sinusoidal | rotary
-  int64_t redraw_every = 100;         // optimizer steps between projection redraws, 0 = never
+  int64_t redraw_every = 0;           // optimizer steps between projection redraws, 0 = never (QUALITY.md)
   bool antithetic_features = false;   // favor: random features in pairs (w, -w)
   double dropout = 0.0;
   bool tie_embeddings = false;
@@ -67,6 +67,7 @@ struct TrainConfig {
   double time_limit = 0.0;    // seconds of training wall time (all runs of this output), 0 = none
   uint64_t seed = 1;
   int64_t threads = 0;        // 0 = all cores
+  bool recompute_blocks = false;  // keep only block inputs; recompute blocks in the backward
   int64_t eval_every = 250;   // 0 = only at the end
   int64_t eval_batches = 40;  // 0 = the whole validation set
   int64_t save_every = 500;   // 0 = only at the end
@@ -162,6 +163,9 @@ void visit_fields(V&& v) {
     "0 = no limit. The schedule still follows --steps");
   f("seed", &C::seed, K::Data, "seed of the model initialization, the data order and sampling");
   f("threads", &C::threads, K::Free, "worker threads (0 = all cores); resume is bit-exact only with the same count");
+  f("recompute-blocks", &C::recompute_blocks, K::Free,
+    "save memory: keep only each block's input in the forward and recompute the block in the backward "
+    "(same results, about a third more time per step)");
   f("eval-every", &C::eval_every, K::Free, "evaluate every N steps (0 = only at the end)");
   f("eval-batches", &C::eval_batches, K::Free, "validation batches per evaluation (0 = all)");
   f("save-every", &C::save_every, K::Free, "checkpoint every N steps (0 = only at the end)");

@@ -44,6 +44,7 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedParameters 
 Trainer::Trainer(const TrainConfig& config)
     : config_(checked(config)), data_(config_.data_config()), schedule_(config_.schedule_config()) {
   model_ = std::make_unique<PerformerLM>(config_.model_config(data_.vocab().size()));
+  model_->set_recompute_blocks(config_.recompute_blocks);
   model_->train();
   build_optimizer();
   rng_.seed(config_.seed ^ 0x7261696e65720000ull);  // "trainer": a stream apart from model and data seeds
@@ -56,6 +57,7 @@ Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
   mc.dropout = static_cast<float>(config_.dropout);  // Free flags may change on resume
   mc.redraw_every = config_.redraw_every;
   model_ = std::make_unique<PerformerLM>(mc);
+  model_->set_recompute_blocks(config_.recompute_blocks);
   model_->train();
   build_optimizer();
   restore(ckpt, *model_, *optimizer_, data_);

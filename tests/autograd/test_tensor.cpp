@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "autograd/generator.h"
 #include "autograd/tensor.h"
@@ -99,4 +100,41 @@ TEST(Tensor, RandomThroughGenerator) {
     EXPECT_GE(v, 2.0f);
     EXPECT_LT(v, 3.0f);
   }
+}
+
+// The allocator keeps freed blocks of 32 MiB and more for reuse. That cache must never raise the
+// process's footprint above what live tensors needed at their peak: live + cached <= peak live,
+// (peak since the process started) after every allocation and free, in a sequence mixing hits, misses of other sizes, and frees.
+TEST(Tensor, LargeBlockCacheNeverExceedsThePeakOfLiveBytes) {
+  constexpr int64_t kMiB = (int64_t{1} << 20) / 4;  // floats per MiB
+  auto check = [](const char* where) {
+    EXPECT_LE(live_tensor_bytes() + cached_tensor_bytes(), peak_live_tensor_bytes()) << where;
+  };
+  {
+    std::vector<Tensor> held;
+    held.push_back(Tensor::empty({40 * kMiB}));
+    held.push_back(Tensor::empty({48 * kMiB}));
+    check("two live");
+    held.clear();  // both cached
+    check("both freed");
+    EXPECT_GE(cached_tensor_bytes(), int64_t{88} << 20);
+    Tensor hit = Tensor::empty({40 * kMiB});  // exact size: taken from the cache
+    check("hit");
+    const int64_t cached_before_miss = cached_tensor_bytes();
+    Tensor miss = Tensor::empty({36 * kMiB});  // no exact size: a block of >= 36 MiB is released first
+    check("miss with a larger block cached");
+    EXPECT_LE(cached_tensor_bytes(), cached_before_miss - (int64_t{36} << 20));
+    Tensor big = Tensor::empty({100 * kMiB});  // nothing cached
+    check("miss with nothing cached");
+  }
+  check("all freed");
+  for (int round = 0; round < 3; ++round) {  // a step-like pattern with growing sizes
+    std::vector<Tensor> held;
+    for (int i = 0; i < 4; ++i) held.push_back(Tensor::empty({(33 + 7 * i + round) * kMiB}));
+    check("step allocations");
+    held.erase(held.begin() + 1);
+    Tensor extra = Tensor::empty({(60 + round) * kMiB});
+    check("allocation after a partial free");
+  }
+  check("end");
 }

@@ -1,6 +1,6 @@
 // Trainer and fit(): a non-finite step changes nothing and is counted; the run stops after
 // max_nonfinite of them in a row; fit keeps the last K checkpoints plus the best one; training on a
-// tiny corpus gets below the unigram entropy.
+// tiny corpus gets below the unigram entropy; --recompute-blocks trains identically.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -108,6 +108,20 @@ TEST_F(TrainerTest, FitKeepsLastKAndTheBest) {
   }
   EXPECT_EQ(best.progress.best_step, lowest_step);
   EXPECT_EQ(best.progress.best_val_loss, lowest);
+}
+
+// --recompute-blocks changes memory, not the run: the same losses and parameters, step for step
+// (dropout on, so the replayed masks are exercised too).
+TEST_F(TrainerTest, RecomputeBlocksTrainsIdentically) {
+  TrainConfig cfg = config();
+  cfg.dropout = 0.1;
+  TrainConfig rec_cfg = cfg;
+  rec_cfg.recompute_blocks = true;
+  Trainer plain(cfg), rec(rec_cfg);
+  ASSERT_TRUE(rec.model().recompute_blocks());
+  for (int s = 0; s < 4; ++s) EXPECT_EQ(rec.step().loss, plain.step().loss) << "step " << s;
+  for (const auto& [name, v] : rec.model().state_dict())
+    EXPECT_EQ(max_abs_diff(v, plain.model().state_dict().at(name)), 0.0f) << name;
 }
 
 TEST_F(TrainerTest, LearnsBelowUnigramEntropy) {

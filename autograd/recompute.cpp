@@ -1,0 +1,37 @@
+#include "autograd/recompute.h"
+
+#include <memory>
+#include <utility>
+
+namespace pf {
+
+Var recompute(const std::vector<Var>& inputs, RecomputeFn fn) {
+  // Not recording (evaluation, generation): there is no backward to prepare for.
+  if (!grad_enabled()) return fn(inputs);
+  Tensor value;
+  {
+    NoGradGuard no_grad;
+    value = fn(inputs).value();
+  }
+  // fn may use parameters that want gradients even when no input does; so, while recording, the
+  // output always wants one (a backward that reaches nothing that wants it does nothing).
+  std::vector<std::shared_ptr<VarImpl>> saved;
+  saved.reserve(inputs.size());
+  for (const Var& v : inputs) saved.push_back(v.impl_ptr());
+  return make_result(std::move(value), true, "recompute", [saved, fn = std::move(fn)](const Tensor& g) {
+    TapeScope private_tape;
+    EnableGradGuard recording;
+    std::vector<Var> leaves;
+    leaves.reserve(saved.size());
+    for (const auto& in : saved) leaves.emplace_back(in->value, in->requires_grad);
+    Var out = fn(leaves);
+    if (out.shape() != g.shape())
+      throw_shape_error("recompute", "fn's output changed shape between forward and backward", out.shape(), g.shape());
+    if (!out.requires_grad()) return;  // nothing inside wants a gradient
+    out.backward(g);
+    for (size_t i = 0; i < saved.size(); ++i)
+      if (saved[i]->requires_grad && leaves[i].has_grad()) saved[i]->accumulate_grad(std::move(leaves[i].grad()));
+  });
+}
+
+}  // namespace pf
