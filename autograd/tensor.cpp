@@ -6,6 +6,7 @@
 #include <mutex>
 #include <cmath>
 #include <malloc.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -35,24 +36,50 @@ const bool g_malloc_tuned = [] {
 
 // Blocks of 32 MiB and more are mapped by glibc per allocation whatever mallopt says, so a
 // long-sequence step would pay page faults on every activation, every step. Freed large blocks
-// are kept in a cache keyed by exact size (at most kLargeCacheBytes in total) and handed out
-// again: the next step's identical allocations then touch no new pages.
+// are kept in a cache and handed out again: the next step's allocations then touch no new pages.
+// A request takes the smallest cached block of at least its size, if that block is less than
+// kMaxSlack times the request (a block keeps its own size while in use, and live bytes count it).
 //
-// The cache must not raise peak memory. On a miss, cached blocks totalling at least the request
-// are released before the new block is mapped (the smallest cached block that is large enough,
-// else the largest ones first). With F = live + cached bytes, a free leaves F unchanged, a hit
-// leaves it unchanged, and a miss leaves it at most max(F, live after the allocation); so F never
-// exceeds the peak of live tensor bytes, and the process's large-block footprint is what the
-// computation itself needs at its peak.
+// The cache must not raise peak memory. With F = live + cached bytes and P the peak of live
+// bytes so far: a free leaves F unchanged, a hit leaves it unchanged, and on a miss cached blocks
+// are released (the smallest single block that is enough, else the largest ones first) until the
+// new block fits under max(P, live after the allocation). So F never exceeds the peak of live
+// tensor bytes, and the process's large-block footprint is what the computation itself needed
+// at its peak; blocks are released only when keeping them would break that bound.
 constexpr size_t kLargeBlock = size_t{32} << 20;
 constexpr size_t kLargeCacheBytes = size_t{4} << 30;
+constexpr size_t kMaxSlack = 2;
+
+// Large blocks are mapped directly, 2 MiB-aligned and marked for transparent huge pages where the
+// kernel offers them (madvise mode): a block the cache could not supply then costs one fault per
+// 2 MiB instead of one per 4 KiB.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+void* map_large(size_t bytes) {
+  const size_t span = bytes + kHugePage;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t start = (base + kHugePage - 1) / kHugePage * kHugePage;
+  if (start > base) munmap(raw, start - base);
+  const uintptr_t end = base + span, used_end = start + (bytes + 4095) / 4096 * 4096;
+  if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
+  void* p = reinterpret_cast<void*>(start);
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void unmap_large(void* p, size_t bytes) { munmap(p, bytes); }
 
 struct LargeBlockCache {
   std::mutex mutex;
   std::multimap<size_t, void*> blocks;
   size_t bytes = 0;
+  LargeBlockStats stats;
   ~LargeBlockCache() {
-    for (auto& [size, p] : blocks) std::free(p);
+    for (auto& [size, p] : blocks) unmap_large(p, size);
   }
 };
 
@@ -61,37 +88,48 @@ LargeBlockCache& large_cache() {
   return *cache;
 }
 
+void release(LargeBlockCache& c, std::multimap<size_t, void*>::iterator it) {
+  c.bytes -= it->first;
+  c.stats.released_bytes += static_cast<int64_t>(it->first);
+  unmap_large(it->second, it->first);
+  c.blocks.erase(it);
+}
+
 // Releases cached blocks totalling at least `bytes` (or all of them). Caller holds the mutex.
 void evict_for(LargeBlockCache& c, size_t bytes) {
   auto fit = c.blocks.lower_bound(bytes);
   if (fit != c.blocks.end()) {
-    c.bytes -= fit->first;
-    std::free(fit->second);
-    c.blocks.erase(fit);
+    release(c, fit);
     return;
   }
   size_t freed = 0;
   while (freed < bytes && !c.blocks.empty()) {
     auto last = std::prev(c.blocks.end());
     freed += last->first;
-    c.bytes -= last->first;
-    std::free(last->second);
-    c.blocks.erase(last);
+    release(c, last);
   }
 }
 
-void* take_block(size_t bytes) {
+// Returns a block of at least `bytes` and sets `capacity` to its size.
+void* take_block(size_t bytes, size_t& capacity) {
+  capacity = bytes;
   if (bytes >= kLargeBlock) {
     LargeBlockCache& c = large_cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.blocks.find(bytes);
-    if (it != c.blocks.end()) {
+    auto it = c.blocks.lower_bound(bytes);
+    if (it != c.blocks.end() && it->first < kMaxSlack * bytes) {
       void* p = it->second;
+      capacity = it->first;
+      c.bytes -= capacity;
       c.blocks.erase(it);
-      c.bytes -= bytes;
+      ++c.stats.hits;
       return p;
     }
-    evict_for(c, bytes);
+    ++c.stats.misses;
+    const size_t live = static_cast<size_t>(g_live_bytes.load());
+    const size_t bound = std::max(static_cast<size_t>(g_peak_live_bytes.load()), live + bytes);
+    if (live + c.bytes + bytes > bound) evict_for(c, live + c.bytes + bytes - bound);
+    return map_large(bytes);
   }
   return std::aligned_alloc(64, bytes);
 }
@@ -105,6 +143,8 @@ void give_block(void* p, size_t bytes) {
       c.bytes += bytes;
       return;
     }
+    unmap_large(p, bytes);
+    return;
   }
   std::free(p);
 }
@@ -113,15 +153,16 @@ std::shared_ptr<float[]> allocate(int64_t numel) {
   // Round up to a whole number of 64-byte lines; aligned_alloc requires it.
   size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
-  void* p = take_block(bytes);
+  size_t capacity = 0;
+  void* p = take_block(bytes, capacity);
   if (!p) throw std::bad_alloc();
-  const int64_t live = g_live_bytes += static_cast<int64_t>(bytes);
+  const int64_t live = g_live_bytes += static_cast<int64_t>(capacity);
   int64_t peak = g_peak_live_bytes.load(std::memory_order_relaxed);
   while (live > peak && !g_peak_live_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
   }
-  return std::shared_ptr<float[]>(static_cast<float*>(p), [bytes](float* q) {
-    g_live_bytes -= static_cast<int64_t>(bytes);
-    give_block(q, bytes);
+  return std::shared_ptr<float[]>(static_cast<float*>(p), [capacity](float* q) {
+    g_live_bytes -= static_cast<int64_t>(capacity);
+    give_block(q, capacity);
   });
 }
 
@@ -139,6 +180,12 @@ int64_t cached_tensor_bytes() {
   LargeBlockCache& c = large_cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   return static_cast<int64_t>(c.bytes);
+}
+
+LargeBlockStats large_block_stats() {
+  LargeBlockCache& c = large_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.stats;
 }
 
 std::string shape_str(const Shape& shape) {

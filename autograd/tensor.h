@@ -101,7 +101,17 @@ int64_t live_tensor_bytes();
 int64_t peak_live_tensor_bytes();
 // Bytes of freed large blocks (>= 32 MiB) kept for reuse by the allocator. Live plus cached
 // bytes never exceed the peak of live bytes: the cache gives blocks back before mapping new ones.
+// (A large request may be served by a cached block of up to twice its size; live bytes count the
+// block's size.)
 int64_t cached_tensor_bytes();
+// Counters of the large-block cache since the process started: requests served from it, requests
+// that mapped a new block, and bytes of cached blocks released to make room.
+struct LargeBlockStats {
+  int64_t hits = 0;
+  int64_t misses = 0;
+  int64_t released_bytes = 0;
+};
+LargeBlockStats large_block_stats();
 
 // Maximum absolute difference; throws if the shapes differ.
 float max_abs_diff(const Tensor& a, const Tensor& b);

@@ -116,8 +116,10 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
     opt.step();
     const double ms = ms_since(t0);
     if (s == 0) initial_loss = loss.item();
+    const LargeBlockStats lb = large_block_stats();
     std::cerr << "  step " << s << (s < warmup ? " (warm-up)" : "") << ": " << ms << " ms, loss " << loss.item()
-              << "\n";
+              << " (large blocks so far: " << lb.hits << " reused, " << lb.misses << " mapped, "
+              << lb.released_bytes / (1 << 20) << " MB released)\n";
     if (s >= warmup) times.push_back(ms);
   }
   const double step_ms = median(times);

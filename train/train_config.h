@@ -67,7 +67,7 @@ struct TrainConfig {
   double time_limit = 0.0;    // seconds of training wall time (all runs of this output), 0 = none
   uint64_t seed = 1;
   int64_t threads = 0;        // 0 = all cores
-  bool recompute_blocks = false;  // keep only block inputs; recompute blocks in the backward
+  bool recompute_blocks = false;  // keep only half-block inputs; recompute them in the backward
   int64_t eval_every = 250;   // 0 = only at the end
   int64_t eval_batches = 40;  // 0 = the whole validation set
   int64_t save_every = 500;   // 0 = only at the end
@@ -164,8 +164,8 @@ void visit_fields(V&& v) {
   f("seed", &C::seed, K::Data, "seed of the model initialization, the data order and sampling");
   f("threads", &C::threads, K::Free, "worker threads (0 = all cores); resume is bit-exact only with the same count");
   f("recompute-blocks", &C::recompute_blocks, K::Free,
-    "save memory: keep only each block's input in the forward and recompute the block in the backward "
-    "(same results, about a third more time per step)");
+    "save memory: keep only each half-block's input in the forward and recompute the half-block in the "
+    "backward (same results, a third to a half more time per step)");
   f("eval-every", &C::eval_every, K::Free, "evaluate every N steps (0 = only at the end)");
   f("eval-batches", &C::eval_batches, K::Free, "validation batches per evaluation (0 = all)");
   f("save-every", &C::save_every, K::Free, "checkpoint every N steps (0 = only at the end)");
