@@ -165,7 +165,7 @@ void visit_fields(V&& v) {
   f("threads", &C::threads, K::Free, "worker threads (0 = all cores); resume is bit-exact only with the same count");
   f("recompute-blocks", &C::recompute_blocks, K::Free,
     "save memory: keep only each half-block's input in the forward and recompute the half-block in the "
-    "backward (same results, a third to a half more time per step)");
+    "backward (same results, 26-70% more time per step on the B2 benchmarks)");
   f("eval-every", &C::eval_every, K::Free, "evaluate every N steps (0 = only at the end)");
   f("eval-batches", &C::eval_batches, K::Free, "validation batches per evaluation (0 = all)");
   f("save-every", &C::save_every, K::Free, "checkpoint every N steps (0 = only at the end)");
