@@ -125,28 +125,26 @@ class TapeScope {
   Tape* previous_;
 };
 
-// RAII: turns recording on for its scope (recompute() inside a backward pass). Nests.
-class EnableGradGuard {
+// RAII: sets recording on or off for its scope, and restores the previous setting after. Nests.
+class GradModeGuard {
  public:
-  EnableGradGuard();
-  ~EnableGradGuard();
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled);
+  ~GradModeGuard();
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
 };
 
-// RAII: turns recording off for its scope (evaluation, generation). Nests.
-class NoGradGuard {
- public:
-  NoGradGuard();
-  ~NoGradGuard();
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+// Recording off for the scope (evaluation, generation).
+struct NoGradGuard : GradModeGuard {
+  NoGradGuard() : GradModeGuard(false) {}
+};
 
- private:
-  bool previous_;
+// Recording on for the scope (recompute() inside a backward pass).
+struct EnableGradGuard : GradModeGuard {
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 // The helper every op uses to produce its output. If recording is on and any input requires a

@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
   train->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
   bool recompute_blocks = false;
   train->add_flag("--recompute-blocks", recompute_blocks,
-                  "keep only each block's input and recompute the block in the backward (less memory)");
+                  "keep only each half-block's input and recompute the half-block in the backward (less memory)");
 
   auto* attn = app.add_subcommand("attention", "one attention computation, forward + backward");
   int64_t a_seq = 1024, a_batch = 1, heads = 4, head_dim = 64, features = 128;
