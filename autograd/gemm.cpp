@@ -1,9 +1,20 @@
 #include "autograd/gemm.h"
 
-#include <Eigen/Core>
+#include <cpuid.h>
+#include <immintrin.h>
 
-#ifdef PF_HAVE_CBLAS
-#include <cblas.h>
+#include <Eigen/Core>
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+
+#include "autograd/parallel.h"
+
+#ifdef PF_HAVE_DNNL
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+#include <vector>
 #endif
 
 namespace pf {
@@ -15,14 +26,15 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 using ConstMap = Eigen::Map<const RowMat, Eigen::Unaligned, Stride>;
 using Map = Eigen::Map<RowMat, Eigen::Unaligned, Stride>;
 
-[[maybe_unused]] void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   Map c(C, M, N, Stride(ldc));
   if (beta == 0.0f) {
     c.setZero();
   } else if (beta != 1.0f) {
     c *= beta;
   }
+  if (K == 0) return;
   ConstMap a(A, ta ? K : M, ta ? M : K, Stride(lda));
   ConstMap b(B, tb ? N : K, tb ? K : N, Stride(ldb));
   if (!ta && !tb) c.noalias() += alpha * a * b;
@@ -31,27 +43,234 @@ using Map = Eigen::Map<RowMat, Eigen::Unaligned, Stride>;
   else c.noalias() += alpha * a.transpose() * b.transpose();
 }
 
+bool cpu_has_bf16_dot() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  const bool avx512_bf16 = (a >> 5) & 1u;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return avx512_bf16;
+  const bool amx_bf16 = (d >> 22) & 1u;
+  return avx512_bf16 || amx_bf16;
+}
+
+std::atomic<Precision> g_precision{Precision::fp32};
+
+// fp32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN.
+inline uint16_t to_bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// n floats to bf16 bits, vectorized where the compiler targets AVX512-BF16.
+void convert_row_bf16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) {
+    __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<__m256i&>(v));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = to_bf16_bits(src[i]);
+}
+
 }  // namespace
 
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  throw std::invalid_argument("precision '" + name + "': must be fp32 or bf16");
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::bf16: return "bf16";
+    case Precision::process: return precision_name(g_precision.load());
+  }
+  return "?";
+}
+
+std::string bf16_unsupported_reason() {
+#ifndef PF_HAVE_DNNL
+  return "this build has no oneDNN (install libdnnl-dev and reconfigure): bf16 products need it";
+#else
+  static const bool cpu = cpu_has_bf16_dot();
+  if (!cpu) return "this CPU has neither AVX512-BF16 nor AMX-BF16 (see the flags in /proc/cpuinfo): use fp32";
+  return "";
+#endif
+}
+
+bool bf16_supported() { return bf16_unsupported_reason().empty(); }
+
+void set_matmul_precision(Precision p) {
+  if (p == Precision::process) return;
+  if (p == Precision::bf16 && !bf16_supported())
+    throw std::runtime_error("bf16 precision unavailable: " + bf16_unsupported_reason());
+  g_precision.store(p);
+}
+
+Precision matmul_precision() { return g_precision.load(); }
+
+void round_to_bf16(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = static_cast<uint32_t>(to_bf16_bits(x[i])) << 16;
+    std::memcpy(&x[i], &u, 4);
+  }
+}
+
+#ifdef PF_HAVE_DNNL
+
+namespace {
+
+// Products with fewer multiply-adds than this run on Eigen: oneDNN's per-call cost (memory objects,
+// argument map, cache look-up: about 2 us) would dominate. Always fp32.
+constexpr int64_t kSmallProduct = 8 * 8 * 8;
+
+struct Key {
+  bool ta, tb, bf16;
+  int64_t M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  int threads;
+  bool operator==(const Key&) const = default;
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = 1469598103934665603ull;
+    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    mix(k.ta | (k.tb << 1) | (k.bf16 << 2));
+    for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc}) mix(static_cast<uint64_t>(v));
+    uint32_t a, b;
+    std::memcpy(&a, &k.alpha, 4);
+    std::memcpy(&b, &k.beta, 4);
+    mix(a);
+    mix(b);
+    mix(static_cast<uint64_t>(k.threads));
+    return h;
+  }
+};
+
+struct Entry {
+  dnnl::matmul prim;
+  dnnl::memory::desc a, b, c;
+  size_t scratch_bytes = 0;
+};
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// One primitive per distinct call shape, made on first use and kept (the shapes of a training run
+// are a few dozen).
+std::mutex g_cache_mutex;
+std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash> g_cache;
+
+const Entry& primitive_for(const Key& k) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  auto& cache = g_cache;
+  auto it = cache.find(k);
+  if (it != cache.end()) return *it->second;
+  using dt = dnnl::memory::data_type;
+  const dt in = k.bf16 ? dt::bf16 : dt::f32;
+  auto e = std::make_unique<Entry>();
+  // Row-major with leading dimensions; a transposed operand is the stored matrix read with swapped strides.
+  e->a = dnnl::memory::desc({k.M, k.K}, in, k.ta ? dnnl::memory::dims{1, k.lda} : dnnl::memory::dims{k.lda, 1});
+  e->b = dnnl::memory::desc({k.K, k.N}, in, k.tb ? dnnl::memory::dims{1, k.ldb} : dnnl::memory::dims{k.ldb, 1});
+  e->c = dnnl::memory::desc({k.M, k.N}, dt::f32, dnnl::memory::dims{k.ldc, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (k.alpha != 1.0f) attr.set_output_scales(0, {k.alpha});
+  if (k.beta != 0.0f) {
+    dnnl::post_ops po;
+    po.append_sum(k.beta);
+    attr.set_post_ops(po);
+  }
+  auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a, e->b, e->c), attr, cpu_engine());
+  e->scratch_bytes = pd.scratchpad_desc().get_size();
+  e->prim = dnnl::matmul(pd);
+  return *cache.emplace(k, std::move(e)).first->second;
+}
+
+// Per-thread scratch: oneDNN's scratchpad and the bf16 copies of the operands.
+struct Scratch {
+  std::vector<uint8_t, Eigen::aligned_allocator<uint8_t>> pad;
+  std::vector<uint16_t, Eigen::aligned_allocator<uint16_t>> a16, b16;
+};
+
+// The stored matrix (rows x cols, leading dimension ld) as dense bf16 (leading dimension cols).
+void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst, bool outer_parallel) {
+  auto body = [&](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; ++r) convert_row_bf16(src + r * ld, dst + r * cols, cols);
+  };
+  if (outer_parallel) body(0, rows);
+  else parallel_for(rows, body, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(cols, 1)));
+}
+
+void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool bf16) {
+  thread_local Scratch scratch;
+  thread_local dnnl::stream stream(cpu_engine());
+  const bool nested = in_parallel_region();
+  const int a_rows = static_cast<int>(ta ? K : M), a_cols = static_cast<int>(ta ? M : K);
+  const int b_rows = static_cast<int>(tb ? N : K), b_cols = static_cast<int>(tb ? K : N);
+  const void* pa = A;
+  const void* pb = B;
+  if (bf16) {
+    scratch.a16.resize(static_cast<size_t>(a_rows) * a_cols);
+    scratch.b16.resize(static_cast<size_t>(b_rows) * b_cols);
+    to_bf16(A, a_rows, a_cols, lda, scratch.a16.data(), nested);
+    to_bf16(B, b_rows, b_cols, ldb, scratch.b16.data(), nested);
+    pa = scratch.a16.data();
+    pb = scratch.b16.data();
+    lda = a_cols;
+    ldb = b_cols;
+  }
+  const Key key{ta, tb, bf16, M, N, K, lda, ldb, ldc, alpha, beta, nested ? 1 : get_num_threads()};
+  const Entry& e = primitive_for(key);
+  if (scratch.pad.size() < e.scratch_bytes) scratch.pad.resize(e.scratch_bytes);
+  auto& eng = cpu_engine();
+  dnnl::memory ma(e.a, eng, const_cast<void*>(pa));
+  dnnl::memory mb(e.b, eng, const_cast<void*>(pb));
+  dnnl::memory mc(e.c, eng, C);
+  dnnl::memory ms(dnnl::memory::desc({static_cast<int64_t>(e.scratch_bytes)}, dnnl::memory::data_type::u8,
+                                     dnnl::memory::dims{1}),
+                  eng, scratch.pad.data());
+  e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  stream.wait();
+}
+
+}  // namespace
+
+#endif  // PF_HAVE_DNNL
+
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float beta, float* C, int64_t ldc) {
+          int64_t ldb, float beta, float* C, int64_t ldc, Precision precision) {
   if (M == 0 || N == 0) return;
-  if (K == 0) {
-    gemm_eigen(false, false, M, N, 0, alpha, A, 1, B, 1, beta, C, ldc);
+#ifdef PF_HAVE_DNNL
+  if (K > 0 && M * N * K >= kSmallProduct) {
+    if (precision == Precision::process) precision = g_precision.load(std::memory_order_relaxed);
+    gemm_dnnl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, precision == Precision::bf16);
     return;
   }
-#ifdef PF_HAVE_CBLAS
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(M),
-              static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta,
-              C, static_cast<int>(ldc));
-#else
+#endif
   gemm_eigen(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int64_t gemm_primitive_count() {
+#ifdef PF_HAVE_DNNL
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  return static_cast<int64_t>(g_cache.size());
+#else
+  return 0;
 #endif
 }
 
 const char* gemm_backend() {
-#ifdef PF_HAVE_CBLAS
-  return "openblas";
+#ifdef PF_HAVE_DNNL
+  return "onednn";
 #else
   return "eigen";
 #endif

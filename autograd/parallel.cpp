@@ -4,9 +4,6 @@
 #include <stdexcept>
 #include <string>
 
-#ifdef PF_HAVE_CBLAS
-extern "C" void openblas_set_num_threads(int);
-#endif
 
 namespace pf {
 
@@ -14,9 +11,6 @@ void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
   omp_set_num_threads(n);
   Eigen::setNbThreads(n);
-#ifdef PF_HAVE_CBLAS
-  openblas_set_num_threads(n);
-#endif
 }
 
 int get_num_threads() { return omp_get_max_threads(); }

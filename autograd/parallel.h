@@ -10,7 +10,8 @@
 
 namespace pf {
 
-// Sets the number of threads for OpenMP regions and for the BLAS, if one is linked.
+// Sets the number of threads of the one OpenMP pool: the project's loops, Eigen and oneDNN (built on
+// the same GNU OpenMP runtime) all use it.
 void set_num_threads(int n);
 int get_num_threads();
 bool in_parallel_region();

@@ -1,7 +1,7 @@
 // performer-bench: the throughput benchmark of DESIGN.md ("The numbers this project is measured by").
 //
 //   performer-bench train --preset b1|b2 [--seq N] [--batch N] [--attention favor|relu|softmax]
-//                         [--threads N] [--steps N] [--warmup N] [--recompute-blocks]
+//                         [--threads N] [--steps N] [--warmup N] [--recompute-blocks] [--precision fp32|bf16]
 //   performer-bench attention --seq N [--batch 1 --heads 4 --head-dim 64 --features 128]
 //                         [--kind favor|relu|softmax] [--causal|--bidirectional] [--threads N]
 //   performer-bench generate --context N --tokens N [--preset b1] [--attention favor|relu|softmax]
@@ -97,7 +97,8 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   std::vector<double> times;
   double initial_loss = 0.0;
   std::cerr << "train " << preset << " attention=" << attention << " seq=" << seq << " batch=" << batch
-            << " threads=" << threads << " params=" << model.num_parameters()
+            << " threads=" << threads << " precision=" << precision_name(Precision::process)
+            << " params=" << model.num_parameters()
             << (recompute_blocks ? " recompute-blocks" : "") << "\n";
   for (int s = 0; s < warmup + steps; ++s) {
     std::vector<int32_t> ids = random_tokens(batch * (seq + 1), 256, gen);
@@ -127,11 +128,11 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   std::printf(
       "{\"mode\":\"train\",\"preset\":\"%s\",\"attention\":\"%s\",\"seq\":%lld,\"batch\":%lld,\"threads\":%d,"
       "\"params\":%lld,\"tokens_per_s\":%.1f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
-      "\"initial_loss\":%.4f,\"gemm\":\"%s\",\"recompute_blocks\":%s}\n",
+      "\"initial_loss\":%.4f,\"gemm\":\"%s\",\"precision\":\"%s\",\"recompute_blocks\":%s}\n",
       preset.c_str(), attention.c_str(), static_cast<long long>(seq), static_cast<long long>(batch), threads,
       static_cast<long long>(model.num_parameters()), tps, step_ms, peak_rss_mb(),
       static_cast<double>(peak_live_tensor_bytes()) / (1 << 20), initial_loss, gemm_backend(),
-      recompute_blocks ? "true" : "false");
+      precision_name(Precision::process), recompute_blocks ? "true" : "false");
   return 0;
 }
 
@@ -203,7 +204,10 @@ int main(int argc, char** argv) {
   CLI::App app{"performer-bench: training, attention and generation throughput (see BENCHMARKS.md)"};
   app.require_subcommand(1);
   int threads = 2;
-  app.add_option("--threads", threads, "threads (OpenMP and BLAS)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads (one OpenMP pool: our loops and oneDNN)")->check(CLI::PositiveNumber);
+  std::string precision = "fp32";
+  app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
 
   auto* train = app.add_subcommand("train", "full training steps on random tokens");
   std::string preset = "b1", attention = "favor";
@@ -217,6 +221,7 @@ int main(int argc, char** argv) {
   train->add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   train->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  train->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
   bool recompute_blocks = false;
   train->add_flag("--recompute-blocks", recompute_blocks,
                   "keep only each half-block's input and recompute the half-block in the backward (less memory)");
@@ -236,6 +241,7 @@ int main(int argc, char** argv) {
   attn->add_option("--steps", a_steps)->check(CLI::PositiveNumber);
   attn->add_option("--warmup", a_warmup)->check(CLI::NonNegativeNumber);
   attn->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  attn->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
 
   auto* gen = app.add_subcommand("generate", "recurrent sampling after a prompt");
   int64_t context = 256, tokens = 256;
@@ -245,12 +251,14 @@ int main(int argc, char** argv) {
   gen->add_option("--preset", g_preset)->check(CLI::IsMember({"b1", "b2"}));
   gen->add_option("--attention", g_attention)->check(CLI::IsMember({"favor", "relu", "softmax"}));
   gen->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  gen->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
 
   CLI11_PARSE(app, argc, argv);
   // --causal,!--bidirectional: the flag value is true for --causal, false for --bidirectional.
   const bool causal = attn->count("--causal") + attn->count("--bidirectional") == 0 ? true : bidirectional;
   try {
     set_num_threads(threads);
+    set_matmul_precision(parse_precision(precision));
     if (*train) return run_train(preset, seq, batch, attention, threads, steps, warmup, recompute_blocks);
     if (*attn) return run_attention(a_seq, a_batch, heads, head_dim, features, kind, causal, threads, a_steps, a_warmup);
     if (*gen) return run_generate(g_preset, g_attention, context, tokens, threads);

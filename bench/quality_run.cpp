@@ -5,6 +5,7 @@
 //   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
 //               [--features 128 --kernel-eps 1e-6 --redraw-every 0 --key-shift perkey|shared --antithetic]
+//               [--precision fp32|bf16]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "autograd/gemm.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 #include "data/data_module.h"
@@ -118,8 +120,17 @@ int main(int argc, char** argv) {
   app.add_flag("--antithetic", antithetic, "random features in antithetic pairs [V; -V] (hyperbolic estimator)");
   app.add_option("--threads", threads)->check(CLI::PositiveNumber);
   app.add_option("--seed", seed);
+  std::string precision = "fp32";
+  app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
+  try {
+    set_matmul_precision(parse_precision(precision));
+  } catch (const std::exception& e) {
+    std::cerr << "quality-run: --precision " << precision << ": " << e.what() << "\n";
+    return 2;
+  }
 
   DataConfig dc;
   dc.train_files = {data};

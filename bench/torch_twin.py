@@ -408,8 +408,11 @@ def cmd_train(args):
         x, y = ids[:, :-1], ids[:, 1:]
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        logits = model(x)  # (B,T,V)
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        # bf16: PyTorch's own mixed precision on CPU, one line as a user would write it (matmuls in bf16
+        # with fp32 accumulation, exp/softmax/norms/loss autocast to fp32; weights and AdamW stay fp32).
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            logits = model(x)  # (B,T,V)
+            loss = F.cross_entropy(logits.reshape(-1, VOCAB).float(), y.reshape(-1))
         loss.backward()
         opt.step()
         dt = time.perf_counter() - t0
@@ -424,6 +427,7 @@ def cmd_train(args):
               threads=torch.get_num_threads(), params=params, tokens_per_s=batch * seq / med,
               step_ms_median=med * 1e3, peak_rss_mb=peak_rss_mb(), initial_loss=initial_loss,
               steps=args.steps, warmup=args.warmup, impl="torch-twin", torch=torch.__version__,
+              precision=args.precision,
               **({"favor_loop_fallbacks": LOOP_FALLBACKS[0]} if LOOP_FALLBACKS[0] else {})))
 
 
@@ -756,6 +760,8 @@ def main():
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--weight-decay", type=float, default=0.01)
     t.add_argument("--verbose", action="store_true")
+    t.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
 
     a = sub.add_parser("attention", help="one attention kernel on (B,H,T,D) q, k, v: forward + backward")
     common(a)

@@ -59,7 +59,9 @@ FeatureMap::FeatureMap(const FavorOptions& opt, int64_t d, int64_t m, const floa
       W(w) {}
 
 void FeatureMap::project(const float* X, int64_t n, float* U, float* h, float* a) const {
-  gemm(false, true, n, M, D, sigma, X, D, W, D, 0.0f, U, M);  // (n, M) = sigma X W^T
+  // (n, M) = sigma X W^T, always fp32: exp() below turns an absolute error in u into a relative error
+  // of the features (a bf16 projection would err by up to 2^-9 |u|, several percent once |q'| grows).
+  gemm(false, true, n, M, D, sigma, X, D, W, D, 0.0f, U, M, Precision::fp32);
   if (!shifted()) {
     for (int64_t i = 0; i < n; ++i) h[i] = a[i] = 0.0f;
     return;

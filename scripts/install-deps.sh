@@ -8,7 +8,9 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libeigen3-dev libcereal-dev libcli11-dev libgtest-dev zlib1g-dev libbenchmark-dev
-  libopenblas-openmp-dev   # large matrix products (GEMM); the build falls back to Eigen without it
+  libdnnl-dev   # oneDNN: fp32 and bf16 matrix products (GEMM); the build falls back to Eigen without it
+  libopenmpi-dev openmpi-bin   # MPI for data-parallel training (dist/); the build runs one process without it
+  libsentencepiece-dev   # subword tokenizers
   mmseqs2-examples   # the default training corpus: /usr/share/doc/mmseqs2/example-data/DB.fasta.gz
 )
 if [[ "${1:-}" == "--bench" ]]; then

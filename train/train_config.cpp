@@ -185,6 +185,8 @@ void TrainConfig::validate() const {
   if (!(time_limit >= 0.0 && std::isfinite(time_limit)))
     bad("time-limit", num(time_limit), "must be a number of seconds >= 0 (0 = no limit)");
   non_negative("threads", threads);
+  one_of("precision", precision, {"fp32", "bf16", "auto"});
+  if (precision == "bf16" && !bf16_supported()) bad("precision", precision, bf16_unsupported_reason());
   non_negative("eval-every", eval_every);
   non_negative("eval-batches", eval_batches);
   non_negative("save-every", save_every);
@@ -192,6 +194,11 @@ void TrainConfig::validate() const {
   positive("log-every", log_every);
   non_negative("sample-tokens", sample_tokens);
   positive("max-nonfinite", max_nonfinite);
+}
+
+Precision TrainConfig::matmul_precision() const {
+  if (precision == "auto") return bf16_supported() ? Precision::bf16 : Precision::fp32;
+  return parse_precision(precision);
 }
 
 void TrainConfig::check_files() const {

@@ -18,6 +18,7 @@ const TrainConfig& checked(const TrainConfig& c) {
   c.validate();
   c.check_files();
   if (c.threads > 0) set_num_threads(static_cast<int>(c.threads));
+  set_matmul_precision(c.matmul_precision());
   return c;
 }
 
