@@ -201,7 +201,7 @@ struct Scratch {
 };
 
 // The stored matrix (rows x cols, leading dimension ld) as dense bf16 (leading dimension cols).
-void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst, bool outer_parallel) {
+void convert_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst, bool outer_parallel) {
   auto body = [&](int64_t s, int64_t e) {
     for (int64_t r = s; r < e; ++r) convert_row_bf16(src + r * ld, dst + r * cols, cols);
   };
@@ -209,22 +209,30 @@ void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t*
   else parallel_for(rows, body, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(cols, 1)));
 }
 
-void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool bf16) {
+// A / B: fp32 (A32, lda) or, when bf16, already converted (A16, dense) or to be converted here.
+void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const uint16_t* A16,
+               int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta, float* C, int64_t ldc,
+               bool bf16) {
   thread_local Scratch scratch;
   thread_local dnnl::stream stream(cpu_engine());
   const bool nested = in_parallel_region();
-  const int a_rows = static_cast<int>(ta ? K : M), a_cols = static_cast<int>(ta ? M : K);
-  const int b_rows = static_cast<int>(tb ? N : K), b_cols = static_cast<int>(tb ? K : N);
+  const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K;
+  const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N;
   const void* pa = A;
   const void* pb = B;
   if (bf16) {
-    scratch.a16.resize(static_cast<size_t>(a_rows) * a_cols);
-    scratch.b16.resize(static_cast<size_t>(b_rows) * b_cols);
-    to_bf16(A, a_rows, a_cols, lda, scratch.a16.data(), nested);
-    to_bf16(B, b_rows, b_cols, ldb, scratch.b16.data(), nested);
-    pa = scratch.a16.data();
-    pb = scratch.b16.data();
+    if (A16 == nullptr) {
+      scratch.a16.resize(static_cast<size_t>(a_rows * a_cols));
+      convert_bf16(A, a_rows, a_cols, lda, scratch.a16.data(), nested);
+      A16 = scratch.a16.data();
+    }
+    if (B16 == nullptr) {
+      scratch.b16.resize(static_cast<size_t>(b_rows * b_cols));
+      convert_bf16(B, b_rows, b_cols, ldb, scratch.b16.data(), nested);
+      B16 = scratch.b16.data();
+    }
+    pa = A16;
+    pb = B16;
     lda = a_cols;
     ldb = b_cols;
   }
@@ -252,11 +260,43 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
 #ifdef PF_HAVE_DNNL
   if (K > 0 && M * N * K >= kSmallProduct) {
     if (precision == Precision::process) precision = g_precision.load(std::memory_order_relaxed);
-    gemm_dnnl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, precision == Precision::bf16);
+    gemm_dnnl(ta, tb, M, N, K, alpha, A, nullptr, lda, B, nullptr, ldb, beta, C, ldc, precision == Precision::bf16);
     return;
   }
 #endif
   gemm_eigen(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+bool gemm_uses_bf16(int64_t M, int64_t N, int64_t K, Precision precision) {
+#ifdef PF_HAVE_DNNL
+  if (precision == Precision::process) precision = g_precision.load(std::memory_order_relaxed);
+  return precision == Precision::bf16 && M > 0 && N > 0 && K > 0 && M * N * K >= kSmallProduct;
+#else
+  (void)M, (void)N, (void)K, (void)precision;
+  return false;
+#endif
+}
+
+void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
+#ifdef PF_HAVE_DNNL
+  convert_bf16(src, rows, cols, ld, dst, in_parallel_region());
+#else
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = to_bf16_bits(src[r * ld + c]);
+#endif
+}
+
+void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const uint16_t* A16,
+               int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!bf16_supported()) throw std::runtime_error("gemm_bf16: " + bf16_unsupported_reason());
+#ifdef PF_HAVE_DNNL
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    gemm_eigen(false, false, M, N, 0, alpha, nullptr, 1, nullptr, 1, beta, C, ldc);
+    return;
+  }
+  gemm_dnnl(ta, tb, M, N, K, alpha, A, A16, lda, B, B16, ldb, beta, C, ldc, true);
+#endif
 }
 
 int64_t gemm_primitive_count() {

@@ -55,6 +55,19 @@ class MatmulPrecisionGuard {
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, Precision precision = Precision::process);
 
+// bf16 operands kept between products (a Linear layer's saved input): the raw bits of the stored
+// matrix, rows x cols, dense (leading dimension cols).
+// to_bf16: converts (parallel over rows; the same rounding as the products use).
+void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst);
+// gemm with Precision::bf16 where either operand may be given already converted (A16 / B16 instead
+// of A / B; pass nullptr for the other form). Equal, bit for bit, to gemm(..., Precision::bf16) on
+// the fp32 originals. Needs bf16_supported().
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               const uint16_t* A16, int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta,
+               float* C, int64_t ldc);
+// Whether gemm(..., process precision) of this size runs in bf16 (large enough, precision bf16).
+bool gemm_uses_bf16(int64_t M, int64_t N, int64_t K, Precision precision = Precision::process);
+
 // Name of the backend compiled in ("onednn" or "eigen").
 const char* gemm_backend();
 

@@ -129,6 +129,21 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
                      });
 }
 
+namespace {
+
+// Column sums of g (rows, out_f) added into db, parallel over column blocks (fixed order per column).
+void add_column_sums(const float* pg, int64_t rows, int64_t out_f, float* db) {
+  parallel_for(
+      out_f,
+      [&](int64_t s, int64_t e) {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = s; j < e; ++j) db[j] += pg[r * out_f + j];
+      },
+      64);
+}
+
+}  // namespace
+
 Var linear(const Var& x, const Var& w, const Var& b) {
   if (w.dim() != 2 || x.dim() < 1 || x.shape().back() != w.shape()[1])
     throw_shape_error("linear", "input (..., in) and weight (out, in) disagree", x.shape(), w.shape());
@@ -151,32 +166,40 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   }
   gemm(false, true, rows, out_f, in, 1.0f, x.value().data(), in, w.value().data(), in, has_bias ? 1.0f : 0.0f, po,
        out_f);
-  // Saves x and W (handles): dx = g W, dW = g^T x, db = sum of g over rows.
+  // Saves x and W (handles): dx = g W, dW = g^T x, db = sum of g over rows. When both products run in
+  // bf16, g is converted once for the two (the same bits each would have converted on its own).
   const bool rg = needs_grad({&x, &w}) || (has_bias && needs_grad({&b}));
   return make_result(std::move(out), rg, "linear",
                      [x = x.impl_ptr(), w = w.impl_ptr(), b = has_bias ? b.impl_ptr() : nullptr, rows, in,
                       out_f](const Tensor& g) {
                        const float* pg = g.data();
                        float beta = 1.0f;
+                       Tensor g16;
+                       if (x->requires_grad && w->requires_grad && gemm_uses_bf16(rows, in, out_f) &&
+                           gemm_uses_bf16(out_f, in, rows)) {
+                         g16 = Tensor::empty({(rows * out_f + 1) / 2});
+                         to_bf16(pg, rows, out_f, out_f, reinterpret_cast<uint16_t*>(g16.data()));
+                       }
+                       const uint16_t* pg16 = g16.defined() ? reinterpret_cast<const uint16_t*>(g16.data()) : nullptr;
                        if (x->requires_grad) {
                          float* dx = x->grad_for_overwrite(&beta).data();
-                         gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, w->value.data(), in, beta, dx, in);
+                         if (pg16) {
+                           gemm_bf16(false, false, rows, in, out_f, 1.0f, nullptr, pg16, out_f, w->value.data(),
+                                     nullptr, in, beta, dx, in);
+                         } else {
+                           gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, w->value.data(), in, beta, dx, in);
+                         }
                        }
                        if (w->requires_grad) {
                          float* dw = w->grad_for_overwrite(&beta).data();
-                         gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, x->value.data(), in, beta, dw, in);
+                         if (pg16) {
+                           gemm_bf16(true, false, out_f, in, rows, 1.0f, nullptr, pg16, out_f, x->value.data(),
+                                     nullptr, in, beta, dw, in);
+                         } else {
+                           gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, x->value.data(), in, beta, dw, in);
+                         }
                        }
-                       if (b && b->requires_grad) {
-                         float* db = b->grad_buffer().data();
-                         // Column sums, parallel over column blocks (fixed order per column).
-                         parallel_for(
-                             out_f,
-                             [&](int64_t s, int64_t e) {
-                               for (int64_t r = 0; r < rows; ++r)
-                                 for (int64_t j = s; j < e; ++j) db[j] += pg[r * out_f + j];
-                             },
-                             64);
-                       }
+                       if (b && b->requires_grad) add_column_sums(pg, rows, out_f, b->grad_buffer().data());
                      });
 }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "autograd/gemm.h"
 #include "autograd/parallel.h"
 #include "train/atomic_file.h"
 #include "train/checkpoint.h"
@@ -136,12 +137,12 @@ int run(int argc, char** argv) {
                static_cast<long long>(mc.dim), static_cast<long long>(mc.depth), static_cast<long long>(mc.heads),
                static_cast<long long>(mc.ff_hidden), static_cast<long long>(mc.features),
                static_cast<long long>(config.seq_len), human_params(trainer->model().num_parameters()).c_str());
-  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %lld), %d threads\n",
+  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %lld), %d threads, %s products (%s)\n",
                static_cast<long long>(config.steps), static_cast<long long>(config.batch_size),
                static_cast<long long>(config.seq_len),
                config.grad_accum > 1 ? (" x " + std::to_string(config.grad_accum) + " accumulated").c_str() : "",
                config.optimizer.c_str(), config.lr, config.schedule.c_str(), static_cast<long long>(config.warmup),
-               pf::get_num_threads());
+               pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
   if (trainer->has_validation()) {
     const double h = pf::unigram_entropy(trainer->eval_batches(), trainer->data().vocab().size());
     std::fprintf(stderr,

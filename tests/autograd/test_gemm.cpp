@@ -140,6 +140,28 @@ TEST(Gemm, Bf16IsTheExactProductOfRoundedInputs) {
   }
 }
 
+TEST(Gemm, PreconvertedBf16OperandsGiveTheSameBits) {
+  if (!bf16_supported()) GTEST_SKIP() << bf16_unsupported_reason();
+  MatmulPrecisionGuard bf16(Precision::bf16);
+  for (int t = 0; t < 4; ++t) {
+    Problem p = make(t & 1, t & 2, 70, 50, 90, 3, 1.0f, 1.0f, 300 + t);
+    const int64_t a_rows = p.ta ? p.K : p.M, a_cols = p.ta ? p.M : p.K;
+    const int64_t b_rows = p.tb ? p.N : p.K, b_cols = p.tb ? p.K : p.N;
+    std::vector<uint16_t> a16(a_rows * a_cols), b16(b_rows * b_cols);
+    to_bf16(p.A.data(), a_rows, a_cols, p.lda, a16.data());
+    to_bf16(p.B.data(), b_rows, b_cols, p.ldb, b16.data());
+    const std::vector<float> want = run(p);
+    for (int which = 0; which < 3; ++which) {  // A given, B given, both given
+      std::vector<float> C = p.C0;
+      const bool ga = which != 1, gb = which != 0;
+      gemm_bf16(p.ta, p.tb, p.M, p.N, p.K, p.alpha, ga ? nullptr : p.A.data(), ga ? a16.data() : nullptr,
+                ga ? a_cols : p.lda, gb ? nullptr : p.B.data(), gb ? b16.data() : nullptr, gb ? b_cols : p.ldb,
+                p.beta, C.data(), p.ldc);
+      EXPECT_EQ(C, want) << "layout " << t << ", pre-converted " << which;
+    }
+  }
+}
+
 TEST(Gemm, RoundToBf16RoundsToNearestEven) {
   // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even significand (1).
   float v[4] = {1.0f + 1.0f / 256.0f, 1.0f + 3.0f / 256.0f, -2.5f, 1e-9f};
