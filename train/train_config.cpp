@@ -283,7 +283,7 @@ const std::map<std::string, std::map<std::string, std::string>>& presets() {
         {"features", "64"},
         {"seq-len", "256"},
         {"batch-size", "8"}}},
-      // DESIGN.md benchmark B1.
+      // The B1 benchmark shape (docs/ARCHITECTURE.md, "Benchmark shapes").
       {"b1",
        {{"dim", "256"},
         {"depth", "4"},
