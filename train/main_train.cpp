@@ -159,7 +159,13 @@ int run(int argc, char** argv) {
                      : "every token, in windows of --seq-len",
                  h, h / std::log(2.0));
   } else {
-    std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
+    if (config.val_data.empty() && config.val_fraction > 0)
+      std::fprintf(stderr,
+                   "validation: none (the --val-fraction %g split of this small corpus holds nothing to score; give "
+                   "--val-data or more data)\n",
+                   config.val_fraction);
+    else
+      std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
   }
   std::fprintf(stderr, "output: %s%s\n", config.out.c_str(),
                cli.resume || cli.requested.count("out") ? ""
