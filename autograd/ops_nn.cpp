@@ -4,6 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "autograd/float_str.h"
 #include "autograd/generator.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
@@ -265,7 +266,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
 // ------------------------------------------------------------------ dropout and masks
 
 Var dropout(const Var& a, float p, bool training, Generator& gen) {
-  if (p < 0.0f || p >= 1.0f) throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p));
+  if (p < 0.0f || p >= 1.0f) throw std::invalid_argument("dropout: p must be in [0, 1), got " + float_str(p));
   if (!training || p == 0.0f) return a;
   const float keep = 1.0f - p, scale = 1.0f / keep;
   Tensor mask = Tensor::empty(a.shape());  // 0 or 1/(1-p); saved for the backward

@@ -1,4 +1,4 @@
-// performer-bench: the throughput benchmark of DESIGN.md ("The numbers this project is measured by").
+// performer-bench: the throughput benchmark of the B1 / B2 shapes (docs/ARCHITECTURE.md, "Benchmark shapes").
 //
 //   performer-bench train --preset b1|b2 [--seq N] [--batch N] [--attention favor|relu|softmax]
 //                         [--threads N] [--steps N] [--warmup N] [--recompute-blocks] [--precision fp32|bf16]

@@ -28,8 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VOCAB = 256
-# The shapes of DESIGN.md, "The numbers this project is measured by". ff for B2 is not given there:
-# 4 * d_model (override with --ff; compare.sh warns when the parameter counts of both sides differ).
+# The shapes of docs/ARCHITECTURE.md, "Benchmark shapes"; ff for B2 is 4 * d_model, as in
+# bench/performer_bench.cpp (override with --ff; compare.sh warns when the parameter counts of both sides differ).
 PRESETS = {
     "b1": dict(dim=256, depth=4, heads=4, ff=1024, features=128, seq=1024, batch=4),
     "b2": dict(dim=128, depth=2, heads=2, ff=512, features=64, seq=1024, batch=1),

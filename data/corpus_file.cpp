@@ -27,6 +27,15 @@ bool is_gzip_file(const std::string& path) {
   return in.gcount() == 2 && magic[0] == 0x1F && magic[1] == 0x8B;
 }
 
+std::string user_cache_dir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg != nullptr && *xdg == '/') return (fs::path(xdg) / "performer-cpp").string();
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home != '\0') return (fs::path(home) / ".cache" / "performer-cpp").string();
+  const char* tmp = std::getenv("TMPDIR");
+  return (fs::path((tmp != nullptr && *tmp != '\0') ? tmp : "/tmp") / "performer-cpp").string();
+}
+
 std::string gzip_cache_path(const std::string& gz_path, const std::string& cache_dir) {
   std::error_code ec;
   const fs::path source = fs::absolute(gz_path, ec);
@@ -43,11 +52,13 @@ std::string gzip_cache_path(const std::string& gz_path, const std::string& cache
     if (ec)
       throw std::runtime_error("cache_dir " + cache_dir + ": cannot create (" + ec.message() +
                                "); give a writable directory");
-  } else if (::access(source.parent_path().c_str(), W_OK) == 0) {
-    dir = source.parent_path();
   } else {
-    const char* tmp = std::getenv("TMPDIR");
-    dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
+    dir = user_cache_dir();
+    fs::create_directories(dir, ec);
+    if (ec || ::access(dir.c_str(), W_OK) != 0) {
+      const char* tmp = std::getenv("TMPDIR");
+      dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
+    }
   }
 
   std::string stem = source.filename().string();

@@ -3,10 +3,13 @@
 // A gzip file (recognized by its magic bytes 1f 8b, whatever its name) is decompressed ONCE to a cache
 // file and the cache is mapped, so .gz corpora get the same larger-than-RAM, random-access reading as
 // plain ones (zlib streams cannot be seeked). Where the cache goes, first match wins:
-//   1. cache_dir, when the caller gives one (DataConfig::cache_dir; created if missing);
-//   2. the directory holding the .gz, when it is writable (same disk as the data, which is usually
-//      bigger than /tmp, and often a RAM-backed tmpfs would defeat the purpose of mapping);
-//   3. $TMPDIR, else /tmp.
+//   1. cache_dir, when the caller gives one (DataConfig::cache_dir, performer-train --cache-dir;
+//      created if missing);
+//   2. the user's cache directory: $XDG_CACHE_HOME/performer-cpp (when XDG_CACHE_HOME is an absolute
+//      path), else $HOME/.cache/performer-cpp (created if missing). Never the directory holding the
+//      .gz: that may be a shared or system directory (/usr/share/doc/...) that is writable only
+//      because the program runs as root;
+//   3. $TMPDIR, else /tmp, when the user cache directory cannot be created or written.
 // The cache is named <name without .gz>.<16 hex digits>.pfcache, the digits a hash of the .gz's
 // absolute path, size and modification time: an edited .gz gets a new cache, an unchanged one reuses
 // its cache on every run. The cache is written to a temporary name and renamed into place, so a crash
@@ -24,7 +27,11 @@ namespace pf {
 // it cannot be opened.
 bool is_gzip_file(const std::string& path);
 
-// Where the decompressed cache of gz_path lives (rules above); does not create anything but cache_dir.
+// The per-user cache directory of rule 2 (not created here).
+std::string user_cache_dir();
+
+// Where the decompressed cache of gz_path lives (rules above); creates cache_dir or the user cache
+// directory if missing, nothing else.
 std::string gzip_cache_path(const std::string& gz_path, const std::string& cache_dir);
 
 // Decompresses gz_path to its cache unless the cache already exists; returns the cache path. Errors

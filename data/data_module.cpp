@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "autograd/float_str.h"
 #include "data/corpus_file.h"
 #include "data/protein_batcher.h"
 #include "data/split.h"
@@ -34,15 +35,20 @@ std::string bad_field(const std::string& field, const std::string& value, const 
 }  // namespace
 
 void DataConfig::validate() const {
-  if (train_files.empty())
+  if (eval_only) {
+    if (!train_files.empty())
+      throw std::invalid_argument("DataConfig.eval_only: give the files to evaluate as val_files, not train_files");
+    if (val_files.empty()) throw std::invalid_argument("DataConfig.val_files is empty: give at least one file to evaluate");
+  } else if (train_files.empty()) {
     throw std::invalid_argument("DataConfig.train_files is empty: give at least one corpus file");
+  }
   if (seq_len < 1) throw std::invalid_argument(bad_field("seq_len", std::to_string(seq_len), "must be >= 1"));
   if (batch_size < 1) throw std::invalid_argument(bad_field("batch_size", std::to_string(batch_size), "must be >= 1"));
   if (!(val_fraction >= 0.0 && val_fraction < 1.0))
-    throw std::invalid_argument(bad_field("val_fraction", std::to_string(val_fraction), "must be in [0, 1)"));
+    throw std::invalid_argument(bad_field("val_fraction", float_str(val_fraction), "must be in [0, 1)"));
   parse_objective(objective);
   if (!(mask_prob > 0.0 && mask_prob <= 1.0))
-    throw std::invalid_argument(bad_field("mask_prob", std::to_string(mask_prob), "must be in (0, 1]"));
+    throw std::invalid_argument(bad_field("mask_prob", float_str(mask_prob), "must be in (0, 1]"));
 }
 
 DataModule::DataModule(const DataConfig& config) : config_(config) {
@@ -98,12 +104,14 @@ void DataModule::build_text(std::vector<MappedFile>& train_maps, std::vector<Map
     for (MappedFile& m : val_maps) v->add(std::move(m));
     val_range = {0, v->size()};
     val = v;
-  } else if (config_.val_fraction > 0.0) {
+  } else if (config_.val_fraction > 0.0 && !config_.eval_only) {
     const TextSplit split = split_text(train->size(), config_.val_fraction);
     train_range = split.train;
     val_range = split.val;
     val = train;
   }
+  if (!config_.eval_only && train_range.size() == 0)
+    throw std::invalid_argument("text: the training files (--data) are empty; give a non-empty corpus");
   const int64_t files = train->num_files() + static_cast<int64_t>(val_maps.size());
   description_ = "text: " + std::to_string(files) + (files == 1 ? " file, " : " files, ") +
                  human(train->size() + (val_maps.empty() ? 0 : val_range.size())) + " bytes; train " +
@@ -147,6 +155,19 @@ void DataModule::build_fasta(std::vector<MappedFile>& train_maps, std::vector<Ma
     train_records = std::move(split.train);
     val_records = std::move(split.val);
     val = train;
+  }
+  if (!config_.eval_only && train_records.empty())
+    throw std::invalid_argument("fasta: no training records (all were skipped as malformed); give more sequences");
+  if (fasta_stats_.looks_like_nucleotides()) {
+    char share[32];
+    std::snprintf(share, sizeof share, "%.1f%%",
+                  100.0 * static_cast<double>(fasta_stats_.nucleotide_residues) /
+                      static_cast<double>(fasta_stats_.residues));
+    const std::vector<std::string>& files = config_.eval_only ? config_.val_files : config_.train_files;
+    warnings_.push_back(std::string(files.empty() ? "the FASTA data" : files[0]) + (files.size() > 1 ? " ..." : "") +
+                        ": " + share +
+                        " of the residues are A, C, G, T, U or N: this looks like DNA or RNA, but the only FASTA "
+                        "vocabulary is the protein one, which reads these letters as amino acids");
   }
   description_ = "fasta: " + std::to_string(fasta_stats_.records) + " records (" +
                  std::to_string(fasta_stats_.skipped_records) + " skipped), " + human(fasta_stats_.residues) +

@@ -10,7 +10,8 @@
 //
 // Validation comes from val_files when given (then val_fraction is ignored), else from val_fraction
 // of the training files (data/split.h: by content hash for FASTA, the tail for text); val_fraction 0
-// and no val_files means no validation (eval_batches returns nothing).
+// and no val_files means no validation (eval_batches returns nothing). A FASTA split always keeps at
+// least one training record (data/split.h).
 // Batching rules: data/text_batcher.h and data/protein_batcher.h; masking: data/masking.h;
 // .gz handling and its cache: data/corpus_file.h; FASTA rules: data/fasta.h.
 #pragma once
@@ -42,6 +43,9 @@ struct DataConfig {
   double mask_prob = 0.15;           // masked LM: selection probability per eligible token
   uint64_t seed = 0;
   std::string cache_dir;  // where .gz corpora are decompressed ("" = automatic, data/corpus_file.h)
+  // Evaluation only (performer-eval): train_files must be empty, val_files are read whole (no split,
+  // no minimum length: a text shorter than seq_len is one partial window); next_train_batch throws.
+  bool eval_only = false;
 
   // Throws std::invalid_argument naming the field, its value and the allowed range.
   void validate() const;
@@ -68,6 +72,9 @@ class DataModule {
   // One line for the log, e.g. "fasta: 20000 records (19 skipped), 9.0M residues; train 18000 / val 2000 records".
   std::string describe() const;
   const FastaStats& fasta_stats() const { return fasta_stats_; }  // FASTA only
+  // Things the user should know that are not errors, one sentence each, e.g. a FASTA that looks like
+  // DNA read with the protein vocabulary. Programs print them as warnings.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   void build_text(std::vector<MappedFile>& train_maps, std::vector<MappedFile>& val_maps);
@@ -80,6 +87,7 @@ class DataModule {
   std::unique_ptr<Batcher> batcher_;
   FastaStats fasta_stats_;
   std::string description_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace pf

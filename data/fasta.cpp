@@ -39,6 +39,13 @@ constexpr std::array<int8_t, 256> kResidueIds = [] {
   return t;
 }();
 
+// Residue id -> 1 for the nucleotide letters A C G T U N (all valid amino-acid codes too).
+constexpr std::array<uint8_t, 128> kNucleotideIds = [] {
+  std::array<uint8_t, 128> t{};
+  for (char c : std::string_view("ACGTUN")) t[static_cast<size_t>(kResidueIds[static_cast<unsigned char>(c)])] = 1;
+  return t;
+}();
+
 constexpr const char* kValidCodes = "ACDEFGHIKLMNPQRSTVWY XBZUO (either case) and one final '*'";
 
 // One file's parse: the state of the record being read and the error policy.
@@ -73,7 +80,7 @@ class FastaParser {
         if (!in_record_)
           throw std::runtime_error(where(line_no) +
                                    "sequence data before the first '>' header; a FASTA file starts with a "
-                                   "header line (for plain text use format 'text')");
+                                   "header line (for plain text use --format text)");
         if (!record_bad_) read_sequence_line(p, line_end, line_no);
       }
       p = next;
@@ -82,7 +89,7 @@ class FastaParser {
     if (headers == 0)
       throw std::runtime_error(name_ +
                                ": no FASTA records (no line starts with '>'); check the file or use "
-                               "format 'text'");
+                               "--format text");
     ++stats_.files;
   }
 
@@ -131,17 +138,19 @@ class FastaParser {
       if (id >= 0) {
         if (stop_line_ != 0)
           return fail(where(line_no) + "residue after the '*' at line " + std::to_string(stop_line_) + " in record '" +
-                      id_ + "'; '*' may only end a record");
+                      id_ + "'; '*' may only end a record (or skip such records with --skip-bad-records)");
         residues_.push_back(static_cast<uint8_t>(id));
         hash_ = (hash_ ^ (ch & 0xDFu)) * kFnvPrime;
       } else if (ch == '*') {
         if (stop_line_ != 0)
-          return fail(where(line_no) + "second '*' in record '" + id_ + "'; '*' may only end a record");
+          return fail(where(line_no) + "second '*' in record '" + id_ +
+                    "'; '*' may only end a record (or skip such records with --skip-bad-records)");
         stop_line_ = line_no;
       } else if (!is_blank(ch)) {
         return fail(where(line_no) + "invalid character " + char_name(ch) + " at column " +
                     std::to_string(c - line + 1) + " in record '" + id_ + "'; sequence lines may hold only " +
-                    kValidCodes + "; fix the file or set skip_bad_records");
+                    kValidCodes + "; fix the file, or skip such records with --skip-bad-records "
+                    "(DataConfig::skip_bad_records)");
       }
     }
   }
@@ -150,7 +159,8 @@ class FastaParser {
     if (!in_record_) return;
     in_record_ = false;
     if (!record_bad_ && residues_.empty())
-      fail(where(header_line_) + "record '" + id_ + "' has no residues; remove it or set skip_bad_records");
+      fail(where(header_line_) + "record '" + id_ +
+           "' has no residues; remove it, or skip such records with --skip-bad-records (DataConfig::skip_bad_records)");
     if (record_bad_) {
       ++stats_.skipped_records;
       if (stats_.skipped_examples.size() < FastaStats::kMaxExamples) stats_.skipped_examples.push_back(reason_);
@@ -159,6 +169,7 @@ class FastaParser {
     out_.add(id_, residues_, hash_);
     ++stats_.records;
     stats_.residues += static_cast<int64_t>(residues_.size());
+    for (uint8_t id : residues_) stats_.nucleotide_residues += kNucleotideIds[id];
   }
 
   // A bad record: an error, or with skip_bad_records a mark that drops the rest of the record.

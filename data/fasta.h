@@ -12,7 +12,7 @@
 //   - residues after a '*' (a '*' must end its record);
 //   - sequence data before the first header (always an error: the file is probably not FASTA);
 //   - a file with no records at all (always an error).
-// With skip_bad_records the first three skip the offending record instead; the number skipped and
+// With skip_bad_records (performer-train --skip-bad-records) the first three skip the offending record instead; the number skipped and
 // the first few reasons come back in FastaStats so the run can report them.
 #pragma once
 
@@ -35,6 +35,11 @@ struct FastaStats {
   int64_t records = 0;  // kept
   int64_t skipped_records = 0;
   int64_t residues = 0;                       // kept
+  int64_t nucleotide_residues = 0;            // kept residues that are A, C, G, T, U or N
+  // True when nearly all residues (>= 90%) are nucleotide letters: the file is most likely DNA or RNA,
+  // which the protein vocabulary reads as the amino acids Ala, Cys, Gly, Thr, Sec and Asn (proteins
+  // have about 25% of these letters).
+  bool looks_like_nucleotides() const { return residues > 0 && nucleotide_residues * 10 >= residues * 9; }
   std::vector<std::string> skipped_examples;  // the first kMaxExamples reasons, for the log
   static constexpr size_t kMaxExamples = 5;
 };

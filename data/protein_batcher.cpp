@@ -57,10 +57,6 @@ ProteinBatcher::ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus
       vocab_(std::move(vocab)),
       options_(options),
       rng_(derive_seed(options.seed, kTrainStream)) {
-  if (train_records_.empty())
-    throw std::invalid_argument(
-        "fasta: no training records (all went to validation or were skipped); lower "
-        "val_fraction or give more sequences");
   int64_t residues = 0;
   for (int64_t r : train_records_) residues += train_corpus_->length(r);
   fingerprint_ = batching_fingerprint(options_, "protein", static_cast<int64_t>(train_records_.size()), residues);
@@ -84,6 +80,8 @@ void ProteinBatcher::next_record() {
 }
 
 Batch ProteinBatcher::next_train_batch() {
+  if (train_records_.empty())
+    throw std::logic_error("ProteinBatcher::next_train_batch: this data has no training records (evaluation only)");
   const int64_t B = options_.batch_size, T = options_.seq_len;
   const bool causal = options_.objective == Objective::Causal;
   const int64_t W = T + (causal ? 1 : 0);  // framed tokens per row
@@ -128,7 +126,7 @@ std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
   DataRng rng(derive_seed(options_.seed, kEvalStream));
   std::vector<int32_t> buf(static_cast<size_t>(W));
   size_t position = 0;  // next validation record
-  int64_t offset = 0;   // packed: next framed token of that record
+  int64_t offset = 0;   // next framed token of that record
   auto done = [&] { return position == val_records_.size(); };
   while (!done() && (max_batches <= 0 || static_cast<int64_t>(batches.size()) < max_batches)) {
     Batch batch = padded_batch(B, T, vocab_.pad_id());
@@ -147,9 +145,17 @@ std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
         }
         if (causal && n < 2) break;  // a lone final token has nothing to predict
       } else {
-        const int64_t r = val_records_[position++];
-        n = std::min(corpus.length(r) + 2, W);  // the first window: deterministic crop
-        for (int64_t k = 0; k < n; ++k) buf[static_cast<size_t>(k)] = framed_token(corpus, r, k, vocab_);
+        // Consecutive windows of the record, stride T: a causal row reads one token beyond its inputs
+        // (its last target), so every framed token but the first is predicted exactly once.
+        const int64_t r = val_records_[position];
+        const int64_t framed = corpus.length(r) + 2;
+        n = std::min(framed - offset, W);
+        for (int64_t k = 0; k < n; ++k) buf[static_cast<size_t>(k)] = framed_token(corpus, r, offset + k, vocab_);
+        offset += T;
+        if (offset + (causal ? 1 : 0) >= framed) {
+          offset = 0;
+          ++position;
+        }
       }
       fill_row(batch, rows, buf, n, options_.objective, vocab_, options_.mask_prob, rng);
     }

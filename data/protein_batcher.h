@@ -6,9 +6,11 @@
 // Per-record rows (default): one framed record per row. Causal: the row holds up to T+1 framed tokens,
 // inputs = tokens[0..n-1), targets = tokens[1..n); masked LM: up to T framed tokens, corrupted as in
 // data/masking.h. A shorter record is padded: inputs pad, targets kIgnoreIndex, key_mask 0. A longer
-// record is cropped to a window: at a uniformly random offset in training (so every part of a long
-// protein is seen over epochs; a crop may cut off bos and/or eos), and deterministically the FIRST
-// window (starting at bos) in evaluation.
+// record is cropped to a window at a uniformly random offset in training (so every part of a long
+// protein is seen over epochs; a crop may cut off bos and/or eos). Evaluation scores ALL of it: a
+// longer record fills consecutive rows of T positions (stride T; a causal row also reads the next
+// token as its last target), so every framed token is predicted exactly once (causal: all but bos),
+// the later windows without the context of the earlier ones.
 //
 // Packed rows (pack = true): framed records run end to end (... eos bos ...) through the rows with no
 // padding and no cropping (a long record continues in the next row). Causal rows advance by T tokens
@@ -31,7 +33,7 @@ namespace pf {
 
 class ProteinBatcher : public Batcher {
  public:
-  // Throws std::invalid_argument if there are no training records.
+  // No training records means evaluation only: next_train_batch throws std::logic_error.
   ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus, std::vector<int64_t> train_records,
                  std::shared_ptr<const ProteinCorpus> val_corpus, std::vector<int64_t> val_records, Vocab vocab,
                  BatchOptions options);

@@ -13,6 +13,12 @@ RecordSplit split_records(const ProteinCorpus& corpus, double val_fraction) {
   RecordSplit split;
   for (int64_t i = 0; i < corpus.size(); ++i)
     (is_validation(corpus.content_hash(i), val_fraction) ? split.val : split.train).push_back(i);
+  // A tiny corpus whose records all hash into validation would leave nothing to train on: the first
+  // validation record trains instead (a corpus of one record then has no validation).
+  if (split.train.empty() && !split.val.empty()) {
+    split.train.push_back(split.val.front());
+    split.val.erase(split.val.begin());
+  }
   return split;
 }
 

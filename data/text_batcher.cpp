@@ -16,10 +16,13 @@ TextBatcher::TextBatcher(std::shared_ptr<const TextCorpus> train_corpus, TextRan
       vocab_(std::move(vocab)),
       options_(options),
       rng_(derive_seed(options.seed, kTrainStream)) {
-  if (train_.size() < window())
+  // Empty: evaluation only (next_train_batch throws). Shorter than a window: every row is the whole
+  // training text, padded. A causal row needs two bytes (one input, one target).
+  const int64_t min_bytes = options_.objective == Objective::Causal ? 2 : 1;
+  if (train_.size() > 0 && train_.size() < min_bytes)
     throw std::invalid_argument("text: the training part has " + std::to_string(train_.size()) +
-                                " bytes but one window of seq_len " + std::to_string(options_.seq_len) + " needs " +
-                                std::to_string(window()) + "; lower seq_len or val_fraction, or give more text");
+                                " byte; a causal model needs at least 2 (one to read, one to predict); give more "
+                                "text (--data) or hold out less (--val-fraction)");
   windows_per_epoch_ = std::max<int64_t>(1, train_.size() / options_.seq_len);
   fingerprint_ = batching_fingerprint(options_, "text", 1, train_.size());
 }
@@ -29,7 +32,12 @@ int64_t TextBatcher::window() const {
 }
 
 Batch TextBatcher::next_train_batch() {
-  const int64_t B = options_.batch_size, T = options_.seq_len, W = window();
+  if (train_.size() == 0)
+    throw std::logic_error("TextBatcher::next_train_batch: this data has no training part (evaluation only)");
+  const bool causal = options_.objective == Objective::Causal;
+  const int64_t B = options_.batch_size, T = options_.seq_len;
+  const int64_t W = std::min(window(), train_.size());  // bytes read per row (all of a short text)
+  const int64_t n = W - (causal ? 1 : 0);               // real positions per row (T unless the text is short)
   Batch batch = padded_batch(B, T, vocab_.pad_id());
   std::vector<int32_t> buf(static_cast<size_t>(W));  // (W) one window
   const auto starts = static_cast<uint64_t>(train_.size() - W + 1);
@@ -39,12 +47,12 @@ Batch TextBatcher::next_train_batch() {
     int32_t* in = batch.inputs.data() + b * T;
     int32_t* tg = batch.targets.data() + b * T;
     uint8_t* km = batch.key_mask.data() + b * T;
-    std::fill(km, km + T, uint8_t{1});
-    std::copy(buf.begin(), buf.begin() + T, in);
-    if (options_.objective == Objective::Causal)
-      std::copy(buf.begin() + 1, buf.end(), tg);
+    std::fill(km, km + n, uint8_t{1});
+    std::copy(buf.begin(), buf.begin() + n, in);
+    if (causal)
+      std::copy(buf.begin() + 1, buf.begin() + W, tg);
     else
-      apply_mlm_mask({in, static_cast<size_t>(T)}, {tg, static_cast<size_t>(T)}, {km, static_cast<size_t>(T)}, vocab_,
+      apply_mlm_mask({in, static_cast<size_t>(n)}, {tg, static_cast<size_t>(n)}, {km, static_cast<size_t>(n)}, vocab_,
                      options_.mask_prob, rng_);
     if (++position_ == windows_per_epoch_) {
       ++epoch_;

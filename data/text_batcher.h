@@ -2,7 +2,8 @@
 //
 // Training: each row is a window at an offset drawn uniformly from the training range (seeded, with
 // replacement). Causal: inputs = bytes [o, o+T), targets = bytes [o+1, o+T+1) (next token). Masked LM:
-// inputs = bytes [o, o+T) corrupted as in data/masking.h. No padding in training rows.
+// inputs = bytes [o, o+T) corrupted as in data/masking.h. No padding in training rows, except when the
+// whole training text is shorter than a window: then every row is that text, padded to T.
 // "Epoch" is bookkeeping only: one epoch = floor(train bytes / T) windows, i.e. about one pass's worth
 // of tokens.
 // Evaluation: consecutive non-overlapping windows from the start of the validation range to its end
@@ -21,7 +22,8 @@ namespace pf {
 
 class TextBatcher : public Batcher {
  public:
-  // Throws std::invalid_argument if the training range is shorter than one window.
+  // An empty training range means evaluation only (next_train_batch throws std::logic_error). Throws
+  // std::invalid_argument if a causal training range has a single byte (nothing to predict).
   TextBatcher(std::shared_ptr<const TextCorpus> train_corpus, TextRange train,
               std::shared_ptr<const TextCorpus> val_corpus, TextRange val, Vocab vocab, BatchOptions options);
 

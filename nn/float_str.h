@@ -1,17 +1,6 @@
-// Internal: a float for error messages, with significant digits ("1e-09", "-0.5"), unlike
-// std::to_string's fixed six decimals.
+// The project's float formatter for messages lives in autograd/float_str.h (the lowest layer, so that
+// autograd/, data/ and everything above can use the same one); this header is kept for nn/ and for
+// installed users.
 #pragma once
 
-#include <sstream>
-#include <string>
-
-namespace pf {
-
-inline std::string float_str(double v) {
-  std::ostringstream os;
-  os.precision(7);
-  os << v;
-  return os.str();
-}
-
-}  // namespace pf
+#include "autograd/float_str.h"

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "autograd/float_str.h"
+
 namespace pf {
 
 std::string to_string(AttentionKind kind) {
@@ -73,12 +75,12 @@ void ModelConfig::validate() const {
   if (positions == PositionKind::Rotary && head_dim() % 2 != 0)
     reject("positions = rotary needs an even head dim, but dim (" + std::to_string(dim) + ") / heads (" +
            std::to_string(heads) + ") = " + std::to_string(head_dim()));
-  if (!(dropout >= 0.0f && dropout < 1.0f)) reject("dropout (" + std::to_string(dropout) + ") must be in [0, 1)");
+  if (!(dropout >= 0.0f && dropout < 1.0f)) reject("dropout (" + float_str(dropout) + ") must be in [0, 1)");
   if (redraw_every < 0) reject("redraw_every (" + std::to_string(redraw_every) + ") must be >= 0 (0 = never)");
   if (antithetic_features && features % 2 != 0)
     reject("antithetic_features needs an even number of features, got " + std::to_string(features));
   if (!(kernel_eps >= 0.0f && std::isfinite(kernel_eps)))
-    reject("kernel_eps (" + std::to_string(kernel_eps) + ") must be finite and >= 0");
+    reject("kernel_eps (" + float_str(kernel_eps) + ") must be finite and >= 0");
 }
 
 }  // namespace pf

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/float_str.h"
 #include "performer/favor_kernels.h"
 
 namespace pf {
@@ -20,9 +21,9 @@ void FavorOptions::validate() const {
   if (chunk_size < 1)
     throw std::invalid_argument("FavorOptions: chunk_size must be >= 1, got " + std::to_string(chunk_size));
   if (!(eps >= 0.0f) || !std::isfinite(eps))
-    throw std::invalid_argument("FavorOptions: eps must be finite and >= 0, got " + std::to_string(eps));
+    throw std::invalid_argument("FavorOptions: eps must be finite and >= 0, got " + float_str(eps));
   if (!(relu_floor >= 0.0f) || !std::isfinite(relu_floor))
-    throw std::invalid_argument("FavorOptions: relu_floor must be finite and >= 0, got " + std::to_string(relu_floor));
+    throw std::invalid_argument("FavorOptions: relu_floor must be finite and >= 0, got " + float_str(relu_floor));
 }
 
 Var favor_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,

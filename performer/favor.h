@@ -21,7 +21,8 @@
 //   All shifts are constants for the gradient: r_i cancels exactly in the ratio, and s_j and the
 //   query shift only move the eps terms, so the true derivative differs from ours by O(eps).
 //
-// Where eps is added, and the measured pitfall (DESIGN.md): eps is added at the key's own shift s_j.
+// Where eps is added, and the measured pitfall (docs/ARCHITECTURE.md, "Shifts"): eps is added at the key's
+// own shift s_j.
 //   KeyShift::PerKey (default): s_j = a(k_j). Each key's largest feature is 1 before eps, so eps is a
 //     relative floor of at most 1e-6 on every key whatever the spread of key norms; the signal term
 //     exp(u_j - |k'_j|^2/2 - r_i) is the same as in any other placement.

@@ -1,7 +1,7 @@
 // Autoregressive generation with a recurrent decoder.
 //
-// Causal FAVOR+ is an RNN (DESIGN.md, "Recurrent generation"): for favor and relu each layer and
-// head carries the prefix state (S (M, D), z (M)), so each new token costs O(L (C^2 + H M D))
+// Causal FAVOR+ is an RNN (docs/ARCHITECTURE.md, "Recurrent form"): for favor and relu each layer and
+// head carries the prefix state (S (M, Dv), z (M), the running key shift), so each new token costs O(L (C^2 + H M D))
 // whatever the context length; there is no key/value cache. The exact softmax kind keeps a
 // key/value cache instead (O(t) per token at position t).
 //

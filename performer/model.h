@@ -1,4 +1,4 @@
-// PerformerLM: the Performer language model (DESIGN.md, "The model").
+// PerformerLM: the Performer language model (docs/ARCHITECTURE.md, "The model").
 //
 //   ids (B,T) -> token embedding (+ learned or sinusoidal positions) -> dropout      (B,T,C)
 //             -> L pre-LayerNorm blocks: x = x + Dropout(Attn(LN(x))); x = x + FF(LN(x))

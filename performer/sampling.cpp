@@ -7,16 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "autograd/float_str.h"
+
 namespace pf {
 
 void SamplingOptions::validate() const {
   if (!(temperature > 0.0f && std::isfinite(temperature)))
-    throw std::invalid_argument("SamplingOptions: temperature (" + std::to_string(temperature) +
+    throw std::invalid_argument("SamplingOptions: temperature (" + float_str(temperature) +
                                 ") must be finite and > 0; use greedy = true for argmax decoding");
   if (top_k < 0)
     throw std::invalid_argument("SamplingOptions: top_k (" + std::to_string(top_k) + ") must be >= 0 (0 = off)");
   if (!(top_p > 0.0f && top_p <= 1.0f))
-    throw std::invalid_argument("SamplingOptions: top_p (" + std::to_string(top_p) + ") must be in (0, 1] (1 = off)");
+    throw std::invalid_argument("SamplingOptions: top_p (" + float_str(top_p) + ") must be in (0, 1] (1 = off)");
 }
 
 int32_t sample_token(const float* logits, int64_t vocab, const SamplingOptions& opt, Generator& gen) {
@@ -25,7 +27,7 @@ int32_t sample_token(const float* logits, int64_t vocab, const SamplingOptions& 
   for (int64_t i = 0; i < vocab; ++i)
     if (!std::isfinite(logits[i]))
       throw std::invalid_argument("sample_token: logit " + std::to_string(i) + " is not finite (" +
-                                  std::to_string(logits[i]) + ")");
+                                  float_str(logits[i]) + ")");
   if (opt.greedy) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
 
   // Rank candidates: higher logit first, lower id first on ties (deterministic).

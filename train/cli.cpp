@@ -34,9 +34,29 @@ std::string shell_quote(const std::string& arg) {
   return out + "'";
 }
 
+// Defaults that depend on another flag adapt to it, so that a default never makes an explicit command
+// fail: --heads (4 unless given) becomes the largest count <= 4 that divides --dim (and leaves an even
+// head dim for rotary positions). --warmup adapts by itself (TrainConfig::effective_warmup).
+namespace {
+void adapt_defaults(TrainConfig& c, const std::map<std::string, std::string>& requested) {
+  if (!requested.count("heads") && c.dim > 0 && c.heads > 0) {
+    auto fits = [&](int64_t h) {
+      return c.dim % h == 0 && (c.positions != "rotary" || (c.dim / h) % 2 == 0);
+    };
+    if (!fits(c.heads))
+      for (int64_t h = c.heads; h >= 1; --h)
+        if (fits(h)) {
+          c.heads = h;
+          break;
+        }
+  }
+}
+}  // namespace
+
 TrainConfig TrainCli::fresh_config() const {
   TrainConfig c;
   for (const auto& [key, value] : requested) set_field(c, key, value);
+  adapt_defaults(c, requested);
   absolutize(c);
   return c;
 }

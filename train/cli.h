@@ -30,7 +30,8 @@ struct TrainCli {
   int64_t step_delay_ms = 0;           // hidden test flag --debug-step-delay-ms (slows steps for signal tests)
   std::string command_line;            // argv joined, for messages
 
-  // A fresh run's config: defaults, then the requested values. Paths are made absolute; `out` is left
+  // A fresh run's config: defaults, then the requested values; a default --heads that does not divide
+  // the requested --dim becomes the largest count below it that does. Paths are made absolute; `out` is left
   // "" when not given (the caller picks runs/<time>).
   TrainConfig fresh_config() const;
 };

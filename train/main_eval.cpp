@@ -21,7 +21,10 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"performer-eval: evaluate a checkpoint on a corpus (every position of every record / window).",
+  CLI::App app{
+      "performer-eval: evaluate a checkpoint on a corpus. Every token of every file is scored once (causal: all but\n"
+      "the first of each text or record): text in consecutive windows of the model's seq-len (a shorter file is\n"
+      "one partial window), each FASTA record framed <bos> ... <eos> in consecutive windows of seq-len.",
                "performer-eval"};
   std::string checkpoint_path;
   std::vector<std::string> data;
@@ -50,15 +53,18 @@ int main(int argc, char** argv) {
       return fail(e.what());
     }
     pf::TrainConfig tc = ckpt.config;
-    tc.data = data;
-    tc.val_data = data;
     tc.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? "fasta" : "text";
     if (batch_size > 0) tc.batch_size = batch_size;
     for (const std::string& f : data)
       if (!std::ifstream(f)) return fail("--data " + f + ": cannot open the file");
+    // Evaluation only: the files are read whole (no train split, no minimum length).
+    pf::DataConfig dc = tc.data_config();
+    dc.train_files.clear();
+    dc.val_files = data;
+    dc.eval_only = true;
     pf::DataModule dm = [&] {
       try {
-        return pf::DataModule(tc.data_config());
+        return pf::DataModule(dc);
       } catch (const std::exception& e) {
         throw std::runtime_error(
             std::string("--data: ") + e.what() + " (performer-eval reads the data with the checkpoint's --seq-len " +
@@ -68,8 +74,13 @@ int main(int argc, char** argv) {
     if (!(dm.vocab() == ckpt.vocab))
       return fail("--data is " + dm.vocab().name() + " data but the model was trained with the " + ckpt.vocab.name() +
                   " vocabulary");
+    for (const std::string& w : dm.warnings()) std::fprintf(stderr, "performer-eval: warning: %s\n", w.c_str());
     std::unique_ptr<pf::PerformerLM> model = pf::make_model(ckpt);
     const std::vector<pf::Batch> eval_batches = dm.eval_batches(batches);
+    int64_t targets = 0;
+    for (const pf::Batch& b : eval_batches) targets += b.num_targets();
+    if (targets == 0)
+      return fail("--data: nothing to score (a causal model needs at least 2 tokens: one to read, one to predict)");
     const pf::EvalMetrics m = pf::evaluate(*model, eval_batches);
     const double unigram = pf::unigram_entropy(eval_batches, dm.vocab().size());
     const bool mlm = !model->config().causal;

@@ -131,28 +131,47 @@ int run(int argc, char** argv) {
 
   const pf::ModelConfig& mc = trainer->model().config();
   std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer->data().describe().c_str(), load_s);
+  for (const std::string& w : trainer->data().warnings())
+    std::fprintf(stderr, "performer-train: warning: %s\n", w.c_str());
   std::fprintf(stderr,
                "model: %s %s, dim %lld, depth %lld, heads %lld, ff %lld, features %lld, seq %lld, %s parameters\n",
                pf::to_string(mc.attention).c_str(), mc.causal ? "causal" : "bidirectional (mlm)",
                static_cast<long long>(mc.dim), static_cast<long long>(mc.depth), static_cast<long long>(mc.heads),
                static_cast<long long>(mc.ff_hidden), static_cast<long long>(mc.features),
                static_cast<long long>(config.seq_len), human_params(trainer->model().num_parameters()).c_str());
-  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %lld), %d threads, %s products (%s)\n",
+  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %s), %d threads, %s products (%s)\n",
                static_cast<long long>(config.steps), static_cast<long long>(config.batch_size),
                static_cast<long long>(config.seq_len),
                config.grad_accum > 1 ? (" x " + std::to_string(config.grad_accum) + " accumulated").c_str() : "",
-               config.optimizer.c_str(), config.lr, config.schedule.c_str(), static_cast<long long>(config.warmup),
+               config.optimizer.c_str(), config.lr, config.schedule.c_str(),
+               (std::to_string(config.effective_warmup()) + (config.warmup < 0 ? " = min(50, steps / 10)" : "")).c_str(),
                pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
   if (trainer->has_validation()) {
     const double h = pf::unigram_entropy(trainer->eval_batches(), trainer->data().vocab().size());
+    int64_t targets = 0;
+    for (const pf::Batch& b : trainer->eval_batches()) targets += b.num_targets();
     std::fprintf(stderr,
-                 "validation: %zu batches; unigram entropy %.4f nats (%.3f bits)/token: the loss of a model that only "
-                 "knows token frequencies\n",
-                 trainer->eval_batches().size(), h, h / std::log(2.0));
+                 "validation: %zu batches%s, %lld target tokens scored per evaluation (%s); unigram entropy %.4f nats "
+                 "(%.3f bits)/token: the loss of a model that only knows token frequencies\n",
+                 trainer->eval_batches().size(), config.eval_batches > 0 ? " (at most --eval-batches)" : "",
+                 static_cast<long long>(targets),
+                 trainer->data().format() == pf::Format::Fasta
+                     ? (config.pack ? "records end to end" : "every token of each record, in windows of --seq-len")
+                     : "every token, in windows of --seq-len",
+                 h, h / std::log(2.0));
   } else {
-    std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
+    if (config.val_data.empty() && config.val_fraction > 0)
+      std::fprintf(stderr,
+                   "validation: none (the --val-fraction %g split of this small corpus holds nothing to score; give "
+                   "--val-data or more data)\n",
+                   config.val_fraction);
+    else
+      std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
   }
-  std::fprintf(stderr, "output: %s\n", config.out.c_str());
+  std::fprintf(stderr, "output: %s%s\n", config.out.c_str(),
+               cli.resume || cli.requested.count("out") ? ""
+                                                       : " (no --out given: runs/<date>-<time> under the current "
+                                                         "directory)");
 
   pf::install_stop_handlers();
   pf::ProgressPrinter progress(stderr, config.steps);

@@ -1,5 +1,6 @@
 #include "train/train_config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -174,7 +175,7 @@ void TrainConfig::validate() const {
   if (!(beta2 >= 0.0 && beta2 < 1.0)) bad("beta2", num(beta2), "must be in [0, 1)");
   if (!(momentum >= 0.0 && momentum < 1.0)) bad("momentum", num(momentum), "must be in [0, 1)");
   if (!(weight_decay >= 0.0 && std::isfinite(weight_decay))) bad("weight-decay", num(weight_decay), "must be >= 0");
-  non_negative("warmup", warmup);
+  if (warmup < kAutoWarmup) bad("warmup", std::to_string(warmup), "must be >= 0 (or -1: min(50, --steps / 10))");
   one_of("schedule", schedule, {"constant", "cosine", "linear"});
   if (!(min_lr_ratio >= 0.0 && min_lr_ratio <= 1.0)) bad("min-lr-ratio", num(min_lr_ratio), "must be in [0, 1]");
   if (!(clip >= 0.0 && std::isfinite(clip))) bad("clip", num(clip), "must be >= 0 (0 = off)");
@@ -261,10 +262,14 @@ ScheduleConfig TrainConfig::schedule_config() const {
   ScheduleConfig s;
   s.kind = schedule;
   s.lr = static_cast<float>(lr);
-  s.warmup = warmup;
+  s.warmup = effective_warmup();
   s.total_steps = steps;
   s.min_lr_ratio = static_cast<float>(min_lr_ratio);
   return s;
+}
+
+int64_t TrainConfig::effective_warmup() const {
+  return warmup >= 0 ? warmup : std::min<int64_t>(50, steps / 10);
 }
 
 const std::map<std::string, std::map<std::string, std::string>>& presets() {
@@ -285,7 +290,7 @@ const std::map<std::string, std::map<std::string, std::string>>& presets() {
         {"features", "64"},
         {"seq-len", "256"},
         {"batch-size", "8"}}},
-      // DESIGN.md benchmark B1.
+      // The B1 benchmark shape (docs/ARCHITECTURE.md, "Benchmark shapes").
       {"b1",
        {{"dim", "256"},
         {"depth", "4"},

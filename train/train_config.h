@@ -26,6 +26,9 @@ namespace pf {
 inline constexpr const char* kDefaultCorpus = "/usr/share/doc/mmseqs2/example-data/DB.fasta.gz";
 inline constexpr const char* kDefaultCorpusPackage = "mmseqs2-examples";
 
+// --warmup's default: adapt to --steps (TrainConfig::effective_warmup).
+inline constexpr int64_t kAutoWarmup = -1;
+
 struct TrainConfig {
   // ---- data
   std::vector<std::string> data{kDefaultCorpus};  // training corpus files
@@ -58,7 +61,7 @@ struct TrainConfig {
   double beta1 = 0.9, beta2 = 0.99;  // adam, adamw
   double momentum = 0.9;             // sgd
   double weight_decay = 0.01;
-  int64_t warmup = 50;
+  int64_t warmup = kAutoWarmup;      // kAutoWarmup (-1): min(50, steps / 10), see effective_warmup()
   std::string schedule = "cosine";  // constant | cosine | linear
   double min_lr_ratio = 0.1;
   double clip = 1.0;  // global gradient norm, 0 = off
@@ -93,6 +96,10 @@ struct TrainConfig {
   ScheduleConfig schedule_config() const;
   // --precision resolved for this machine ("auto" -> bf16 where supported, else fp32).
   Precision matmul_precision() const;
+
+  // The warm-up the run uses: --warmup when given (>= 0), else min(50, steps / 10), so that a short
+  // run (--steps 2, --steps 40) gets a proportionate warm-up instead of an error.
+  int64_t effective_warmup() const;
 };
 
 // How a flag is treated when a run is resumed from a checkpoint.
@@ -132,7 +139,8 @@ void visit_fields(V&& v) {
   f("pack", &C::pack, K::Data, "proteins: pack records end to end instead of one per row");
   f("skip-bad-records", &C::skip_bad_records, K::Data, "FASTA: skip malformed records instead of failing");
   f("cache-dir", &C::cache_dir, K::Free,
-    "where .gz corpora are decompressed (default: next to the file, else $TMPDIR)");
+    "where .gz corpora are decompressed once (default: $XDG_CACHE_HOME/performer-cpp, else "
+    "~/.cache/performer-cpp, else $TMPDIR)");
   group = "Model";
   f("preset", &C::preset, K::Free, "model and batch shape preset (tiny, small, b1); explicit flags override it");
   f("dim", &C::dim, K::Model, "model width (C)");
@@ -155,7 +163,8 @@ void visit_fields(V&& v) {
   f("beta2", &C::beta2, K::Free, "adam, adamw: second-moment decay");
   f("momentum", &C::momentum, K::Free, "sgd: momentum");
   f("weight-decay", &C::weight_decay, K::Free, "weight decay (decoupled for adamw; not on biases, norms, embeddings)");
-  f("warmup", &C::warmup, K::Free, "linear warm-up steps");
+  f("warmup", &C::warmup, K::Free,
+    "linear warm-up steps; -1 (the default) = min(50, --steps / 10). An explicit value must not exceed --steps");
   f("schedule", &C::schedule, K::Free, "learning-rate schedule after warm-up: constant, cosine or linear");
   f("min-lr-ratio", &C::min_lr_ratio, K::Free, "final learning rate as a fraction of --lr (cosine, linear)");
   f("clip", &C::clip, K::Free, "clip the global gradient norm to this value (0 = off)");

@@ -159,14 +159,62 @@ TEST(TextBatching, EvalCoversTheValidationTailOnceAndIsDeterministic) {
   EXPECT_EQ(m.eval_batches(1).size(), 1u);
 }
 
-TEST(TextBatching, TooShortForOneWindowIsAClearError) {
+// A text shorter than one window (seq_len + 1) trains too: every row is the whole text, padded.
+TEST(TextBatching, TextShorterThanOneWindowTrainsOnPaddedRows) {
+  TempDir dir;
+  for (const char* objective : {"causal", "mlm"}) {
+    DataConfig cfg = make_config(dir.write("t.txt", "short"), 16, 2, 1);
+    cfg.objective = objective;
+    cfg.mask_prob = 1.0;
+    DataModule m(cfg);
+    const bool causal = std::string(objective) == "causal";
+    const int64_t real = causal ? 4 : 5;  // causal: "shor" predicts "hort"
+    for (int step = 0; step < 3; ++step) {
+      const Batch b = m.next_train_batch();
+      ASSERT_EQ(b.batch, 2);
+      for (int64_t r = 0; r < 2; ++r) {
+        const uint8_t* km = b.key_mask.data() + r * 16;
+        EXPECT_EQ(std::count(km, km + 16, 1), real) << objective;
+        for (int64_t t = real; t < 16; ++t) {
+          EXPECT_EQ(b.inputs[static_cast<size_t>(r * 16 + t)], m.vocab().pad_id());
+          EXPECT_EQ(b.targets[static_cast<size_t>(r * 16 + t)], kIgnoreIndex);
+        }
+        if (causal) {
+          EXPECT_EQ(m.vocab().decode(std::vector<int32_t>(b.inputs.begin() + r * 16, b.inputs.begin() + r * 16 + 4)),
+                    "shor");
+          EXPECT_EQ(m.vocab().decode(std::vector<int32_t>(b.targets.begin() + r * 16, b.targets.begin() + r * 16 + 4)),
+                    "hort");
+        }
+      }
+    }
+  }
+}
+
+TEST(TextBatching, OneByteIsTooShortForACausalModelAndTheErrorSaysSo) {
   TempDir dir;
   try {
-    DataModule m(make_config(dir.write("t.txt", "short"), 16, 2, 1));
+    DataModule m(make_config(dir.write("t.txt", "x"), 16, 2, 1));
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("seq_len"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("a causal model needs at least 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--data"), std::string::npos) << e.what();
   }
+}
+
+// performer-eval's path: the files are evaluated whole, however short, and never trained on.
+TEST(TextBatching, EvalOnlyDataScoresAShortTextAsOnePartialWindow) {
+  TempDir dir;
+  DataConfig cfg;
+  cfg.val_files = {dir.write("t.txt", "tiny text")};
+  cfg.seq_len = 32;
+  cfg.batch_size = 4;
+  cfg.eval_only = true;
+  DataModule m(cfg);
+  const std::vector<Batch> eval = m.eval_batches(0);
+  ASSERT_EQ(eval.size(), 1u);
+  EXPECT_EQ(eval[0].batch, 1);
+  EXPECT_EQ(eval[0].num_targets(), 8);  // 9 bytes, each but the first predicted once
+  EXPECT_THROW(m.next_train_batch(), std::logic_error);
 }
 
 // ---- proteins, one record per row ----
@@ -228,7 +276,7 @@ TEST(ProteinBatching, MaskedRowsNeverTargetPadsOrFrameTokens) {
   EXPECT_GT(targets, 0);
 }
 
-TEST(ProteinBatching, LongRecordsAreCroppedRandomlyInTrainingAndToTheFirstWindowInEval) {
+TEST(ProteinBatching, LongRecordsAreCroppedRandomlyInTrainingAndScoredWholeInEval) {
   TempDir dir;
   const std::string long_record = random_fasta(1, 100, 100, 9);
   const std::string residues = long_record.substr(long_record.find('\n') + 1, 100);
@@ -253,11 +301,39 @@ TEST(ProteinBatching, LongRecordsAreCroppedRandomlyInTrainingAndToTheFirstWindow
     }
   }
   EXPECT_GT(offsets.size(), 10u);  // 40 uniform draws from 92 offsets
+  // Evaluation: consecutive windows of 10, so every framed token after bos is a target exactly once
+  // (101 targets in ceil(101 / 10) = 11 rows, 3 batches of at most 4 rows).
   const std::vector<Batch> eval = m.eval_batches(0);
-  ASSERT_EQ(eval.size(), 1u);
-  EXPECT_EQ(std::vector<int32_t>(eval[0].inputs.begin(), eval[0].inputs.end()),
-            std::vector<int32_t>(framed.begin(), framed.begin() + 10));
-  EXPECT_EQ(eval[0].targets.back(), framed[10]);
+  ASSERT_EQ(eval.size(), 3u);
+  std::vector<int32_t> inputs, targets;
+  int64_t rows = 0;
+  for (const Batch& b : eval) {
+    rows += b.batch;
+    for (size_t i = 0; i < b.inputs.size(); ++i)
+      if (b.key_mask[i]) {
+        inputs.push_back(b.inputs[i]);
+        targets.push_back(b.targets[i]);
+      }
+  }
+  EXPECT_EQ(rows, 11);
+  EXPECT_EQ(inputs, std::vector<int32_t>(framed.begin(), framed.end() - 1));
+  EXPECT_EQ(targets, std::vector<int32_t>(framed.begin() + 1, framed.end()));
+}
+
+TEST(ProteinBatching, MaskedEvalCoversEveryPositionOfLongRecords) {
+  TempDir dir;
+  DataConfig cfg = make_config(dir.write("p.fa", random_fasta(3, 30, 60, 4)), 8, 4, 3);
+  cfg.val_files = cfg.train_files;
+  cfg.objective = "mlm";
+  cfg.mask_prob = 1.0;  // every residue selected: the targets are all the residues
+  DataModule m(cfg);
+  int64_t targets = 0, real = 0;
+  for (const Batch& b : m.eval_batches(0)) {
+    targets += b.num_targets();
+    real += std::count(b.key_mask.begin(), b.key_mask.end(), 1);
+  }
+  EXPECT_EQ(targets, m.fasta_stats().residues / 2);  // train and val files are the same file
+  EXPECT_EQ(real, targets + 2 * 3);                   // plus bos and eos of each record
 }
 
 TEST(ProteinBatching, EachEpochVisitsEveryRecordOnce) {

@@ -86,6 +86,31 @@ TEST(DataModule, DescribeReportsRecordsSkipsAndSplit) {
   EXPECT_NE(error_of(c).find(":4:"), std::string::npos);
 }
 
+// Floats in messages keep their significant digits: std::to_string printed -1e-9 as "-0.000000".
+TEST(DataModule, TinyFloatsInMessagesAreReadable) {
+  TempDir dir;
+  DataConfig c = config_for({dir.write("a.fa", ">a\nMKV\n")});
+  c.val_fraction = -1e-9;
+  EXPECT_NE(error_of(c).find("DataConfig.val_fraction = -1e-09 is invalid"), std::string::npos) << error_of(c);
+  c.val_fraction = 0.0;
+  c.mask_prob = -1e-9;
+  EXPECT_NE(error_of(c).find("DataConfig.mask_prob = -1e-09 is invalid"), std::string::npos) << error_of(c);
+}
+
+// A nucleotide FASTA is read with the protein vocabulary (there is no other), with a warning that
+// names the file; a protein FASTA gets none.
+TEST(DataModule, NucleotideFastaGetsAWarning) {
+  TempDir dir;
+  const std::string dna = dir.write("genes.fa", ">g1\nACGTTGCAACGTNACGT\n>g2\nTTGACCAGTAGGCAT\n");
+  DataModule m(config_for({dna}));
+  ASSERT_EQ(m.warnings().size(), 1u);
+  EXPECT_NE(m.warnings()[0].find(dna + ": 100.0% of the residues are A, C, G, T, U or N"), std::string::npos)
+      << m.warnings()[0];
+  EXPECT_NE(m.warnings()[0].find("looks like DNA or RNA"), std::string::npos) << m.warnings()[0];
+  DataModule p(config_for({dir.write("p.fa", ">p\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ\n")}));
+  EXPECT_TRUE(p.warnings().empty());
+}
+
 TEST(DataModule, GzipTextTrains) {
   TempDir dir;
   std::string text;

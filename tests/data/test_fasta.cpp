@@ -160,6 +160,26 @@ TEST(Fasta, InvalidCharacterIsAnErrorNamingFileLineAndCharacter) {
   EXPECT_NE(msg.find("'b'"), std::string::npos) << msg;
 }
 
+// The refusals that --skip-bad-records would turn into skips name that flag as the user types it.
+TEST(Fasta, RefusalsNameTheSkipBadRecordsFlag) {
+  for (const char* fasta : {">a\nMKV\n>b\nACJDE\n", ">a\nMKV\n>empty\n\n>c\nAC\n", ">a\nM*K\n", ">a\nM*\n*\n"}) {
+    const std::string msg = error_of(fasta);
+    EXPECT_NE(msg.find("--skip-bad-records"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("set skip_bad_records"), std::string::npos) << msg;
+  }
+}
+
+// DNA and RNA read as amino acids (A C G T U N are all valid codes): the statistics notice it.
+TEST(Fasta, NucleotideContentIsCounted) {
+  FastaStats dna, protein;
+  parse(">g1\nACGTACGTTAGCNNACGU\n>g2\nacgtacgtac\n", &dna, false);
+  EXPECT_EQ(dna.nucleotide_residues, dna.residues);
+  EXPECT_TRUE(dna.looks_like_nucleotides());
+  parse(">p\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLYTHMKALRPDEDRLSPLHSVYVDQWDWERVMGDGERQFSTLKSTVEAIWAGIKATEAAVSEEFGLAPFLPDQIHFVHSQELLSRYPDLDAKGRERAIAKDLGAVFLVGIGGKLSDGHRHDVRAPDYDDWUAIGLNDGGELRTHGERLCDIGETHVRLPDHIT\n",
+        &protein, false);
+  EXPECT_FALSE(protein.looks_like_nucleotides()) << protein.nucleotide_residues << " of " << protein.residues;
+}
+
 TEST(Fasta, SequenceBeforeTheFirstHeaderIsAnErrorNamingTheLine) {
   const std::string msg = error_of("\nMKV\n>a\nAC\n");
   EXPECT_NE(msg.find("in.fasta:2:"), std::string::npos) << msg;

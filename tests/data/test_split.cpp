@@ -165,5 +165,33 @@ TEST(Split, NoValidationWhenFractionIsZero) {
   EXPECT_TRUE(m.eval_batches(0).empty());
 }
 
+// A corpus of one or a few records must not lose all of them to validation (then there would be
+// nothing to train on): with val_fraction 0.99 every record hashes into validation, but the first
+// one trains.
+TEST(Split, ATinyCorpusAlwaysKeepsATrainingRecord) {
+  ProteinCorpus c;
+  FastaStats stats;
+  parse_fasta(">only\nMKVLA\n", "mem", {}, c, stats);
+  RecordSplit s = split_records(c, 0.999999);
+  EXPECT_EQ(s.train, std::vector<int64_t>{0});
+  EXPECT_TRUE(s.val.empty());
+
+  ProteinCorpus three;
+  parse_fasta(">a\nMKVLA\n>b\nWWW\n>c\nACDEF\n", "mem", {}, three, stats);
+  s = split_records(three, 0.999999);
+  EXPECT_EQ(s.train, std::vector<int64_t>{0});
+  EXPECT_EQ(s.val, (std::vector<int64_t>{1, 2}));
+
+  TempDir dir;
+  DataConfig cfg;
+  cfg.train_files = {dir.write("one.fa", ">only\nMKVLA\n")};
+  cfg.val_fraction = 0.999999;
+  cfg.seq_len = 8;
+  cfg.batch_size = 4;
+  DataModule m(cfg);  // used to throw "no training records"
+  EXPECT_EQ(m.next_train_batch().batch, 4);
+  EXPECT_TRUE(m.eval_batches(0).empty());
+}
+
 }  // namespace
 }  // namespace pf

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "data/corpus_file.h"
@@ -78,13 +79,52 @@ TEST(TextCorpus, GzipIsDecompressedOnceToTheCacheDir) {
   EXPECT_EQ(cached.string(), gzip_cache_path(gz, cache));
 }
 
-TEST(TextCorpus, GzipCacheGoesNextToTheGzWithoutACacheDir) {
+// Sets an environment variable for one scope and restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value != nullptr)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      ::setenv(name_.c_str(), old_.c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+// Without a cache_dir the cache goes to the user's cache directory, never next to the .gz (which may
+// be a system directory that is writable only because the program runs as root).
+TEST(TextCorpus, GzipCacheGoesToTheUserCacheDirWithoutACacheDir) {
   TempDir dir;
-  const std::string gz = dir.write_gz("t.txt.gz", "abc");
+  const ScopedEnv xdg("XDG_CACHE_HOME", dir.path("xdg").c_str());
+  std::filesystem::create_directory(dir.path("data"));
+  const std::string gz = dir.write_gz("data/t.txt.gz", "abc");
   const std::string cache = gzip_cache_path(gz, "");
-  EXPECT_EQ(std::filesystem::path(cache).parent_path(), dir.dir());
+  EXPECT_EQ(std::filesystem::path(cache).parent_path(), std::filesystem::path(dir.path("xdg/performer-cpp")));
   EXPECT_EQ(TextCorpus::open({gz}, "").size(), 3);
   EXPECT_TRUE(std::filesystem::exists(cache));
+  EXPECT_EQ(count_files(dir.path("data")), 1);  // only the .gz: nothing written next to it
+  EXPECT_EQ(user_cache_dir(), dir.path("xdg/performer-cpp"));
+}
+
+TEST(TextCorpus, UserCacheDirFallsBackToHomeDotCache) {
+  TempDir dir;
+  const ScopedEnv xdg("XDG_CACHE_HOME", nullptr);
+  const ScopedEnv home("HOME", dir.path("home").c_str());
+  EXPECT_EQ(user_cache_dir(), dir.path("home/.cache/performer-cpp"));
+  const ScopedEnv relative("XDG_CACHE_HOME", "relative/dir");  // not absolute: ignored, as the spec says
+  EXPECT_EQ(user_cache_dir(), dir.path("home/.cache/performer-cpp"));
 }
 
 TEST(TextCorpus, EmptyFileIsAnErrorNamingTheFile) {

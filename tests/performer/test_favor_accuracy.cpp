@@ -1,6 +1,6 @@
 // FAVOR+ as an estimator of softmax attention: the error falls as M grows, orthogonal features beat
 // iid ones, and the eps floor does not take over the denominator on keys with a wide spread of norms
-// and a few outliers (the measured pitfall of DESIGN.md).
+// and a few outliers (the measured pitfall in docs/ARCHITECTURE.md, "Shifts").
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -101,6 +101,46 @@ TEST_F(ToolsTest, EvalTextAndMaskedLm) {
   EXPECT_TRUE(contains(bad.err, "not a performer-cpp checkpoint file")) << bad.err;
 }
 
+// performer-eval scores every token of every record, in consecutive windows of the model's seq-len
+// (16 here): a causal record of L residues framed <bos> ... <eos> has L + 1 targets.
+TEST_F(ToolsTest, EvalScoresEveryTokenOfEveryRecord) {
+  std::string fasta;
+  const char* aa = "ACDEFGHIKLMNPQRSTVWY";
+  int64_t expected = 0;
+  for (int64_t len : {400, 100, 37, 5, 15, 16}) {
+    fasta += ">r" + std::to_string(len) + "\n";
+    for (int64_t i = 0; i < len; ++i) fasta += aa[(i * 3 + len) % 20];
+    fasta += "\n";
+    expected += len + 1;
+  }
+  const std::string file = dir_->write("long.fasta", fasta);
+  const test::CommandResult r =
+      test::run_command({PF_EVAL_BIN, "--checkpoint", dir_->path("protein"), "--data", file, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json_field(r.out, "tokens"), static_cast<double>(expected)) << r.out;  // first windows only: 86
+
+  // Text: every byte but the first, over many windows of 32.
+  const std::string text = dir_->write("long.txt", test::word_text(500, 13));
+  const test::CommandResult t =
+      test::run_command({PF_EVAL_BIN, "--checkpoint", dir_->path("text"), "--data", text, "--json"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_EQ(json_field(t.out, "tokens"), static_cast<double>(test::read_file(text).size() - 1)) << t.out;
+}
+
+// A text shorter than one window (seq-len + 1 = 33 bytes) is scored as one partial window; it is not
+// split into training and validation parts first.
+TEST_F(ToolsTest, EvalReadsATextShorterThanOneWindow) {
+  const std::string file = dir_->write("short.txt", "the cat sat on");
+  const test::CommandResult r =
+      test::run_command({PF_EVAL_BIN, "--checkpoint", dir_->path("text"), "--data", file, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json_field(r.out, "tokens"), 13.0) << r.out;
+  const test::CommandResult one =
+      test::run_command({PF_EVAL_BIN, "--checkpoint", dir_->path("text"), "--data", dir_->write("one.txt", "x")});
+  EXPECT_EQ(one.exit_code, 2);
+  EXPECT_TRUE(contains(one.err, "--data: nothing to score")) << one.err;
+}
+
 TEST_F(ToolsTest, GenerateContinuesTextPrompt) {
   const std::vector<std::string> args = {
       PF_GENERATE_BIN, "--checkpoint", dir_->path("text"), "--prompt", "the cat ", "--tokens", "20", "--seed", "5",

@@ -300,5 +300,93 @@ TEST_F(TrainCliTest, TimeLimitEndsTheRunWithEvaluationAndCheckpoint) {
   EXPECT_EQ(load_checkpoint(RunDirectory(out("timed")).latest()).progress.step, c.progress.step + 2);
 }
 
+// ---- defaults never make an explicit command fail (issue 16)
+
+// `performer-train --data FILE --steps 2` trains on a small text file (shorter than one window of the
+// default --seq-len 128) and on a small FASTA (fewer records than the default --batch-size 16), with no
+// other flag: the default --warmup adapts to --steps, and --eval-every 250, --save-every 500 and
+// --keep 3 beyond the run still give the final evaluation and checkpoint.
+TEST_F(TrainCliTest, ShortRunOnASmallCorpusTrainsWithTheDefaults) {
+  const std::string small_text = dir_.write("small.txt", "the cat sat on the mat. the dog ran to the red mat.\n");
+  const std::string small_fasta = dir_.write("small.fasta", ">a\nMKTAYIAKQR\n>b\nMVLSPADKTN\n>c\nMSDNE\n");
+  for (const std::string& data : {small_text, small_fasta}) {
+    const std::string run = out(std::filesystem::path(data).filename().string() + ".run");
+    const test::CommandResult r = train({"--data", data, "--steps", "2", "--out", run}, /*tiny=*/false);
+    ASSERT_EQ(r.exit_code, 0) << data << "\n" << r.err;
+    EXPECT_TRUE(contains(r.err, "warmup 0 = min(50, steps / 10)")) << r.err;
+    EXPECT_TRUE(std::filesystem::exists(RunDirectory(run).checkpoint_path(2))) << data;
+    const std::vector<std::string> lines = metrics(std::filesystem::path(run).filename().string());
+    ASSERT_FALSE(lines.empty());
+    EXPECT_TRUE(contains(lines.back(), "\"step\":2")) << lines.back();
+  }
+  // --steps 40: warm-up 4, not an error about the default 50.
+  const test::CommandResult forty = train({"--data", small_text, "--steps", "40", "--print-config"}, /*tiny=*/false);
+  ASSERT_EQ(forty.exit_code, 0) << forty.err;
+  EXPECT_TRUE(contains(forty.out, "\nwarmup = -1\n")) << forty.out;  // auto: follows --steps when re-run
+}
+
+TEST_F(TrainCliTest, OnlyAnExplicitWarmupBeyondStepsIsAnError) {
+  const test::CommandResult r =
+      train({"--data", text_, "--steps", "40", "--warmup", "50", "--out", out("never")}, /*tiny=*/false);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "--warmup 50: must not exceed --steps 40")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out("never")));
+}
+
+// --heads defaults to 4; with a --dim it does not divide it becomes the largest count that does
+// (and leaves an even head dim for rotary positions: --dim 20 gives 2 heads of 10, not 4 of 5). An
+// explicit --heads is never changed.
+TEST_F(TrainCliTest, DefaultHeadsAdaptToTheDim) {
+  const test::CommandResult r = train({"--data", text_, "--dim", "30", "--print-config"}, /*tiny=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "\nheads = 3\n")) << r.out;
+  const test::CommandResult rotary =
+      train({"--data", text_, "--dim", "20", "--positions", "rotary", "--print-config"}, /*tiny=*/false);
+  ASSERT_EQ(rotary.exit_code, 0) << rotary.err;
+  EXPECT_TRUE(contains(rotary.out, "\nheads = 2\n")) << rotary.out;
+  const test::CommandResult given = train({"--data", text_, "--dim", "30", "--heads", "4"}, /*tiny=*/false);
+  EXPECT_EQ(given.exit_code, 2);
+  EXPECT_TRUE(contains(given.err, "--heads 4: must divide --dim 30")) << given.err;
+}
+
+// Without --out the run goes to runs/<date>-<time> under the current directory, and the banner says so.
+TEST_F(TrainCliTest, BannerSaysWhereTheRunGoes) {
+  std::filesystem::create_directory(out("cwd"));
+  std::string cmd = "cd " + test::shell_arg(out("cwd")) + " && exec " + test::shell_arg(PF_TRAIN_BIN);
+  for (const std::string& f : test::tiny_flags()) cmd += " " + test::shell_arg(f);
+  cmd += " --steps 2 --data " + test::shell_arg(text_);
+  const test::CommandResult r = test::run_command({"sh", "-c", cmd});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(std::filesystem::exists(out("cwd/runs")));
+  const std::string run = std::filesystem::directory_iterator(out("cwd/runs"))->path().string();
+  EXPECT_TRUE(contains(r.err, "output: " + run + " (no --out given: runs/<date>-<time> under the current directory)"))
+      << r.err;
+  const test::CommandResult given = train({"--data", text_, "--steps", "2", "--out", out("given")});
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  EXPECT_TRUE(contains(given.err, "output: " + out("given") + "\n")) << given.err;
+}
+
+TEST_F(TrainCliTest, BadFastaRefusalNamesTheFlagToSkipIt) {
+  const std::string bad = dir_.write("bad.fasta", ">a\nMKV\n>b\nACJDE\n");
+  const test::CommandResult r = train({"--data", bad, "--out", out("never")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, bad + ":4: invalid character 'J'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--skip-bad-records")) << r.err;
+}
+
+// A DNA FASTA trains (its letters are amino-acid codes too) but the user is warned.
+TEST_F(TrainCliTest, NucleotideFastaIsTrainedWithAWarning) {
+  std::string dna;
+  for (int i = 0; i < 30; ++i) dna += ">g" + std::to_string(i) + "\nACGTTGCAACGTNACGTTTGACCAGTAGGCAT\n";
+  const std::string file = dir_.write("genes.fasta", dna);
+  const test::CommandResult r = train({"--data", file, "--steps", "2", "--out", out("dna")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "performer-train: warning: " + file + ": 100.0% of the residues are A, C, G, T, U or N"))
+      << r.err;
+  const test::CommandResult protein = train({"--data", fasta_, "--steps", "2", "--out", out("protein")});
+  ASSERT_EQ(protein.exit_code, 0) << protein.err;
+  EXPECT_FALSE(contains(protein.err, "warning")) << protein.err;
+}
+
 }  // namespace
 }  // namespace pf

@@ -28,6 +28,26 @@ TEST(TrainConfig, DefaultsAreValid) {
   EXPECT_EQ(validation_error(TrainConfig{}), "");
 }
 
+// The default warm-up adapts to the run's length; only an explicit one longer than --steps is an error.
+TEST(TrainConfig, DefaultWarmupFollowsTheSteps) {
+  for (const auto& [steps, warmup] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 0}, {2, 0}, {40, 4}, {499, 49}, {2500, 50}, {100000, 50}}) {
+    TrainConfig c;
+    c.steps = steps;
+    EXPECT_EQ(validation_error(c), "") << "--steps " << steps;
+    EXPECT_EQ(c.effective_warmup(), warmup) << "--steps " << steps;
+    EXPECT_EQ(c.schedule_config().warmup, warmup) << "--steps " << steps;
+  }
+  TrainConfig c;
+  c.steps = 40;
+  c.warmup = 7;
+  EXPECT_EQ(c.schedule_config().warmup, 7);
+  c.warmup = 41;
+  EXPECT_TRUE(test::contains(validation_error(c), "--warmup 41: must not exceed --steps 40")) << validation_error(c);
+  c.warmup = -2;
+  EXPECT_TRUE(test::contains(validation_error(c), "--warmup -2: must be >= 0")) << validation_error(c);
+}
+
 TEST(TrainConfig, ValidationNamesTheFlag) {
   struct Case {
     void (*edit)(TrainConfig&);
