@@ -127,6 +127,10 @@ namespace {
 // Products with fewer multiply-adds than this run on Eigen: oneDNN's per-call cost (memory objects,
 // argument map, cache look-up: about 2 us) would dominate. Always fp32.
 constexpr int64_t kSmallProduct = 8 * 8 * 8;
+// Products below this many multiply-adds (64^3: a few microseconds on one core) run on the calling
+// thread alone: splitting them costs a fork/join that is as long as the work, and far longer when the
+// cores are shared and the other thread is not running.
+constexpr int64_t kSerialProduct = 64 * 64 * 64;
 
 struct Key {
   bool ta, tb, bf16;
@@ -236,7 +240,17 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     lda = a_cols;
     ldb = b_cols;
   }
-  const Key key{ta, tb, bf16, M, N, K, lda, ldb, ldc, alpha, beta, nested ? 1 : get_num_threads()};
+  const bool serial = nested || M * N * K < kSerialProduct;
+  const int threads = get_num_threads();
+  if (serial && !nested && threads > 1) omp_set_num_threads(1);  // this thread's setting, restored below
+  struct Restore {
+    bool on;
+    int n;
+    ~Restore() {
+      if (on) omp_set_num_threads(n);
+    }
+  } restore{serial && !nested && threads > 1, threads};
+  const Key key{ta, tb, bf16, M, N, K, lda, ldb, ldc, alpha, beta, serial ? 1 : threads};
   const Entry& e = primitive_for(key);
   if (scratch.pad.size() < e.scratch_bytes) scratch.pad.resize(e.scratch_bytes);
   auto& eng = cpu_engine();

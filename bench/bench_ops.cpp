@@ -19,24 +19,36 @@ int threads_from_env() {
   return s ? std::atoi(s) : 2;
 }
 
-// C = A B for the B1 model's shapes: (B*T, C) x (C, 3C) and friends.
+// PF_PRECISION=bf16 runs the products in bf16 (autograd/gemm.h); default fp32.
+void set_precision_from_env() {
+  const char* s = std::getenv("PF_PRECISION");
+  set_matmul_precision(s ? parse_precision(s) : Precision::fp32);
+}
+
+// C = A B for the B1 model's shapes: (B*T, C) x (C, 3C) and friends; range(3) = 1: C = A^T B with A
+// stored (K, M), the weight-gradient product of a linear layer. Small shapes: FAVOR+'s chunk products
+// (chunk 64, m 128, head dim 64 + 1).
 void BM_Matmul(benchmark::State& state) {
   set_num_threads(threads_from_env());
+  set_precision_from_env();
   const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const bool ta = state.range(3) != 0;
   Generator g(1);
-  Tensor a = Tensor::randn({M, K}, g), b = Tensor::randn({K, N}, g);
+  Tensor a = ta ? Tensor::randn({K, M}, g) : Tensor::randn({M, K}, g), b = Tensor::randn({K, N}, g);
   Var va(a), vb(b);
   for (auto _ : state) {
-    Var c = matmul(va, vb);
+    Var c = matmul(va, vb, ta, false);
     benchmark::DoNotOptimize(c.value().data());
   }
   state.counters["FLOPS"] =
       benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["threads"] = get_num_threads();
-  state.SetLabel(gemm_backend());
+  state.SetLabel(std::string(gemm_backend()) + " " + precision_name(Precision::process));
 }
-BENCHMARK(BM_Matmul)->Args({4096, 256, 768})->Args({4096, 256, 1024})->Args({4096, 1024, 256})->Args({2048, 2048, 2048})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Matmul)->Args({4096, 256, 768, 0})->Args({4096, 256, 1024, 0})->Args({4096, 1024, 256, 0})
+    ->Args({1024, 4096, 256, 1})->Args({256, 4096, 1024, 1})->Args({2048, 2048, 2048, 0})
+    ->Args({64, 128, 64, 0})->Args({64, 64, 65, 0})->Args({128, 64, 65, 1})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_Gelu(benchmark::State& state) {
   set_num_threads(threads_from_env());

@@ -390,3 +390,40 @@ TEST_F(TrainCliTest, NucleotideFastaIsTrainedWithAWarning) {
 
 }  // namespace
 }  // namespace pf
+
+namespace pf {
+namespace {
+
+// Checkpoints are fp32 whatever the precision: a run trained in fp32 resumes in bf16 and back, the
+// banner says which products run.
+TEST(TrainCliPrecision, CheckpointsResumeInEitherPrecision) {
+  if (!bf16_supported()) GTEST_SKIP() << bf16_unsupported_reason();
+  test::TempDir dir;
+  const std::string text = dir.write("corpus.txt", test::word_text(4000, 3));
+  auto train = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {PF_TRAIN_BIN};
+    for (const std::string& f : test::tiny_flags()) args.push_back(f);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_command(args);
+  };
+  const std::string run = dir.path("run");
+  test::CommandResult r = train({"--data", text, "--steps", "6", "--precision", "fp32", "--out", run});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(test::contains(r.err, "fp32 products")) << r.err;
+  const Checkpoint first = load_checkpoint(RunDirectory(run).latest());
+  r = test::run_command({PF_TRAIN_BIN, "--resume", run, "--steps", "12", "--precision", "bf16"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(test::contains(r.err, "bf16 products")) << r.err;
+  const Checkpoint second = load_checkpoint(RunDirectory(run).latest());
+  EXPECT_EQ(second.progress.step, 12);
+  for (const auto& [name, t] : second.model_state) {
+    ASSERT_TRUE(first.model_state.count(name)) << name;
+    EXPECT_EQ(t.shape(), first.model_state.at(name).shape()) << name;
+  }
+  r = test::run_command({PF_TRAIN_BIN, "--resume", run, "--steps", "14", "--precision", "fp32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(load_checkpoint(RunDirectory(run).latest()).progress.step, 14);
+}
+
+}  // namespace
+}  // namespace pf
