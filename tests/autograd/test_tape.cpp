@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "autograd/ops.h"
 #include "test_util.h"
 
@@ -156,4 +158,57 @@ TEST(Tape, FirstGradientIsTakenOverOnlyWhenUnshared) {
   b.accumulate_grad(Tensor::from_vector({1, 1, 1, 1}, {4}));
   EXPECT_EQ(upstream.to_vector(), std::vector<float>({5, 6, 7, 8}));
   EXPECT_EQ(b.grad.to_vector(), std::vector<float>({6, 7, 8, 9}));
+}
+
+// ---- issue 16: traps that used to give silent wrong or missing gradients
+
+// The tape is per thread: a backward on another thread used to find an empty tape and leave every
+// gradient undefined without a word.
+TEST(Tape, BackwardOnAnotherThreadIsAnErrorThatSaysWhy) {
+  Var x(Tensor::from_vector({1.0f, 2.0f}, {2}), true);
+  Var loss = sum(x * x);
+  std::string error;
+  std::thread other([&] {
+    try {
+      loss.backward();
+    } catch (const std::logic_error& e) {
+      error = e.what();
+    }
+  });
+  other.join();
+  EXPECT_NE(error.find("computed on another thread"), std::string::npos) << "no error: '" << error << "'";
+  EXPECT_NE(error.find("Call backward() on the thread that ran the forward pass"), std::string::npos) << error;
+  EXPECT_FALSE(x.has_grad());
+  loss.backward();  // the graph is intact: on the recording thread it works
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{2.0f, 4.0f}));
+}
+
+// A value saved by an op and modified in place before the backward: the backward is refused, naming
+// the op, instead of producing a gradient computed from the new value.
+TEST(Tape, InPlaceModificationOfASavedInputIsRefusedNamingTheOp) {
+  Var w(Tensor::from_vector({1.0f, 2.0f, 3.0f}, {3}), true);
+  Var x(Tensor::from_vector({4.0f, 5.0f, 6.0f}, {3}), true);
+  Var loss = sum(mul(w, x));  // d loss / d x = w: mul's backward reads w
+  const uint64_t v0 = w.version();
+  w.mutable_value().fill(0.0f);  // in-place edit after the forward
+  EXPECT_EQ(w.version(), v0 + 1);
+  try {
+    loss.backward();
+    FAIL() << "backward after an in-place modification was accepted";
+  } catch (const std::logic_error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("an input of 'mul' was modified in place"), std::string::npos) << m;
+  }
+  Tape::current().clear();
+}
+
+TEST(Tape, UnmodifiedInputsPassTheVersionCheck) {
+  Var w(Tensor::from_vector({1.0f, 2.0f, 3.0f}, {3}), true);
+  Var x(Tensor::from_vector({4.0f, 5.0f, 6.0f}, {3}), true);
+  for (int round = 0; round < 2; ++round) {
+    Var loss = sum(mul(w, x));
+    loss.backward();
+    w.mutable_value().fill(0.5f);  // modified between backward and the next forward: fine
+  }
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{1.5f, 2.5f, 3.5f}));  // 1,2,3 then 0.5 each
 }
