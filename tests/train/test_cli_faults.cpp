@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -273,6 +274,11 @@ TEST_F(TrainFaultTest, KillNineTwentyTimesThenTheRunEqualsAStraightOne) {
     EXPECT_NO_THROW(load_checkpoint(latest)) << "round " << round;
   }
   EXPECT_EQ(kills, 20) << "every round should have been killed mid-run";
+  // A line cut short (a write torn by a crash of the machine) does not break the resume either.
+  {
+    std::ofstream torn(run.metrics_path(), std::ios::app | std::ios::binary);
+    torn << R"({"type":"train","step":99999,"lo)";
+  }
   const test::CommandResult last = test::run_command({PF_TRAIN_BIN, "--resume", out("killed")});
   EXPECT_OK(last);
   EXPECT_EQ(test::metrics_lines(run.metrics_path()), test::metrics_lines(RunDirectory(out("straight")).metrics_path()));
