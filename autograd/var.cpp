@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace pf {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-float g_backward_scale = 1.0f;
+thread_local const GradientHook* g_gradient_hook = nullptr;  // innermost GradientHookGuard's
 // The inputs of the op being built: set by needs_grad(), taken by make_result().
 thread_local std::vector<SavedVersion> g_pending_inputs;
 
@@ -24,7 +25,10 @@ void note_input(const Var& v) {
 }
 }  // namespace
 
-void set_backward_scale_for_testing(float scale) { g_backward_scale = scale; }
+GradientHookGuard::GradientHookGuard(GradientHook hook) : hook_(std::move(hook)), previous_(g_gradient_hook) {
+  g_gradient_hook = &hook_;
+}
+GradientHookGuard::~GradientHookGuard() { g_gradient_hook = previous_; }
 
 void VarImpl::accumulate_grad(const Tensor& g) {
   if (g.shape() != value.shape()) throw_shape_error("backward", "gradient shape differs from value", g.shape(), value.shape());
@@ -147,9 +151,9 @@ void Tape::run_backward(bool release) {
     Tensor g = out->grad;
     // An intermediate value's gradient is not needed once pushed to its inputs.
     if (!out->is_leaf) out->grad = Tensor();
-    if (g_backward_scale != 1.0f) {
+    if (g_gradient_hook) {
       g = g.clone();
-      g.vec() *= g_backward_scale;
+      (*g_gradient_hook)(node.op, g);
     }
     // The closure stays alive until the whole pass ends: it owns its inputs, whose own nodes
     // (earlier on the tape) still have to run.

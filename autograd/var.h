@@ -139,10 +139,24 @@ class Tape {
   size_t prune_at_ = 1024;
 };
 
-// Test hook: every backward closure receives its output gradient multiplied by `scale`
-// (1 = off). The gradcheck tests use 1.05 to prove that a backward off by 5% is caught, for
-// every op. Never set outside tests.
-void set_backward_scale_for_testing(float scale);
+// Debugging aid: while a GradientHookGuard lives, every backward on this thread calls its hook with
+// each node's op name and a private copy of the gradient arriving at the node's output, before the
+// node runs; the node then receives that copy, so the hook may inspect it (e.g. find the first op
+// whose gradient is not finite) or change it (e.g. perturb every backward to check that a gradient
+// check notices). Nests: the innermost guard's hook is the one called. Costs nothing when none is
+// installed.
+using GradientHook = std::function<void(const char* op, Tensor& grad_output)>;
+class GradientHookGuard {
+ public:
+  explicit GradientHookGuard(GradientHook hook);
+  ~GradientHookGuard();
+  GradientHookGuard(const GradientHookGuard&) = delete;
+  GradientHookGuard& operator=(const GradientHookGuard&) = delete;
+
+ private:
+  GradientHook hook_;
+  const GradientHook* previous_;
+};
 
 // Is recording on for this thread?
 bool grad_enabled();

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
 #include <thread>
 
 #include "autograd/ops.h"
@@ -211,4 +213,36 @@ TEST(Tape, UnmodifiedInputsPassTheVersionCheck) {
     w.mutable_value().fill(0.5f);  // modified between backward and the next forward: fine
   }
   EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{1.5f, 2.5f, 3.5f}));  // 1,2,3 then 0.5 each
+}
+
+// GradientHookGuard (the general replacement of the old backward-scale test hook): it sees every
+// node's op and incoming gradient, e.g. to find where a gradient first stops being finite, and the
+// node receives what the hook leaves in the gradient.
+TEST(Tape, GradientHookSeesEveryNodeAndFindsTheFirstNonFiniteGradient) {
+  Var x(Tensor::from_vector({0.0f, 1.0f}, {2}), true);
+  Var loss = sum(sqrt(mul_scalar(x, 2.0f)));  // d sqrt(h)/dh is infinite at h = 0
+  std::vector<std::string> ops;
+  std::string first_non_finite;
+  {
+    GradientHookGuard hook([&](const char* op, Tensor& g) {
+      ops.push_back(op);
+      for (float v : g.to_vector())
+        if (!std::isfinite(v) && first_non_finite.empty()) first_non_finite = op;
+    });
+    loss.backward();
+  }
+  EXPECT_EQ(ops, (std::vector<std::string>{"sum", "sqrt", "mul_scalar"}));
+  // The first node that receives a non-finite gradient comes right after the op that made it (sqrt).
+  EXPECT_EQ(first_non_finite, "mul_scalar");
+  EXPECT_FALSE(std::isfinite(x.grad().to_vector()[0]));
+
+  Var y(Tensor::from_vector({1.0f, 2.0f}, {2}), true);
+  {
+    GradientHookGuard doubled([](const char*, Tensor& g) { g.vec() *= 2.0f; });
+    sum(y).backward();
+  }
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<float>{2.0f, 2.0f}));
+  y.zero_grad();
+  sum(y).backward();  // the guard is gone
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<float>{1.0f, 1.0f}));
 }
