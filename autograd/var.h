@@ -105,15 +105,15 @@ class Var {
 // Backward closure: receives the output's gradient and accumulates into captured inputs.
 using BackwardFn = std::function<void(const Tensor& grad_output)>;
 
-// The node holds its output weakly: when the user drops every handle to a value that nothing
-// later consumes (a branch computed for logging, say), the node can never receive a gradient
-// and is pruned, so the tape does not leak.
 // An input of a recorded op and its version when the op ran (checked by backward).
 struct SavedVersion {
   std::weak_ptr<VarImpl> var;
   uint64_t version = 0;
 };
 
+// The node holds its output weakly: when the user drops every handle to a value that nothing
+// later consumes (a branch computed for logging, say), the node can never receive a gradient
+// and is pruned, so the tape does not leak.
 struct Node {
   std::weak_ptr<VarImpl> output;
   BackwardFn backward;

@@ -101,7 +101,13 @@ RunLock RunDirectory::lock() const {
                           "performer-generate may read its checkpoints meanwhile.");
     throw std::runtime_error("cannot lock " + path + ": " + std::strerror(err));
   }
-  return RunLock(fd);
+  RunLock lock(fd);
+  // The lock file may be writable in a directory that is not (a read-only directory or file system):
+  // checkpoints could not be written there, say so now rather than at the first save.
+  if (::access(dir_.c_str(), W_OK) != 0)
+    throw std::runtime_error("the output directory " + dir_ + " is not usable: cannot write in it: " +
+                             std::strerror(errno));
+  return lock;
 }
 
 namespace {

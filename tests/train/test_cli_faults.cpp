@@ -157,8 +157,7 @@ TEST_F(TrainFaultTest, OutputDirectoryThatCannotBeWrittenIsRefusedBeforeTraining
   fs::permissions(dir_.path(""), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                      fs::perms::others_read | fs::perms::others_exec);
   for (const auto& e : fs::directory_iterator(out("ro")))
-    fs::permissions(e.path(), fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                  fs::perms::others_read);
+    fs::permissions(e.path(), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   const fs::perms read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
                               fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
   fs::permissions(out("ro"), read_only);
