@@ -26,9 +26,11 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
   GradcheckResult result;
   Generator gen(opt.seed);
   // Analytic gradient of the probe loss.
+  // A private tape for the analytic pass: the caller's tape (a graph recorded but not yet
+  // back-propagated) is neither cleared nor run.
+  TapeScope scope;
   std::vector<Var> vars;
   for (const Tensor& t : inputs) vars.emplace_back(t.clone(), true);
-  Tape::current().clear();
   Var out = f(vars);
   Tensor r = Tensor::randn(out.shape(), gen);
   if (!out.requires_grad()) {

@@ -34,7 +34,8 @@ struct GradcheckResult {
 
 using GradcheckFn = std::function<Var(const std::vector<Var>&)>;
 
-// Checks d f / d inputs. `f` must be deterministic (same inputs -> same output).
+// Checks d f / d inputs. `f` must be deterministic (same inputs -> same output). It records on its
+// own tape (TapeScope): a graph the caller has recorded but not yet back-propagated is left as it was.
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 

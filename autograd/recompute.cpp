@@ -18,6 +18,7 @@ Var recompute(const std::vector<Var>& inputs, RecomputeFn fn) {
   std::vector<std::shared_ptr<VarImpl>> saved;
   saved.reserve(inputs.size());
   for (const Var& v : inputs) saved.push_back(v.impl_ptr());
+  needs_grad(inputs);  // notes the inputs' versions for backward's in-place check (autograd/var.h)
   return make_result(std::move(value), true, "recompute", [saved, fn = std::move(fn)](const Tensor& g) {
     TapeScope private_tape;
     EnableGradGuard recording;

@@ -2,15 +2,33 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace pf {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-float g_backward_scale = 1.0f;
+thread_local const GradientHook* g_gradient_hook = nullptr;  // innermost GradientHookGuard's
+// The inputs of the op being built: set by needs_grad(), taken by make_result().
+thread_local std::vector<SavedVersion> g_pending_inputs;
+
+void note_input(const Var& v) {
+  if (v.defined()) g_pending_inputs.push_back(SavedVersion{v.impl_ptr(), v.version()});
+}
+
+[[noreturn]] void throw_modified(const char* op, uint64_t saved, uint64_t now) {
+  throw std::logic_error(std::string("backward: an input of '") + op +
+                         "' was modified in place after it was recorded (version " + std::to_string(saved) +
+                         " when recorded, " + std::to_string(now) +
+                         " now), e.g. by an optimizer step between the forward pass and backward(); its gradient "
+                         "would be wrong. Call backward() before modifying the values, or run the forward again.");
+}
 }  // namespace
 
-void set_backward_scale_for_testing(float scale) { g_backward_scale = scale; }
+GradientHookGuard::GradientHookGuard(GradientHook hook) : hook_(std::move(hook)), previous_(g_gradient_hook) {
+  g_gradient_hook = &hook_;
+}
+GradientHookGuard::~GradientHookGuard() { g_gradient_hook = previous_; }
 
 void VarImpl::accumulate_grad(const Tensor& g) {
   if (g.shape() != value.shape()) throw_shape_error("backward", "gradient shape differs from value", g.shape(), value.shape());
@@ -59,6 +77,16 @@ void Var::backward(const Tensor& seed, bool keep_tape) {
   if (!requires_grad())
     throw std::invalid_argument("backward: this value does not require a gradient (no input requires one, or it was "
                                 "computed under NoGradGuard)");
+  if (!impl_->is_leaf && impl_->tape != &Tape::current()) {
+    if (impl_->thread != std::this_thread::get_id())
+      throw std::logic_error(
+          "backward: this value was computed on another thread; the tape that recorded its graph belongs to that "
+          "thread (tapes are per thread), so a backward here would find nothing to run and leave every gradient "
+          "empty. Call backward() on the thread that ran the forward pass.");
+    throw std::logic_error(
+        "backward: this value was recorded on another tape of this thread (inside a TapeScope that has ended, or "
+        "outside the TapeScope now active); call backward() in the scope that recorded it");
+  }
   if (seed.shape() != shape()) throw_shape_error("backward", "seed shape differs from value", seed.shape(), shape());
   impl_->accumulate_grad(seed);
   Tape::current().run_backward(!keep_tape);
@@ -115,13 +143,17 @@ void Tape::run_backward(bool release) {
     }
     VarImpl* out = out_ptr.get();
     if (!out->grad.defined()) continue;  // nothing flowed here (another graph, or unused)
+    for (const SavedVersion& in : node.inputs) {
+      const std::shared_ptr<VarImpl> v = in.var.lock();
+      if (v && v->version != in.version) throw_modified(node.op, in.version, v->version);
+    }
     done[k] = true;
     Tensor g = out->grad;
     // An intermediate value's gradient is not needed once pushed to its inputs.
     if (!out->is_leaf) out->grad = Tensor();
-    if (g_backward_scale != 1.0f) {
+    if (g_gradient_hook) {
       g = g.clone();
-      g.vec() *= g_backward_scale;
+      (*g_gradient_hook)(node.op, g);
     }
     // The closure stays alive until the whole pass ends: it owns its inputs, whose own nodes
     // (earlier on the tape) still have to run.
@@ -141,25 +173,36 @@ GradModeGuard::GradModeGuard(bool enabled) : previous_(g_grad_enabled) { g_grad_
 GradModeGuard::~GradModeGuard() { g_grad_enabled = previous_; }
 
 bool needs_grad(std::initializer_list<const Var*> inputs) {
+  g_pending_inputs.clear();
   if (!g_grad_enabled) return false;
-  for (const Var* v : inputs)
-    if (v->requires_grad()) return true;
-  return false;
+  bool any = false;
+  for (const Var* v : inputs) any = any || v->requires_grad();
+  if (any)
+    for (const Var* v : inputs) note_input(*v);
+  return any;
 }
 
 bool needs_grad(const std::vector<Var>& inputs) {
+  g_pending_inputs.clear();
   if (!g_grad_enabled) return false;
-  for (const Var& v : inputs)
-    if (v.requires_grad()) return true;
-  return false;
+  bool any = false;
+  for (const Var& v : inputs) any = any || v.requires_grad();
+  if (any)
+    for (const Var& v : inputs) note_input(v);
+  return any;
 }
 
 Var make_result(Tensor value, bool requires_grad, const char* op, BackwardFn backward) {
   Var out(std::move(value), requires_grad);
   if (requires_grad) {
-    out.impl()->is_leaf = false;
-    Tape::current().push(Node{out.impl_ptr(), std::move(backward), op});
+    VarImpl* impl = out.impl();
+    impl->is_leaf = false;
+    Tape& tape = Tape::current();
+    impl->tape = &tape;
+    impl->thread = std::this_thread::get_id();
+    tape.push(Node{out.impl_ptr(), std::move(backward), op, std::move(g_pending_inputs)});
   }
+  g_pending_inputs.clear();
   return out;
 }
 

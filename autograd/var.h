@@ -6,11 +6,26 @@
 // end to the start. Gradients of intermediate values are freed as soon as they have been
 // propagated; leaves (parameters, inputs created with requires_grad) keep theirs until
 // zero_grad(). The tape is cleared after backward unless keep_tape is asked for.
+//
+// Two traps are refused rather than silently giving wrong gradients:
+//  - The tape is per thread (and per TapeScope): backward() on a value recorded on another thread's
+//    tape (or in another TapeScope) throws std::logic_error saying so, instead of finding nothing to
+//    run and leaving every gradient empty.
+//  - Version counters: every Var has version(), bumped by each in-place modification through the
+//    public API (mutable_value(), mark_modified(); the optimizers' step() and Module::load_state_dict
+//    bump their parameters). Each recorded op notes the versions of its inputs (the values its
+//    backward may read); backward() throws std::logic_error naming the op when one of them has
+//    changed since, e.g. an optimizer step between the forward and the backward. The check is
+//    conservative (it covers every input of the op, also ones whose value its backward does not
+//    read) and costs one counter compare per input per node. Writing through the non-const value()
+//    is not seen: modify values in place through mutable_value() (or call mark_modified()).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -22,6 +37,10 @@ struct VarImpl {
   Tensor grad;  // undefined until some gradient arrives
   bool requires_grad = false;
   bool is_leaf = true;  // created by the user, not by an op
+  uint64_t version = 0;  // in-place modifications so far (see the header comment)
+  // For values produced by a recorded op: the tape it was recorded on and the recording thread.
+  const void* tape = nullptr;
+  std::thread::id thread;
   // Adds g into grad (allocating it on first use). Shapes must match.
   void accumulate_grad(const Tensor& g);
   // The same, for a gradient the caller gives up: the first one is taken over without a copy when
@@ -42,7 +61,17 @@ class Var {
 
   bool defined() const { return static_cast<bool>(impl_); }
   const Tensor& value() const { return impl_->value; }
+  // Mutable access for filling a value before it is used; an in-place modification of a value that
+  // a recorded op may still read must go through mutable_value() (or be followed by mark_modified()).
   Tensor& value() { return impl_->value; }
+  // The value, for an in-place modification: bumps version() first.
+  Tensor& mutable_value() {
+    ++impl_->version;
+    return impl_->value;
+  }
+  // Records an in-place modification made through value() or data pointers.
+  void mark_modified() { ++impl_->version; }
+  uint64_t version() const { return impl_->version; }
   const Shape& shape() const { return impl_->value.shape(); }
   int64_t dim() const { return impl_->value.dim(); }
   int64_t size(int64_t axis) const { return impl_->value.size(axis); }
@@ -76,6 +105,12 @@ class Var {
 // Backward closure: receives the output's gradient and accumulates into captured inputs.
 using BackwardFn = std::function<void(const Tensor& grad_output)>;
 
+// An input of a recorded op and its version when the op ran (checked by backward).
+struct SavedVersion {
+  std::weak_ptr<VarImpl> var;
+  uint64_t version = 0;
+};
+
 // The node holds its output weakly: when the user drops every handle to a value that nothing
 // later consumes (a branch computed for logging, say), the node can never receive a gradient
 // and is pruned, so the tape does not leak.
@@ -83,6 +118,7 @@ struct Node {
   std::weak_ptr<VarImpl> output;
   BackwardFn backward;
   const char* op = "";
+  std::vector<SavedVersion> inputs;  // filled by make_result from the preceding needs_grad call
 };
 
 class Tape {
@@ -103,10 +139,24 @@ class Tape {
   size_t prune_at_ = 1024;
 };
 
-// Test hook: every backward closure receives its output gradient multiplied by `scale`
-// (1 = off). The gradcheck tests use 1.05 to prove that a backward off by 5% is caught, for
-// every op. Never set outside tests.
-void set_backward_scale_for_testing(float scale);
+// Debugging aid: while a GradientHookGuard lives, every backward on this thread calls its hook with
+// each node's op name and a private copy of the gradient arriving at the node's output, before the
+// node runs; the node then receives that copy, so the hook may inspect it (e.g. find the first op
+// whose gradient is not finite) or change it (e.g. perturb every backward to check that a gradient
+// check notices). Nests: the innermost guard's hook is the one called. Costs nothing when none is
+// installed.
+using GradientHook = std::function<void(const char* op, Tensor& grad_output)>;
+class GradientHookGuard {
+ public:
+  explicit GradientHookGuard(GradientHook hook);
+  ~GradientHookGuard();
+  GradientHookGuard(const GradientHookGuard&) = delete;
+  GradientHookGuard& operator=(const GradientHookGuard&) = delete;
+
+ private:
+  GradientHook hook_;
+  const GradientHook* previous_;
+};
 
 // Is recording on for this thread?
 bool grad_enabled();
@@ -149,7 +199,9 @@ struct EnableGradGuard : GradModeGuard {
 
 // The helper every op uses to produce its output. If recording is on and any input requires a
 // gradient, the output requires one too and `make_backward()` is called to build the closure
-// (so ops pay for saving tensors only when a backward will run).
+// (so ops pay for saving tensors only when a backward will run). needs_grad() also notes, for this
+// thread, the inputs it was asked about and their versions; the next make_result() puts them on
+// its node (the version check of backward), and any needs_grad() call replaces them.
 bool needs_grad(std::initializer_list<const Var*> inputs);
 bool needs_grad(const std::vector<Var>& inputs);
 Var make_result(Tensor value, bool requires_grad, const char* op, BackwardFn backward);

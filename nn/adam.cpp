@@ -57,7 +57,7 @@ void Adam::step() {
     // AdamW: p *= 1 - lr * wd (decoupled); Adam: g += wd * p (L2).
     const float shrink = static_cast<float>(1.0 - static_cast<double>(lr_) * static_cast<double>(wd));
     const bool decoupled = decoupled_;
-    float* pp = p.value().data();
+    float* pp = p.mutable_value().data();  // an in-place update: bumps the version (autograd/var.h)
     const float* pg = p.grad().data();
     parallel_for(p.numel(), [&](int64_t s, int64_t e) {
       for (int64_t j = s; j < e; ++j) {

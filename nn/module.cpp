@@ -110,7 +110,7 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
   // Validated: now copy (cannot fail half way).
   for (auto& [n, v] : all) {
     auto it = state.find(n);
-    if (it != state.end()) v.value().copy_from(it->second);
+    if (it != state.end()) v.mutable_value().copy_from(it->second);
   }
 }
 

@@ -38,7 +38,7 @@ void SGD::step() {
     if (!p.has_grad()) continue;
     const float wd = decay_[i] ? options_.weight_decay : 0.f;
     ParamState& st = state_for(i);
-    float* pp = p.value().data();
+    float* pp = p.mutable_value().data();  // an in-place update: bumps the version (autograd/var.h)
     const float* pg = p.grad().data();
     float* buf = nullptr;
     bool first = false;

@@ -4,28 +4,23 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <stdexcept>
 
+#include "autograd/atomic_file.h"
 #include "autograd/serialize.h"
 
 namespace pf {
 
 namespace {
 
-// Writes through `write` to path.tmp, then renames it over path.
+// Serializes through `write` into memory, then writes the bytes atomically (autograd/atomic_file.h:
+// temporary file in the same directory, fsync, rename, fsync of the directory).
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(path + ": cannot open '" + tmp + "' for writing");
-    write(out);
-    out.flush();
-    if (!out) throw std::runtime_error(path + ": write failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot rename '" + tmp + "' into place");
-  }
+  std::ostringstream out(std::ios::binary);
+  write(out);
+  if (!out) throw std::runtime_error(path + ": cannot serialize");
+  write_file_atomic(path, std::move(out).str());
 }
 
 std::ifstream open_for_reading(const std::string& path) {

@@ -39,7 +39,7 @@ FavorOptions PerformerAttention::favor_options() const {
 
 void PerformerAttention::redraw(Generator& proj_gen) {
   if (!has_projection()) return;
-  projection_.value().copy_from(draw_projection(cfg_, proj_gen));
+  projection_.mutable_value().copy_from(draw_projection(cfg_, proj_gen));
 }
 
 PerformerAttention::Heads PerformerAttention::project(const Var& x, const RotaryTables* rotary) const {

@@ -31,7 +31,8 @@ class PerformerAttention : public Module {
 
   // x (B,T,C) -> (B,T,C). rotary: tables for positions [0, T) when the model uses rotary positions.
   // key_mask (B,T) float, 1 = real, 0 = pad: honoured by bidirectional layers (padded keys are
-  // removed from every query's attention); causal layers ignore it (pads follow the real tokens).
+  // removed from every query's attention); causal layers ignore it (pads follow the real tokens:
+  // PerformerLM::forward refuses left padding for causal models).
   Var forward(const Var& x, const RotaryTables* rotary = nullptr, const Tensor* key_mask = nullptr) const;
 
   // The pieces of forward, shared with the recurrent decoder so both compute the same numbers.

@@ -128,7 +128,21 @@ Var PerformerLM::forward(const std::vector<int32_t>& ids, int64_t batch, int64_t
     if (static_cast<int64_t>(key_mask->size()) != batch * seq)
       throw std::invalid_argument("PerformerLM: key_mask has " + std::to_string(key_mask->size()) +
                                   " entries for batch " + std::to_string(batch) + " x seq " + std::to_string(seq));
-    if (!cfg_.causal) {
+    if (cfg_.causal) {
+      // Causal attention never lets a position see a later one, so padding after the real tokens
+      // (right padding) is invisible to them and the mask is not needed. Padding before a real token
+      // (left padding) would be attended to: refused rather than silently used.
+      for (int64_t r = 0; r < batch; ++r) {
+        const uint8_t* row = key_mask->data() + r * seq;
+        for (int64_t t = 1; t < seq; ++t)
+          if (row[t] && !row[t - 1])
+            throw std::invalid_argument(
+                "PerformerLM: key_mask row " + std::to_string(r) + " has a real token at position " +
+                std::to_string(t) + " after padding at position " + std::to_string(t - 1) +
+                "; a causal model supports only padding after the real tokens (right padding), which no real "
+                "position attends to. Left padding would be attended to: pad on the right instead.");
+      }
+    } else {
       mask = Tensor({batch, seq});
       for (int64_t i = 0; i < batch * seq; ++i) mask.data()[i] = (*key_mask)[static_cast<size_t>(i)] ? 1.0f : 0.0f;
     }

@@ -72,8 +72,10 @@ class PerformerLM : public Module {
   const ModelConfig& config() const { return cfg_; }
 
   // ids: B*T token ids, row-major (B,T). key_mask: optional B*T bytes, 1 = real token, 0 = padding;
-  // bidirectional models remove padded keys from attention, causal models ignore the mask (pads
-  // come after the real tokens, so no real position can see them). Returns logits (B,T,V).
+  // bidirectional models remove padded keys from attention; causal models accept only padding after
+  // the real tokens of each row (no real position can see it, so the mask is not needed) and throw
+  // std::invalid_argument naming the row and position for padding before a real token (left
+  // padding, which causal attention would attend to). Returns logits (B,T,V).
   // With learned positions T must not exceed cfg.max_seq_len; sinusoidal and rotary extrapolate.
   Var forward(const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
               const std::vector<uint8_t>* key_mask = nullptr);

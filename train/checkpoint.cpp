@@ -9,9 +9,11 @@
 #include <cereal/types/vector.hpp>
 #include <cstring>
 #include <sstream>
+#include <type_traits>
 
 #include "autograd/serialize.h"
-#include "train/atomic_file.h"
+#include "nn/float_str.h"
+#include "autograd/atomic_file.h"
 
 namespace pf {
 
@@ -208,15 +210,52 @@ std::unique_ptr<PerformerLM> make_model(const Checkpoint& c) {
   return model;
 }
 
+std::string model_config_mismatch(const ModelConfig& checkpoint, const ModelConfig& model, const std::string& model_name) {
+  std::string out;
+  auto text = [](const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, bool>)
+      return std::string(v ? "true" : "false");
+    else if constexpr (std::is_same_v<T, float>)
+      return float_str(v);
+    else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
+      return to_string(v);
+    else
+      return std::to_string(v);
+  };
+  auto field = [&](const char* name, const auto& want, const auto& have) {
+    if (want == have) return;
+    out += std::string(out.empty() ? "" : ", ") + name + " " + text(want) + " in the checkpoint, " + text(have) +
+           " " + model_name;
+  };
+  // Every field but dropout and redraw_every (settings of the run, which may change on resume).
+  field("vocab_size", checkpoint.vocab_size, model.vocab_size);
+  field("dim", checkpoint.dim, model.dim);
+  field("depth", checkpoint.depth, model.depth);
+  field("heads", checkpoint.heads, model.heads);
+  field("ff_hidden", checkpoint.ff_hidden, model.ff_hidden);
+  field("features", checkpoint.features, model.features);
+  field("max_seq_len", checkpoint.max_seq_len, model.max_seq_len);
+  field("attention", checkpoint.attention, model.attention);
+  field("causal", checkpoint.causal, model.causal);
+  field("positions", checkpoint.positions, model.positions);
+  field("tie_embeddings", checkpoint.tie_embeddings, model.tie_embeddings);
+  field("orthogonal_features", checkpoint.orthogonal_features, model.orthogonal_features);
+  field("kernel_eps", checkpoint.kernel_eps, model.kernel_eps);
+  field("chunk_size", checkpoint.chunk_size, model.chunk_size);
+  field("shared_key_shift", checkpoint.shared_key_shift, model.shared_key_shift);
+  field("antithetic_features", checkpoint.antithetic_features, model.antithetic_features);
+  field("seed", checkpoint.seed, model.seed);
+  return out;
+}
+
 void restore_model(const Checkpoint& c, PerformerLM& model) {
   const ModelConfig& have = model.config();
   const ModelConfig& want = c.model_config;
-  if (have.vocab_size != want.vocab_size || have.dim != want.dim || have.depth != want.depth ||
-      have.heads != want.heads || have.ff_hidden != want.ff_hidden || have.features != want.features ||
-      have.attention != want.attention || have.positions != want.positions ||
-      have.tie_embeddings != want.tie_embeddings || have.causal != want.causal || have.max_seq_len != want.max_seq_len)
+  const std::string mismatch = model_config_mismatch(want, have, "in this model");
+  if (!mismatch.empty())
     throw CheckpointError("checkpoint model (" + describe_shape(want) + ") does not match this model (" +
-                          describe_shape(have) + ")");
+                          describe_shape(have) + "): " + mismatch);
   // Check the generator string on a scratch copy of the state before the weights change.
   const StateDict before = [&] {
     StateDict s;

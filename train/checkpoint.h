@@ -16,7 +16,7 @@
 //              data_cursor    DataCursor (epoch, position, data generator state, fingerprint)
 // Loading reads the whole file, checks the header, that the size matches the frame (else
 // "truncated"), and the CRC (else "corrupt"), and only then parses the payload; nothing is
-// changed anywhere until all of that passed. Writing is atomic (train/atomic_file.h).
+// changed anywhere until all of that passed. Writing is atomic (autograd/atomic_file.h).
 //
 // In a user's own loop:
 //   pf::save_checkpoint("run/step-100.ckpt", model, optimizer, data, step);
@@ -88,7 +88,7 @@ class CheckpointError : public std::runtime_error {
 std::string serialize_checkpoint(const Checkpoint& c);
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
 
-// Atomic write (train/atomic_file.h); throws std::runtime_error on I/O errors.
+// Atomic write (autograd/atomic_file.h); throws std::runtime_error on I/O errors.
 void save_checkpoint(const Checkpoint& c, const std::string& path);
 // Throws CheckpointError.
 Checkpoint load_checkpoint(const std::string& path);
@@ -104,6 +104,11 @@ void save_checkpoint(const std::string& path, const PerformerLM& model, const Op
 
 // A model built from the checkpoint's model config, with its weights, buffers and generators.
 std::unique_ptr<PerformerLM> make_model(const Checkpoint& c);
+// Every ModelConfig field of the checkpoint that differs from the model's (all but dropout and
+// redraw_every, which a resumed run may change), as "kernel_eps 0.001 in the checkpoint, 1e-06 <model_name>,
+// ..."; "" when they agree.
+std::string model_config_mismatch(const ModelConfig& checkpoint, const ModelConfig& model,
+                                  const std::string& model_name = "in this model");
 // Loads the state into existing objects. Everything is checked (model config, parameter names and
 // shapes, optimizer kind and names, vocabulary and data cursor) before anything changes; throws
 // CheckpointError naming the mismatch.

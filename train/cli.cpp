@@ -108,10 +108,6 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
                "start a fresh run in an --out that already holds one (deletes its checkpoints)")
       ->group("Run");
   app.add_flag("--print-config", cli.print_config, "print the effective configuration file and exit")->group("Run");
-  std::vector<int64_t> inject;
-  app.add_option("--debug-inject-nan", inject, "test hook: make the loss NaN at these steps")
-      ->delimiter(',')
-      ->group("");
   app.add_option("--debug-step-delay-ms", cli.step_delay_ms, "test hook: sleep after every step")->group("");
   resume->configurable(false);
 
@@ -125,7 +121,6 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
 
   cli.resume = resume->count() > 0;
   cli.resume_from = resume_from;
-  cli.inject_nan_steps = std::set<int64_t>(inject.begin(), inject.end());
   // The preset first, then the flags given (command line or config file) on top.
   const auto preset = std::find_if(options.begin(), options.end(), [](auto& o) { return o.first == "preset"; });
   if (preset->second->count() > 0 && !values.preset.empty()) {

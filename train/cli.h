@@ -26,9 +26,8 @@ struct TrainCli {
   int64_t stop_at = 0;
   bool overwrite = false;
   bool print_config = false;
-  std::set<int64_t> inject_nan_steps;  // hidden test flag --debug-inject-nan 3,4
-  int64_t step_delay_ms = 0;           // hidden test flag --debug-step-delay-ms (slows steps for signal tests)
-  std::string command_line;            // argv joined, for messages
+  int64_t step_delay_ms = 0;  // hidden test flag --debug-step-delay-ms (slows steps for signal tests)
+  std::string command_line;   // argv joined, for messages
 
   // A fresh run's config: defaults, then the requested values; a default --heads that does not divide
   // the requested --dim becomes the largest count below it that does. Paths are made absolute; `out` is left

@@ -84,6 +84,7 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
 
   while (!trainer.done()) {
     const StepResult r = trainer.step();
+    if (options.after_step) options.after_step(trainer, r);
     tokens_this_run += r.tokens;
     const double run_s = seconds();
     const double elapsed = elapsed_before + run_s;

@@ -27,6 +27,11 @@ struct FitOptions {
   int64_t stop_at = 0;                  // stop with a checkpoint after this step (0 = run to config.steps)
   std::function<bool()> should_stop;    // polled after every step
   ProgressPrinter* progress = nullptr;  // null = quiet
+  // Called after every step, right after Trainer::step() returned and before its metrics line,
+  // evaluation and checkpoint: a place for the caller's own logic between steps (logging, changing
+  // the learning-rate options, editing parameters in place through Var::mutable_value() ...).
+  // Whatever it changes is what the evaluation and the checkpoint of that step see.
+  std::function<void(Trainer&, const StepResult&)> after_step;
 };
 
 enum class FitStatus {

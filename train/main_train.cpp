@@ -1,6 +1,7 @@
 // performer-train: see train/USAGE.md. Exit codes: 0 done (or stopped by --stop-at), 1 I/O or
-// internal error, 2 bad flags / refused checkpoint / bad data, 3 stopped after repeated non-finite
-// steps, 128 + signal after a clean stop on SIGINT (130) or SIGTERM (143).
+// internal error, 2 bad flags / refused checkpoint / bad data / the output directory in use by
+// another performer-train, 3 stopped after repeated non-finite steps, 128 + signal after a clean
+// stop on SIGINT (130) or SIGTERM (143).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,7 +13,7 @@
 
 #include "autograd/gemm.h"
 #include "autograd/parallel.h"
-#include "train/atomic_file.h"
+#include "autograd/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
 #include "train/fit.h"
@@ -86,6 +87,17 @@ int run(int argc, char** argv) {
   }
 
   const pf::RunDirectory dir(config.out);
+  // One process writes into a run directory at a time: the lock is held until this process ends
+  // (released by the kernel however it ends). An existing directory is locked before anything else
+  // looks at it; a new one right after it is created.
+  pf::RunLock lock;
+  try {
+    if (std::filesystem::is_directory(config.out)) lock = dir.lock();
+  } catch (const pf::RunInUseError& e) {
+    return fail(2, e.what());
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
   // A fresh run, or a resume into another directory, must not mix with a run already there.
   const bool foreign_out =
       !cli.resume || std::filesystem::weakly_canonical(config.out) !=
@@ -109,7 +121,6 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(2, e.what());
   }
-  trainer->inject_nonfinite_at(cli.inject_nan_steps);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (trainer->done()) {
     std::fprintf(stderr,
@@ -121,10 +132,13 @@ int run(int argc, char** argv) {
   // ---- from here on the output directory changes
   try {
     dir.create();
+    if (!lock.held()) lock = dir.lock();
     if (cli.overwrite && foreign_out) dir.clear();
     dir.remove_stale_temp_files();
     if (ckpt) pf::MetricsLog::truncate_after(dir.metrics_path(), ckpt->progress.step);
     pf::write_file_atomic(dir.config_path(), pf::to_config_file(config));
+  } catch (const pf::RunInUseError& e) {
+    return fail(2, e.what());
   } catch (const std::exception& e) {
     return fail(1, e.what());
   }
@@ -188,7 +202,12 @@ int run(int argc, char** argv) {
     result = pf::fit(*trainer, options);
   } catch (const std::exception& e) {
     progress.finish();
-    return fail(1, e.what());
+    std::string message = e.what();
+    const std::string latest = dir.latest();
+    if (!latest.empty())
+      message += "\nthe newest checkpoint on disk is " + latest + "; once the cause is fixed, resume with:\n  " +
+                 "performer-train --resume " + pf::shell_quote(config.out);
+    return fail(1, message);
   }
   progress.finish();
 

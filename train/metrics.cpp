@@ -8,7 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "train/atomic_file.h"
+#include "autograd/atomic_file.h"
 
 namespace pf {
 

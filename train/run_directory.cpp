@@ -1,12 +1,18 @@
 #include "train/run_directory.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
 
-#include "train/atomic_file.h"
+#include "autograd/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -65,9 +71,67 @@ void RunDirectory::create() const {
     throw std::runtime_error("cannot create the output directory " + dir_ + ": " + ec.message());
 }
 
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+RunLock& RunLock::operator=(RunLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+RunLock RunDirectory::lock() const {
+  const std::string path = lock_path();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw std::runtime_error("the output directory " + dir_ + " is not usable: cannot create its lock file " + path +
+                             ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      throw RunInUseError("the output directory " + dir_ +
+                          " is in use: another performer-train is writing into it (it holds the lock " + path +
+                          "). Two runs must not write into one directory; wait for that one to end or stop it "
+                          "(Ctrl-C or SIGTERM writes a checkpoint), then resume. performer-eval and "
+                          "performer-generate may read its checkpoints meanwhile.");
+    throw std::runtime_error("cannot lock " + path + ": " + std::strerror(err));
+  }
+  RunLock lock(fd);
+  // The lock file may be writable in a directory that is not (a read-only directory or file system):
+  // checkpoints could not be written there, say so now rather than at the first save.
+  if (::access(dir_.c_str(), W_OK) != 0)
+    throw std::runtime_error("the output directory " + dir_ + " is not usable: cannot write in it: " +
+                             std::strerror(errno));
+  return lock;
+}
+
+namespace {
+
+// Runs a write into the directory; on failure names what was being saved and why, and says when the
+// directory itself has gone.
+template <class F>
+void saving(const std::string& dir, const std::string& what, F&& write) {
+  try {
+    write();
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+      throw std::runtime_error("cannot save " + what + ": the output directory " + dir +
+                               " no longer exists (removed during the run?): " + e.what());
+    throw std::runtime_error("cannot save " + what + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 std::string RunDirectory::save(const Checkpoint& c, int64_t keep) const {
   const std::string path = checkpoint_path(c.progress.step);
-  save_checkpoint(c, path);
+  saving(dir_, "the checkpoint of step " + std::to_string(c.progress.step), [&] { save_checkpoint(c, path); });
   auto all = checkpoints();
   const int64_t excess = static_cast<int64_t>(all.size()) - std::max<int64_t>(keep, 1);
   for (int64_t i = 0; i < excess; ++i) {
@@ -79,7 +143,7 @@ std::string RunDirectory::save(const Checkpoint& c, int64_t keep) const {
 }
 
 std::string RunDirectory::save_best(const Checkpoint& c) const {
-  save_checkpoint(c, best_path());
+  saving(dir_, "best.ckpt (step " + std::to_string(c.progress.step) + ")", [&] { save_checkpoint(c, best_path()); });
   return best_path();
 }
 

@@ -3,10 +3,12 @@
 //   metrics.jsonl          one JSON object per line (train/metrics.h)
 //   ckpt-00000200.ckpt     periodic checkpoints, the last --keep of them
 //   best.ckpt              the checkpoint with the lowest validation loss so far
+//   .lock                  held (flock) by the performer-train writing into the directory
 // "Latest" is the periodic checkpoint with the highest step; `--resume DIR` resolves to it.
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +16,31 @@
 #include "train/checkpoint.h"
 
 namespace pf {
+
+// An exclusive flock() on <dir>/.lock, held for as long as this object lives. The kernel drops it
+// when the process ends in any way (exit, crash, kill -9), so a stale lock never outlives its
+// process; the (empty) file itself stays. Readers (performer-eval, performer-generate) take no lock.
+class RunLock {
+ public:
+  RunLock() = default;
+  ~RunLock();
+  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunLock& operator=(RunLock&& other) noexcept;
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  friend class RunDirectory;
+  explicit RunLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+// Another process holds the run directory's lock.
+class RunInUseError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class RunDirectory {
  public:
@@ -23,6 +50,7 @@ class RunDirectory {
   std::string config_path() const { return file("config.toml"); }
   std::string metrics_path() const { return file("metrics.jsonl"); }
   std::string best_path() const { return file("best.ckpt"); }
+  std::string lock_path() const { return file(".lock"); }
   std::string checkpoint_path(int64_t step) const;
 
   // Periodic checkpoints as (step, path), by increasing step.
@@ -33,7 +61,13 @@ class RunDirectory {
 
   // Creates the directory (and parents) if needed.
   void create() const;
+  // Takes the directory's lock (it must exist). Throws RunInUseError when another process holds it,
+  // std::runtime_error naming the lock file when it cannot be created (a directory that is not
+  // writable, ...).
+  RunLock lock() const;
   // Writes the periodic checkpoint of step c.progress.step, then deletes the oldest beyond `keep`.
+  // A failed write (disk full, directory no longer writable or removed) throws std::runtime_error
+  // naming the step, the file and the cause; the previous checkpoints stay as they were.
   std::string save(const Checkpoint& c, int64_t keep) const;
   std::string save_best(const Checkpoint& c) const;
   // Removes checkpoints, metrics and config (a fresh run over an old one, --overwrite).

@@ -62,6 +62,12 @@ Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
   model_->train();
   build_optimizer();
   restore(ckpt, *model_, *optimizer_, data_);
+  // The model the flags describe must be the checkpoint's, field by field (kernel_eps, key shift,
+  // seed ... included), not only in the fields that decide the parameter shapes.
+  const std::string mismatch =
+      model_config_mismatch(ckpt.model_config, config_.model_config(data_.vocab().size()), "from the flags");
+  if (!mismatch.empty())
+    throw CheckpointError("the checkpoint's model differs from the model the flags describe: " + mismatch);
   try {
     rng_.set_state(ckpt.trainer_rng);
   } catch (const std::exception& e) {
@@ -96,7 +102,6 @@ StepResult Trainer::step() {
     r.targets += b.num_targets();
     for (uint8_t m : b.key_mask) r.tokens += m;
   }
-  const bool inject = inject_nan_steps_.count(r.step) > 0;
 
   LossStats stats;
   if (r.targets > 0) {
@@ -105,12 +110,10 @@ StepResult Trainer::step() {
       if (n == 0) continue;
       Var loss = batch_loss(*model_, b, &stats);  // mean over this micro-batch's targets
       Var scaled = mul_scalar(loss, static_cast<float>(static_cast<double>(n) / static_cast<double>(r.targets)));
-      if (inject) scaled = mul_scalar(scaled, std::numeric_limits<float>::quiet_NaN());
       scaled.backward();
     }
   }
-  r.loss = inject ? std::numeric_limits<double>::quiet_NaN()
-                  : (r.targets > 0 ? stats.loss_sum / static_cast<double>(r.targets) : 0.0);
+  r.loss = r.targets > 0 ? stats.loss_sum / static_cast<double>(r.targets) : 0.0;
 
   const std::vector<Var> params = model_->parameters();
   r.grad_norm = config_.clip > 0 ? clip_grad_norm(params, static_cast<float>(config_.clip)) : grad_norm(params);

@@ -20,7 +20,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -90,10 +89,6 @@ class Trainer {
   // generator, which is saved in checkpoints.
   std::string sample(int64_t max_tokens, bool* stopped_at_end = nullptr);
 
-  // Test hook: at these 1-based steps the loss is multiplied by NaN before backward, so the whole
-  // gradient is NaN too (exercises the non-finite path).
-  void inject_nonfinite_at(std::set<int64_t> steps) { inject_nan_steps_ = std::move(steps); }
-
  private:
   void build_optimizer();
 
@@ -106,7 +101,6 @@ class Trainer {
   TrainProgress progress_;
   std::vector<Batch> eval_batches_;
   bool eval_loaded_ = false;
-  std::set<int64_t> inject_nan_steps_;
 };
 
 }  // namespace pf

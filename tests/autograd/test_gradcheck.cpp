@@ -49,3 +49,18 @@ TEST(Gradcheck, PlantedGlobalScaleIsDetected) {
   auto f = [](const std::vector<Var>& v) { return tanh(v[0]); };
   test::check_gradients(f, {test::randn({6}, 4)});
 }
+
+// Issue 16: gradcheck records on its own tape; a graph the caller recorded before it is still there
+// for the caller's backward.
+TEST(Gradcheck, LeavesTheCallersTapeAlone) {
+  Var x(Tensor::from_vector({1.0f, 2.0f, 3.0f}, {3}), true);
+  Var loss = sum(x * x);  // recorded on the caller's tape
+  const size_t recorded = Tape::current().size();
+  ASSERT_GT(recorded, 0u);
+  auto r = gradcheck([](const std::vector<Var>& v) { return tanh(v[0]); }, {test::randn({4}, 5)});
+  EXPECT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(Tape::current().size(), recorded);
+  loss.backward();
+  ASSERT_TRUE(x.has_grad()) << "gradcheck cleared the caller's tape: no gradient arrived";
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{2.0f, 4.0f, 6.0f}));
+}

@@ -82,3 +82,21 @@ TEST(Recompute, UnderNoGradItJustRunsTheFunction) {
   EXPECT_FALSE(out.requires_grad());
   EXPECT_EQ(Tape::current().size(), before);
 }
+
+// Issue 16: the recompute node checks its inputs' versions like every other node (it reruns fn
+// from their current values, so an in-place change would silently give other gradients).
+TEST(Recompute, InputModifiedInPlaceBeforeBackwardIsRefused) {
+  Var x(Tensor::from_vector({0.5f, -1.0f, 2.0f}, {3}), true);
+  Var h = mul_scalar(x, 2.0f);
+  Var y = recompute({h}, [](const std::vector<Var>& in) { return tanh(in[0]); });
+  Var loss = sum(y);
+  h.mutable_value().fill(0.0f);
+  try {
+    loss.backward();
+    FAIL() << "accepted";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("an input of 'recompute' was modified in place"), std::string::npos)
+        << e.what();
+  }
+  Tape::current().clear();
+}

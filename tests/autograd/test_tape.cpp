@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
+#include <thread>
+
 #include "autograd/ops.h"
 #include "test_util.h"
 
@@ -156,4 +160,89 @@ TEST(Tape, FirstGradientIsTakenOverOnlyWhenUnshared) {
   b.accumulate_grad(Tensor::from_vector({1, 1, 1, 1}, {4}));
   EXPECT_EQ(upstream.to_vector(), std::vector<float>({5, 6, 7, 8}));
   EXPECT_EQ(b.grad.to_vector(), std::vector<float>({6, 7, 8, 9}));
+}
+
+// ---- issue 16: traps that used to give silent wrong or missing gradients
+
+// The tape is per thread: a backward on another thread used to find an empty tape and leave every
+// gradient undefined without a word.
+TEST(Tape, BackwardOnAnotherThreadIsAnErrorThatSaysWhy) {
+  Var x(Tensor::from_vector({1.0f, 2.0f}, {2}), true);
+  Var loss = sum(x * x);
+  std::string error;
+  std::thread other([&] {
+    try {
+      loss.backward();
+    } catch (const std::logic_error& e) {
+      error = e.what();
+    }
+  });
+  other.join();
+  EXPECT_NE(error.find("computed on another thread"), std::string::npos) << "no error: '" << error << "'";
+  EXPECT_NE(error.find("Call backward() on the thread that ran the forward pass"), std::string::npos) << error;
+  EXPECT_FALSE(x.has_grad());
+  loss.backward();  // the graph is intact: on the recording thread it works
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{2.0f, 4.0f}));
+}
+
+// A value saved by an op and modified in place before the backward: the backward is refused, naming
+// the op, instead of producing a gradient computed from the new value.
+TEST(Tape, InPlaceModificationOfASavedInputIsRefusedNamingTheOp) {
+  Var w(Tensor::from_vector({1.0f, 2.0f, 3.0f}, {3}), true);
+  Var x(Tensor::from_vector({4.0f, 5.0f, 6.0f}, {3}), true);
+  Var loss = sum(mul(w, x));  // d loss / d x = w: mul's backward reads w
+  const uint64_t v0 = w.version();
+  w.mutable_value().fill(0.0f);  // in-place edit after the forward
+  EXPECT_EQ(w.version(), v0 + 1);
+  try {
+    loss.backward();
+    FAIL() << "backward after an in-place modification was accepted";
+  } catch (const std::logic_error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("an input of 'mul' was modified in place"), std::string::npos) << m;
+  }
+  Tape::current().clear();
+}
+
+TEST(Tape, UnmodifiedInputsPassTheVersionCheck) {
+  Var w(Tensor::from_vector({1.0f, 2.0f, 3.0f}, {3}), true);
+  Var x(Tensor::from_vector({4.0f, 5.0f, 6.0f}, {3}), true);
+  for (int round = 0; round < 2; ++round) {
+    Var loss = sum(mul(w, x));
+    loss.backward();
+    w.mutable_value().fill(0.5f);  // modified between backward and the next forward: fine
+  }
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{1.5f, 2.5f, 3.5f}));  // 1,2,3 then 0.5 each
+}
+
+// GradientHookGuard (the general replacement of the old backward-scale test hook): it sees every
+// node's op and incoming gradient, e.g. to find where a gradient first stops being finite, and the
+// node receives what the hook leaves in the gradient.
+TEST(Tape, GradientHookSeesEveryNodeAndFindsTheFirstNonFiniteGradient) {
+  Var x(Tensor::from_vector({0.0f, 1.0f}, {2}), true);
+  Var loss = sum(sqrt(mul_scalar(x, 2.0f)));  // d sqrt(h)/dh is infinite at h = 0
+  std::vector<std::string> ops;
+  std::string first_non_finite;
+  {
+    GradientHookGuard hook([&](const char* op, Tensor& g) {
+      ops.push_back(op);
+      for (float v : g.to_vector())
+        if (!std::isfinite(v) && first_non_finite.empty()) first_non_finite = op;
+    });
+    loss.backward();
+  }
+  EXPECT_EQ(ops, (std::vector<std::string>{"sum", "sqrt", "mul_scalar"}));
+  // The first node that receives a non-finite gradient comes right after the op that made it (sqrt).
+  EXPECT_EQ(first_non_finite, "mul_scalar");
+  EXPECT_FALSE(std::isfinite(x.grad().to_vector()[0]));
+
+  Var y(Tensor::from_vector({1.0f, 2.0f}, {2}), true);
+  {
+    GradientHookGuard doubled([](const char*, Tensor& g) { g.vec() *= 2.0f; });
+    sum(y).backward();
+  }
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<float>{2.0f, 2.0f}));
+  y.zero_grad();
+  sum(y).backward();  // the guard is gone
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<float>{1.0f, 1.0f}));
 }

@@ -47,9 +47,10 @@ inline void check_gradients(const GradcheckFn& fn, const std::vector<Tensor>& in
                             GradcheckOptions opt = GradcheckOptions()) {
   auto good = gradcheck(fn, inputs, opt);
   EXPECT_TRUE(good.ok) << good.message;
-  set_backward_scale_for_testing(1.05f);
-  auto bad = gradcheck(fn, inputs, opt);
-  set_backward_scale_for_testing(1.0f);
+  auto bad = [&] {
+    GradientHookGuard scaled([](const char*, Tensor& g) { g.vec() *= 1.05f; });  // a planted 5% bug everywhere
+    return gradcheck(fn, inputs, opt);
+  }();
   EXPECT_FALSE(bad.ok) << "gradcheck did not detect a backward scaled by 1.05";
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "autograd/ops.h"
 #include "nn/optimizer.h"
 #include "nn_test_util.h"
 #include "tests/golden/golden_values.h"
@@ -176,4 +177,29 @@ TEST(Optimizer, SgdWithoutMomentumIsPlainGradientDescent) {
   opt.step();
   EXPECT_EQ(w.value().to_vector(), (std::vector<float>{0.75f, -2.5f}));
   EXPECT_TRUE(opt.state("w")->buffers.empty());
+}
+
+// Issue 16: an optimizer step between a forward pass and its backward changes values the backward
+// reads; the optimizers bump their parameters' versions, and the backward is refused naming the op.
+TEST(Optimizer, StepBetweenForwardAndBackwardIsRefused) {
+  for (int kind = 0; kind < 2; ++kind) {
+    Var w(Tensor::from_vector({1.f, -2.f, 0.5f}, {3}), true);
+    std::unique_ptr<Optimizer> opt;
+    if (kind == 0)
+      opt = std::make_unique<SGD>(NamedParameters{{"w", w}}, SGDOptions{.lr = 0.1f});
+    else
+      opt = std::make_unique<Adam>(NamedParameters{{"w", w}}, AdamOptions{.lr = 0.1f});
+    sum(mul(w, w)).backward();  // a first step's gradient
+    Var loss = sum(mul(w, w));  // the next forward
+    const uint64_t before = w.version();
+    opt->step();                // ... and an optimizer step before its backward
+    EXPECT_EQ(w.version(), before + 1) << opt->kind();
+    try {
+      loss.backward();
+      ADD_FAILURE() << opt->kind() << ": backward after an optimizer step was accepted";
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find("an input of 'mul' was modified in place"), std::string::npos) << e.what();
+    }
+    Tape::current().clear();
+  }
 }

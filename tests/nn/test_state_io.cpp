@@ -119,3 +119,74 @@ TEST(StateIo, RejectsFilesOfTheWrongKindOrVersion) {
 
   for (const auto& p : {random_path, opt_path, sd_path, v2_path, trunc_path}) std::remove(p.c_str());
 }
+
+// ---- failed writes (issue 16): nn's files go through the one atomic-write helper
+// (autograd/atomic_file.h). A write that fails (here: the file-size limit, EFBIG, set in a forked
+// child so the test process is unaffected) throws naming the file and the system error, leaves the
+// previous file intact and no temporary file behind.
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace {
+
+std::vector<std::string> dir_entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(StateIo, FailedWriteThrowsNamesTheFileAndLeavesNoTemporaryFile) {
+  const std::string dir = temp_path("efbig_dir");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/model.sd";
+  Tiny a(1), b(2);
+  save_state_dict(a.state_dict(), path);
+  const std::string before = [&] {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }();
+  const std::string msg_path = dir + "/../pf_state_io_efbig_msg";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of killing the process
+    struct rlimit limit = {static_cast<rlim_t>(before.size() / 2), static_cast<rlim_t>(before.size() / 2)};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    int code = 1;
+    std::string message = "no exception";
+    try {
+      save_state_dict(b.state_dict(), path);
+    } catch (const std::runtime_error& e) {
+      message = e.what();
+      code = 0;
+    }
+    FILE* f = std::fopen(msg_path.c_str(), "w");  // short: fits the limit
+    if (f) std::fputs(message.c_str(), f), std::fclose(f);
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed (signal " << WTERMSIG(status) << ")";
+  std::ifstream in(msg_path);
+  std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(msg_path);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << message;
+  EXPECT_NE(message.find(path), std::string::npos) << message;   // names the file
+  EXPECT_NE(message.find(std::strerror(EFBIG)), std::string::npos) << message;  // and the system error
+  EXPECT_EQ(dir_entries(dir), std::vector<std::string>{"model.sd"}) << "a temporary file was left behind";
+  StateDict loaded = load_state_dict_file(path);  // the previous file is intact
+  for (const auto& [name, t] : a.state_dict()) EXPECT_EQ(max_abs_diff(loaded.at(name), t), 0.0f) << name;
+  std::filesystem::remove_all(dir);
+}
+}  // namespace

@@ -74,9 +74,10 @@ void expect_gradcheck(const GradcheckFn& fn, const Inputs& in, const std::string
   if (in.q.size(2) == 1) opt.check = {false, false, true};
   auto good = gradcheck(fn, {in.q, in.k, in.v}, opt);
   EXPECT_TRUE(good.ok) << what << ": " << good.message;
-  set_backward_scale_for_testing(1.05f);
-  auto bad = gradcheck(fn, {in.q, in.k, in.v}, opt);
-  set_backward_scale_for_testing(1.0f);
+  auto bad = [&] {
+    GradientHookGuard scaled([](const char*, Tensor& g) { g.vec() *= 1.05f; });  // a planted 5% bug everywhere
+    return gradcheck(fn, {in.q, in.k, in.v}, opt);
+  }();
   EXPECT_FALSE(bad.ok) << what << ": gradcheck missed a backward scaled by 1.05";
 }
 

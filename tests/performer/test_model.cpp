@@ -361,3 +361,34 @@ TEST(PerformerLM, RecomputedBlocksGiveIdenticalGradientsWithLessMemory) {
     EXPECT_LT(static_cast<double>(held[1]), 0.6 * static_cast<double>(held[0])) << what;
   }
 }
+
+// Issue 16: a causal model used to ignore any key mask, so left padding was attended to by the real
+// tokens after it. Right padding is invisible to real positions and accepted (the logits of the real
+// positions are those of the unpadded sequence); left padding is refused naming row and position.
+TEST(PerformerLM, CausalModelsRefuseLeftPaddingAndAcceptRightPadding) {
+  const int64_t B = 2, T = 8, V = 11, real = 5;
+  for (auto kind : test::kAllAttention) {
+    PerformerLM model(tiny_config(kind, PositionKind::Rotary, /*causal=*/true));
+    const auto ids = test::random_ids(B * T, V, 7);
+    std::vector<uint8_t> right(B * T, 1), left(B * T, 1);
+    for (int64_t t = real; t < T; ++t) right[static_cast<size_t>(T + t)] = 0;   // row 1: 5 real, 3 pads
+    for (int64_t t = 0; t < T - real; ++t) left[static_cast<size_t>(T + t)] = 0;  // row 1: 3 pads, 5 real
+    try {
+      model.forward(ids, B, T, &left);
+      ADD_FAILURE() << describe(model.config()) << ": left padding accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("key_mask row 1 has a real token at position 3 after padding at position 2"),
+                std::string::npos)
+          << e.what();
+    }
+    const Tensor padded = model.forward(ids, B, T, &right).value();
+    const std::vector<int32_t> row1(ids.begin() + T, ids.begin() + T + real);
+    const Tensor alone = model.forward(row1, 1, real).value();
+    float diff = 0.0f, scale = 0.0f;  // the same bound as PaddingIsInvisibleToRealPositions
+    for (int64_t i = 0; i < real * V; ++i) {
+      diff = std::max(diff, std::abs(padded.data()[T * V + i] - alone.data()[i]));
+      scale = std::max(scale, std::abs(alone.data()[i]));
+    }
+    EXPECT_LE(diff, 1e-5f * std::max(1.0f, scale)) << describe(model.config()) << ": padded != shorter sequence";
+  }
+}

@@ -8,10 +8,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "nn/state_io.h"
-#include "train/atomic_file.h"
+#include "autograd/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/run_directory.h"
 #include "train/trainer.h"
@@ -137,6 +138,54 @@ TEST_F(CheckpointTest, MismatchedModelIsRefusedAndLeftUnchanged) {
     EXPECT_TRUE(test::contains(e.what(), "dim 32")) << e.what();
   }
   expect_same_state(before, model.state_dict());
+}
+
+// Issue 16: every ModelConfig field is compared, not only those that decide the parameter shapes
+// (kernel_eps, the key shift and the like change what the same weights compute).
+TEST_F(CheckpointTest, EveryModelFieldIsComparedOnRestore) {
+  Trainer t(config());
+  const Checkpoint c = t.checkpoint();
+  struct Case {
+    std::function<void(ModelConfig&)> change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](ModelConfig& m) { m.kernel_eps = 1e-3f; }, "kernel_eps 1e-06 in the checkpoint, 0.001 in this model"},
+      {[](ModelConfig& m) { m.shared_key_shift = true; },
+       "shared_key_shift false in the checkpoint, true in this model"},
+      {[](ModelConfig& m) { m.chunk_size = 16; }, "chunk_size 64 in the checkpoint, 16 in this model"},
+      {[](ModelConfig& m) { m.orthogonal_features = false; },
+       "orthogonal_features true in the checkpoint, false in this model"},
+  };
+  for (const Case& k : cases) {
+    ModelConfig other = c.model_config;
+    k.change(other);
+    PerformerLM model(other);
+    StateDict before;
+    for (const auto& [n, v] : model.state_dict()) before.emplace(n, v.clone());
+    try {
+      restore_model(c, model);
+      ADD_FAILURE() << "accepted: " << k.message;
+    } catch (const CheckpointError& e) {
+      EXPECT_TRUE(test::contains(e.what(), k.message)) << e.what();
+    }
+    expect_same_state(before, model.state_dict());
+  }
+}
+
+// ... and resuming refuses a checkpoint whose model differs from the one the flags describe in any
+// field (here kernel_eps, which no flag sets: the flags mean the default).
+TEST_F(CheckpointTest, ResumeRefusesACheckpointWhoseModelDiffersFromTheFlags) {
+  Trainer t(config());
+  t.step();
+  Checkpoint c = t.checkpoint();
+  c.model_config.kernel_eps = 1e-3f;
+  try {
+    Trainer resumed(config(), c);
+    FAIL() << "a checkpoint with kernel_eps 0.001 was resumed with flags that mean 1e-06";
+  } catch (const CheckpointError& e) {
+    EXPECT_TRUE(test::contains(e.what(), "kernel_eps 0.001 in the checkpoint, 1e-06 from the flags")) << e.what();
+  }
 }
 
 TEST_F(CheckpointTest, KillNineDuringWritesLeavesALoadableCheckpoint) {

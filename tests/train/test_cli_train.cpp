@@ -1,6 +1,6 @@
 // performer-train end to end, run as a user would run it (the built executable, tiny corpora, tiny
 // models, one thread): flag validation, config round trip, exact resume, refused checkpoints that
-// leave the directory untouched, leftover temporary files, SIGTERM, non-finite steps.
+// leave the directory untouched, leftover temporary files, SIGTERM (faults: test_cli_faults.cpp).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -256,22 +256,7 @@ TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
   EXPECT_EQ(metrics("killed"), metrics("straight"));
 }
 
-TEST_F(TrainCliTest, NonFiniteStepsAreSkippedThenStopTheRun) {
-  const test::CommandResult once =
-      train({"--data", text_, "--steps", "8", "--out", out("once"), "--debug-inject-nan", "3"});
-  EXPECT_OK(once);
-  EXPECT_TRUE(contains(once.err, "step 3: non-finite loss")) << once.err;
-  EXPECT_TRUE(contains(once.err, "update skipped, parameters unchanged (1 in a row)")) << once.err;
-
-  const test::CommandResult many =
-      train({"--data", text_, "--steps", "20", "--out", out("many"), "--debug-inject-nan", "3,4,5,6,7,8,9"});
-  EXPECT_EQ(many.exit_code, 3) << many.err;
-  EXPECT_TRUE(contains(many.err, "stopped: 5 non-finite steps in a row (last at step 7)")) << many.err;
-  const Checkpoint c = load_checkpoint(RunDirectory(out("many")).latest());
-  EXPECT_EQ(c.progress.step, 7);
-  for (const auto& [name, v] : c.model_state)
-    for (float x : v.to_vector()) ASSERT_TRUE(std::isfinite(x)) << name;
-}
+// Non-finite steps: tests/train/test_cli_faults.cpp (real overflow, no test hook).
 
 // --time-limit ends the run like its last step (evaluation, checkpoint, exit 0) once the training wall time
 // passes the limit; resuming with the time used up trains nothing, a larger limit goes on.

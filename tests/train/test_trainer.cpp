@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
 
 #include "train/checkpoint.h"
 #include "train/fit.h"
@@ -29,11 +32,44 @@ StateDict snapshot(const Module& m) {
   return s;
 }
 
-TEST_F(TrainerTest, NonFiniteStepLeavesParametersAndOptimizerUnchanged) {
+Var parameter(Trainer& t, const std::string& name) {
+  for (const auto& [n, v] : t.model().named_parameters())
+    if (n == name) return v;
+  throw std::invalid_argument("no parameter " + name);
+}
+
+// Real non-finite values flowing through the forward pass, the loss and the gradients (no hook in
+// the Trainer): a NaN in one parameter, or parameters so large that the logits overflow float.
+enum class Poison { NanParameter, OverflowingLogits };
+
+// Poisons the model in place and returns what to put back.
+std::vector<std::pair<Var, Tensor>> poison(Trainer& t, Poison kind) {
+  std::vector<std::pair<Var, Tensor>> saved;
+  for (const char* name : {"ln_f.weight", "head.weight"}) {
+    Var p = parameter(t, name);
+    saved.emplace_back(p, p.value().clone());
+  }
+  if (kind == Poison::NanParameter) {
+    parameter(t, "ln_f.weight").mutable_value().data()[0] = std::numeric_limits<float>::quiet_NaN();
+  } else {
+    // Finite parameters (1e37 < FLT_MAX), but every logit is a sum of products of about 1e74.
+    parameter(t, "ln_f.weight").mutable_value().fill(1e37f);
+    parameter(t, "head.weight").mutable_value().fill(1e37f);
+  }
+  return saved;
+}
+
+void unpoison(const std::vector<std::pair<Var, Tensor>>& saved) {
+  for (auto [p, v] : saved) p.mutable_value().copy_from(v);
+}
+
+class NonFiniteStep : public TrainerTest, public ::testing::WithParamInterface<Poison> {};
+
+TEST_P(NonFiniteStep, LeavesParametersAndOptimizerUnchanged) {
   Trainer t(config());
-  t.inject_nonfinite_at({3});
   t.step();
   t.step();
+  const auto saved = poison(t, GetParam());
   const StateDict params = snapshot(t.model());
   const std::string opt = optimizer_state_bytes(t.optimizer());
   const int64_t opt_steps = t.optimizer().step_count();
@@ -41,16 +77,22 @@ TEST_F(TrainerTest, NonFiniteStepLeavesParametersAndOptimizerUnchanged) {
   const StepResult r = t.step();
   EXPECT_TRUE(r.skipped);
   EXPECT_EQ(r.skip_reason, "non-finite loss");
-  EXPECT_TRUE(std::isnan(r.loss));
+  EXPECT_FALSE(std::isfinite(r.loss)) << r.loss;
+  EXPECT_FALSE(std::isfinite(r.grad_norm)) << "the non-finite values reached the gradients: " << r.grad_norm;
   EXPECT_EQ(t.progress().nonfinite_in_row, 1);
   EXPECT_EQ(t.progress().skipped_steps, 1);
   EXPECT_EQ(t.progress().step, 3);  // the schedule still moves on
-  for (const auto& [name, v] : t.model().state_dict())
-    EXPECT_EQ(max_abs_diff(v, params.at(name)), 0.0f) << name << " changed by a skipped step";
+  for (const auto& [name, v] : t.model().state_dict()) {
+    const std::vector<float> a = v.to_vector(), b = params.at(name).to_vector();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)  // bit for bit, NaN included
+      ASSERT_EQ(std::memcmp(&a[i], &b[i], sizeof(float)), 0) << name << "[" << i << "] changed by a skipped step";
+  }
   EXPECT_EQ(optimizer_state_bytes(t.optimizer()), opt);
   EXPECT_EQ(t.optimizer().step_count(), opt_steps);
   for (const Var& p : t.model().parameters()) EXPECT_FALSE(p.has_grad()) << "NaN gradients were not cleared";
 
+  unpoison(saved);
   const StepResult next = t.step();  // the next good step updates again and resets the count
   EXPECT_FALSE(next.skipped);
   EXPECT_TRUE(std::isfinite(next.loss));
@@ -58,21 +100,42 @@ TEST_F(TrainerTest, NonFiniteStepLeavesParametersAndOptimizerUnchanged) {
   EXPECT_EQ(t.optimizer().step_count(), opt_steps + 1);
 }
 
+INSTANTIATE_TEST_SUITE_P(RealValues, NonFiniteStep,
+                         ::testing::Values(Poison::NanParameter, Poison::OverflowingLogits),
+                         [](const auto& info) {
+                           return std::string(info.param == Poison::NanParameter ? "NanParameter"
+                                                                                 : "OverflowingLogits");
+                         });
+
 TEST_F(TrainerTest, FitStopsAfterMaxNonFiniteInARow) {
   TrainConfig cfg = config();
   cfg.max_nonfinite = 3;
   Trainer t(cfg);
-  t.inject_nonfinite_at({4, 6, 7, 8, 9});  // 4 alone, then 6, 7, 8 in a row
+  // Through FitOptions::after_step: a NaN parameter during steps 4, 6, 7 and 8 (4 alone, then 6, 7,
+  // 8 in a row), put back after each of them.
+  const std::set<int64_t> poisoned = {4, 6, 7, 8};
+  std::vector<std::pair<Var, Tensor>> saved;
+  StateDict after_step_5;
   FitOptions o;
   o.out_dir = dir_.path("nan");
+  o.after_step = [&](Trainer& tr, const StepResult& r) {
+    if (!saved.empty()) unpoison(saved), saved.clear();
+    if (r.step == 5)
+      for (const auto& [name, v] : tr.model().named_parameters()) after_step_5.emplace(name, v.value().clone());
+    if (poisoned.count(r.step + 1)) saved = poison(tr, Poison::NanParameter);
+  };
   const FitResult r = fit(t, o);
   EXPECT_EQ(r.status, FitStatus::NonFinite);
   EXPECT_EQ(r.step, 8);
   EXPECT_EQ(t.progress().skipped_steps, 4);
-  // The checkpoint written on the way out holds finite parameters.
+  // The checkpoint written on the way out holds the parameters of the last applied update (step 5):
+  // the skipped steps changed nothing.
   const Checkpoint c = load_checkpoint(r.last_checkpoint);
+  ASSERT_FALSE(after_step_5.empty());
   for (const auto& [name, v] : c.model_state)
     for (float x : v.to_vector()) ASSERT_TRUE(std::isfinite(x)) << name;
+  for (const auto& [name, v] : after_step_5)  // the parameters (the projections are redrawn every 3 steps)
+    EXPECT_EQ(max_abs_diff(c.model_state.at(name), v), 0.0f) << name;
   const std::string metrics = test::read_file(RunDirectory(o.out_dir).metrics_path());
   EXPECT_TRUE(test::contains(metrics, R"({"type":"skip","step":4,"reason":"non-finite loss","loss":null)"));
   EXPECT_TRUE(test::contains(metrics, R"("in_a_row":3)"));

@@ -1,4 +1,7 @@
 // Writing a file so that a crash at any moment leaves either the old file or the complete new one.
+// The one helper for every file the project writes whole (state dicts and optimizer state in nn/,
+// checkpoints, config and metrics rewrites in train/); it lives here, in the lowest layer, so that
+// nn and train share it.
 //
 // write_file_atomic(path, bytes): write to a temporary file in the same directory (same file system,
 // so rename is atomic), flush, fsync, rename over `path`, then fsync the directory so the rename
@@ -11,8 +14,9 @@
 
 namespace pf {
 
-// Throws std::runtime_error naming the path and the system error (disk full, permission ...); on
-// failure the temporary file is removed and `path` is unchanged.
+// Throws std::runtime_error naming the path and the system error (disk full, file too large,
+// permission, missing directory ...); on any failure the temporary file is removed and `path` is
+// unchanged.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // The temporary name write_file_atomic uses for `path` in this process.

@@ -1,4 +1,4 @@
-#include "train/atomic_file.h"
+#include "autograd/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,10 +13,6 @@
 namespace pf {
 
 namespace {
-
-std::string sys_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
 std::string parent_of(const std::string& path) {
   const std::filesystem::path p(path);
@@ -47,33 +43,37 @@ void sync_directory(const std::string& dir) {
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   const std::string tmp = atomic_temp_path(path);
+  // Every message names the file being written, the step that failed and the system error.
+  auto message = [&](const std::string& step, int err) {
+    return "cannot write " + path + ": " + step + " failed: " + std::strerror(err);
+  };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(sys_error("cannot create", tmp));
-  auto fail = [&](const std::string& what) {
-    const std::string message = sys_error(what, tmp);
+  if (fd < 0) throw std::runtime_error(message("creating the temporary file " + tmp, errno));
+  auto fail = [&](const std::string& step) {
+    const int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw std::runtime_error(message);
+    throw std::runtime_error(message(step, err));
   };
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      fail("cannot write");
+      fail("writing the temporary file " + tmp);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) fail("cannot fsync");
+  if (::fsync(fd) != 0) fail("fsync of the temporary file " + tmp);
   if (::close(fd) != 0) {
-    const std::string message = sys_error("cannot close", tmp);
+    const int err = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(message);
+    throw std::runtime_error(message("closing the temporary file " + tmp, err));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string message = sys_error("cannot rename " + tmp + " to", path);
+    const int err = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(message);
+    throw std::runtime_error(message("renaming the temporary file " + tmp + " into place", err));
   }
   sync_directory(parent_of(path));
 }
