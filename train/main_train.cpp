@@ -59,6 +59,9 @@ int run(int argc, char** argv) {
   std::string resume_path;
   try {
     if (cli.resume) {
+      if (cli.requested.count("init-from"))
+        return fail(2, "--init-from starts a new run from a file's weights; it cannot be combined with --resume "
+                       "(a resumed run continues its checkpoint's weights)");
       std::string from = cli.resume_from;
       if (from.empty()) {
         if (!cli.requested.count("out"))
@@ -110,7 +113,8 @@ int run(int argc, char** argv) {
 
   std::fprintf(stderr, "performer-train: %s\n",
                cli.resume ? ("resuming " + resume_path + " at step " + std::to_string(ckpt->progress.step)).c_str()
-                          : "starting a new run");
+               : config.init_from.empty() ? "starting a new run"
+                                          : ("starting a new run from the weights of " + config.init_from).c_str());
   std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
   const auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<pf::Trainer> trainer;

@@ -219,6 +219,7 @@ void TrainConfig::check_files() const {
   };
   check("data", data);
   check("val-data", val_data);
+  if (!init_from.empty()) check("init-from", {init_from});
 }
 
 ModelConfig TrainConfig::model_config(int64_t vocab_size) const {

@@ -55,6 +55,7 @@ struct TrainConfig {
   bool antithetic_features = false;   // favor: random features in pairs (w, -w)
   double dropout = 0.0;
   bool tie_embeddings = false;
+  std::string init_from;  // safetensors file whose weights start a fresh run ("" = random initialization)
   // ---- optimizer
   std::string optimizer = "adamw";  // sgd | adam | adamw
   double lr = 2e-3;
@@ -87,8 +88,8 @@ struct TrainConfig {
   // Throws std::invalid_argument naming the flag, its value and the rule, e.g.
   // "--heads 3 must divide --dim 128". Does not touch the file system (see check_files()).
   void validate() const;
-  // Throws std::invalid_argument if a --data / --val-data file is missing or unreadable; for the
-  // default corpus the message names the Debian package to install.
+  // Throws std::invalid_argument if a --data / --val-data / --init-from file is missing or unreadable;
+  // for the default corpus the message names the Debian package to install.
   void check_files() const;
 
   ModelConfig model_config(int64_t vocab_size) const;  // max_seq_len = seq_len, causal = objective
@@ -156,6 +157,9 @@ void visit_fields(V&& v) {
     "the same --features (even)");
   f("dropout", &C::dropout, K::Free, "dropout probability in [0, 1)");
   f("tie-embeddings", &C::tie_embeddings, K::Model, "share the token embedding with the output head");
+  f("init-from", &C::init_from, K::Free,
+    "start a fresh run from the weights of this safetensors file (performer-export, or PyTorch) instead of a random "
+    "initialization; the model flags must describe the same model");
   group = "Optimizer";
   f("optimizer", &C::optimizer, K::Model, "sgd, adam or adamw");
   f("lr", &C::lr, K::Free, "peak learning rate");

@@ -8,6 +8,7 @@
 #include "autograd/parallel.h"
 #include "nn/clip.h"
 #include "performer/generate.h"
+#include "train/interop.h"
 
 namespace pf {
 
@@ -45,6 +46,7 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedParameters 
 Trainer::Trainer(const TrainConfig& config)
     : config_(checked(config)), data_(config_.data_config()), schedule_(config_.schedule_config()) {
   model_ = std::make_unique<PerformerLM>(config_.model_config(data_.vocab().size()));
+  if (!config_.init_from.empty()) init_from_file(config_.init_from);
   model_->set_recompute_blocks(config_.recompute_blocks);
   model_->train();
   build_optimizer();
@@ -75,6 +77,19 @@ Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
   }
   progress_ = ckpt.progress;
   progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.steps));
+}
+
+void Trainer::init_from_file(const std::string& path) {
+  try {
+    const Safetensors file = load_safetensors(path);
+    const auto vocab = file.metadata.find("vocab");
+    if (vocab != file.metadata.end() && vocab->second != data_.vocab().name())
+      throw SafetensorsError(path + ": the weights were trained with the '" + vocab->second +
+                             "' vocabulary but the data uses '" + data_.vocab().name() + "'");
+    load_safetensors_into(*model_, file, path, "from the flags");
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("--init-from ") + e.what());
+  }
 }
 
 void Trainer::build_optimizer() {

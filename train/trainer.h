@@ -54,7 +54,10 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& config, NamedParame
 class Trainer {
  public:
   // A fresh run. Validates the config, checks the files, loads the data, builds the model from
-  // Generator(seed). threads > 0 sets the process-wide thread count.
+  // Generator(seed), then, with config.init_from, copies the weights of that safetensors file into it
+  // (train/interop.h: the file's model must be the one the config describes; std::invalid_argument
+  // naming --init-from, the file and each differing field or tensor otherwise). threads > 0 sets the
+  // process-wide thread count.
   explicit Trainer(const TrainConfig& config);
   // Continues a checkpoint. `config` is the run's config (normally the checkpoint's own, possibly
   // with Free flags changed; see train/cli.h); throws CheckpointError if the checkpoint does not fit.
@@ -91,6 +94,7 @@ class Trainer {
 
  private:
   void build_optimizer();
+  void init_from_file(const std::string& path);
 
   TrainConfig config_;
   DataModule data_;

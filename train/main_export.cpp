@@ -1,0 +1,63 @@
+// performer-export: a checkpoint's model as a safetensors file (train/interop.h, nn/safetensors.h):
+// every parameter and buffer (random projections included) under its dotted state-dict name, F32,
+// the model config in the metadata. Loadable by PyTorch (bench/torch_twin.py: load_safetensors) and
+// by performer-train --init-from.
+// Exit codes: 0 ok, 1 the file cannot be written, 2 bad flags or unreadable checkpoint.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "train/checkpoint.h"
+#include "train/interop.h"
+#include "train/run_directory.h"
+
+namespace {
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "performer-export: error: %s\n", message.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "performer-export: write a checkpoint's model as a safetensors file (the weight format of PyTorch and the\n"
+      "Hugging Face tools): every parameter and buffer by dotted name, float32, the model config in the metadata.",
+      "performer-export"};
+  std::string checkpoint_path, out;
+  app.add_option("--checkpoint", checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
+      ->required();
+  app.add_option("--out", out, "the safetensors file to write (replaced atomically if it exists)")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  std::string path;
+  pf::Checkpoint ckpt;
+  std::unique_ptr<pf::PerformerLM> model;
+  try {
+    path = pf::resolve_resume_path(checkpoint_path, "--checkpoint");
+    ckpt = pf::load_checkpoint(path);
+    model = pf::make_model(ckpt);
+  } catch (const std::exception& e) {
+    return fail(2, e.what());
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(out, ec)) return fail(2, "--out " + out + ": is a directory; give a file name");
+  try {
+    pf::export_safetensors(*model, ckpt.vocab.name(), ckpt.progress.step, out);
+  } catch (const std::exception& e) {
+    return fail(1, std::string("--out: ") + e.what());
+  }
+  const pf::StateDict state = model->state_dict();
+  std::printf("wrote %s: %zu tensors (%lld parameters, buffers included: %lld values, float32), %lld bytes; "
+              "model of %s at step %lld\n",
+              out.c_str(), state.size(), static_cast<long long>(model->num_parameters()),
+              [&] {
+                long long n = 0;
+                for (const auto& [name, t] : state) n += t.numel();
+                return n;
+              }(),
+              static_cast<long long>(std::filesystem::file_size(out, ec)), path.c_str(),
+              static_cast<long long>(ckpt.progress.step));
+  return 0;
+}
