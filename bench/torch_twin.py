@@ -18,6 +18,7 @@ Shapes: B batch, T time, C channels, H heads, D head dim, M random features, V v
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -296,7 +297,8 @@ class Attention(nn.Module):
             o = softmax_attention(q, k, v, True, self.cfg.get("block_rows"))
             state = (k, v)
         else:
-            o = favor_causal(q, k, v, self.projection, kind, KERNEL_EPS, self.cfg["chunk"], return_state)
+            o = favor_causal(q, k, v, self.projection, kind, self.cfg.get("kernel_eps", KERNEL_EPS), self.cfg["chunk"],
+                             return_state)
             if return_state:
                 o, state = o
         return (self.merge(o), state) if return_state else self.merge(o)
@@ -382,6 +384,146 @@ def make_config(args, seq, max_seq_len=None):
             cfg[key] = getattr(args, key)
     cfg.update(attention=args.attention, chunk=args.chunk, seq=seq, max_seq_len=max_seq_len or seq)
     return cfg
+
+
+# ----------------------------------------------------------------------------- safetensors (NumPy only)
+# The file format of performer-export and performer-train --init-from (nn/safetensors.h): 8-byte
+# little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, "__metadata__":
+# {str: str}} padded with spaces to a multiple of 8, then the tensors' bytes, contiguous, offsets
+# relative to the end of the header. Read and written here with json and NumPy alone (no safetensors
+# package), checking what the specification requires.
+
+SAFETENSORS_MAX_HEADER = 100_000_000
+SAFETENSORS_DTYPES = {"F32": ("<f4", 4), "F64": ("<f8", 8), "F16": ("<f2", 2), "BF16": (None, 2)}
+
+
+def read_safetensors(path):
+    """(name -> float32 np.ndarray, metadata dict). Raises ValueError naming the file and the problem."""
+    import numpy as np
+
+    def bad(what):
+        return ValueError(f"{path}: not a valid safetensors file: {what}")
+
+    raw = open(path, "rb").read()
+    if len(raw) < 8:
+        raise bad("truncated (shorter than the 8-byte header length)")
+    n = int.from_bytes(raw[:8], "little")
+    if n > SAFETENSORS_MAX_HEADER:
+        raise bad(f"header too large ({n} bytes)")
+    if 8 + n > len(raw):
+        raise bad(f"truncated header ({n} bytes announced, {len(raw) - 8} present)")
+
+    def no_duplicates(pairs):
+        d = {}
+        for k, v in pairs:
+            if k in d:
+                raise bad(f"duplicate key {k!r} in the header")
+            d[k] = v
+        return d
+
+    try:
+        header = json.loads(raw[8:8 + n].decode("utf-8"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise bad(f"bad JSON header ({e})")
+    if not isinstance(header, dict):
+        raise bad("the header is not a JSON object")
+    buf = raw[8 + n:]
+    meta = header.pop("__metadata__", {}) or {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise bad("__metadata__ must map strings to strings")
+    tensors, spans = {}, []
+    for name, e in header.items():
+        if not isinstance(e, dict) or set(e) != {"dtype", "shape", "data_offsets"}:
+            raise bad(f"tensor {name!r}: the entry must have exactly dtype, shape and data_offsets")
+        if e["dtype"] not in SAFETENSORS_DTYPES:
+            raise bad(f"tensor {name!r}: unsupported dtype {e['dtype']!r}")
+        shape, (b, end) = e["shape"], e["data_offsets"]
+        if not all(isinstance(d, int) and d >= 0 for d in shape) or not (isinstance(b, int) and isinstance(end, int)):
+            raise bad(f"tensor {name!r}: shape and data_offsets must be non-negative integers")
+        code, size = SAFETENSORS_DTYPES[e["dtype"]]
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if not 0 <= b <= end <= len(buf) or end - b != count * size:
+            raise bad(f"tensor {name!r}: data_offsets [{b}, {end}] do not fit shape {shape} of {e['dtype']} "
+                      f"in a {len(buf)}-byte buffer")
+        chunk = buf[b:end]
+        if code is None:  # BF16: the upper half of a float32
+            arr = (np.frombuffer(chunk, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            arr = np.frombuffer(chunk, code).astype(np.float32)
+        tensors[name] = arr.reshape(shape)
+        spans.append((b, end, name))
+    at = 0
+    for b, end, name in sorted(spans):
+        if b != at:
+            raise bad(f"tensor {name!r} begins at {b}, the previous one ends at {at} (gap or overlap)")
+        at = end
+    if at != len(buf):
+        raise bad(f"{len(buf) - at} bytes after the last tensor")
+    return tensors, meta
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: name -> array-like, written as F32 in name order; metadata: str -> str."""
+    import numpy as np
+    arrays = {k: np.ascontiguousarray(np.asarray(v, dtype="<f4")) for k, v in sorted(tensors.items())}
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for k, a in arrays.items():
+        header[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for a in arrays.values():
+            f.write(a.tobytes())
+    os.replace(tmp, path)
+
+
+def config_from_metadata(meta):
+    """The twin's cfg for a performer-cpp model described by safetensors metadata (train/interop.h).
+    The twin implements the causal model with learned positions, an untied head and per-key FAVOR+
+    shifts; any other configuration is refused (ValueError) rather than computed differently."""
+    need = {"causal": "true", "positions": "learned", "tie_embeddings": "false", "shared_key_shift": "false"}
+    for key, want in need.items():
+        if meta.get(key, want) != want:
+            raise ValueError(f"the twin implements {key} = {want} only; this model has {key} = {meta[key]}")
+    cfg = dict(dim=int(meta["dim"]), depth=int(meta["depth"]), heads=int(meta["heads"]), ff=int(meta["ff_hidden"]),
+               features=int(meta.get("features", 1)), attention=meta.get("attention", "favor"),
+               chunk=int(meta.get("chunk_size", 64)), vocab=int(meta["vocab_size"]),
+               kernel_eps=float(meta.get("kernel_eps", KERNEL_EPS)))
+    cfg.update(seq=int(meta["max_seq_len"]), max_seq_len=int(meta["max_seq_len"]))
+    return cfg
+
+
+def metadata_from_config(cfg):
+    """The metadata performer-train --init-from checks (train/interop.h) for a twin model."""
+    return {"format": "pt", "producer": "torch_twin", "vocab_size": cfg["vocab"], "dim": cfg["dim"],
+            "depth": cfg["depth"], "heads": cfg["heads"], "ff_hidden": cfg["ff"], "features": cfg["features"],
+            "max_seq_len": cfg["max_seq_len"], "attention": cfg["attention"], "causal": "true",
+            "positions": "learned", "tie_embeddings": "false", "kernel_eps": repr(cfg.get("kernel_eps", KERNEL_EPS)),
+            "chunk_size": cfg["chunk"], "shared_key_shift": "false", "orthogonal_features": "true",
+            "antithetic_features": "false"}
+
+
+def load_safetensors(path):
+    """A twin PerformerLM (eval mode) with the weights and projections of a performer-export file. Our
+    dotted state-dict names are the twin's own, so the load is strict (every name, every shape)."""
+    tensors, meta = read_safetensors(path)
+    cfg = config_from_metadata(meta)
+    model = PerformerLM(cfg)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=True)
+    return model.eval(), meta
+
+
+def save_safetensors(model, path, extra_metadata=None):
+    """Every parameter and buffer of a twin model (projections included) with metadata_from_config."""
+    meta = metadata_from_config(model.cfg)
+    meta.update(extra_metadata or {})
+    write_safetensors(path, {k: v.detach().numpy() for k, v in model.state_dict().items()}, meta)
 
 
 # ----------------------------------------------------------------------------- subcommands
@@ -586,7 +728,7 @@ class Decoder:
                 o = softmax_attention(q, kc[:, :, : self.pos + 1], vc[:, :, : self.pos + 1], False)
             else:
                 o, self.states[li] = favor_step(self.states[li], q[:, :, 0], k[:, :, 0], v[:, :, 0],
-                                                b.attn.projection, kind)
+                                                b.attn.projection, kind, self.cfg.get("kernel_eps", KERNEL_EPS))
                 o = o.unsqueeze(2)
             x = x + b.attn.merge(o)
             x = x + b.feed_forward(x)
