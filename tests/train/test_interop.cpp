@@ -261,12 +261,15 @@ TEST_F(InteropTest, InitFromRefusesAMismatchOrABadFile) {
 
 // ---- the PyTorch round trip
 
-// "" when /usr/bin/python3 (PF_TORCH_PYTHON) can import torch and numpy, else why not.
+// "" when /usr/bin/python3 (PF_TEST_PYTHON) can import torch and numpy, else why not.
 std::string torch_unavailable() {
-  const test::CommandResult r = test::run_command({PF_TORCH_PYTHON, "-c", "import torch, numpy"});
+  const test::CommandResult r = test::run_command({PF_TEST_PYTHON, "-c", "import torch, numpy"});
   if (r.exit_code == 0) return "";
-  return std::string(PF_TORCH_PYTHON) + " cannot import torch and numpy (Debian: apt-get install python3-torch "
-         "python3-numpy): " + r.err.substr(0, 200);
+  std::string last = r.err;  // the last line of the traceback says what is missing
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  last = last.substr(last.find_last_of('\n') == std::string::npos ? 0 : last.find_last_of('\n') + 1);
+  return std::string(PF_TEST_PYTHON) + " cannot import torch and numpy (" + last +
+         "; Debian: apt-get install python3-torch python3-numpy)";
 }
 
 TEST_F(InteropTest, TorchTwinComputesOurLogitsFromTheExportedFile) {
@@ -276,7 +279,7 @@ TEST_F(InteropTest, TorchTwinComputesOurLogitsFromTheExportedFile) {
   const std::vector<float> expected = logits_of(*ours, ids_);
   const std::string out = dir_->path("torch_logits.f32");
   const test::CommandResult r = test::run_command(
-      {PF_TORCH_PYTHON, PF_INTEROP_SCRIPT, "logits", "--weights", exported_, "--ids", ids_file_, "--out", out});
+      {PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "logits", "--weights", exported_, "--ids", ids_file_, "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<float> torch_logits = read_floats(out);
   ASSERT_EQ(torch_logits.size(), expected.size()) << r.out;
@@ -290,7 +293,7 @@ TEST_F(InteropTest, FileWrittenByTorchGivesTheTwinsLogitsHere) {
   const std::string weights = dir_->path("from_torch.safetensors");
   const std::string out = dir_->path("torch_written_logits.f32");
   const test::CommandResult r =
-      test::run_command({PF_TORCH_PYTHON, PF_INTEROP_SCRIPT, "write", "--like", exported_, "--out", weights, "--ids",
+      test::run_command({PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "write", "--like", exported_, "--out", weights, "--ids",
                          ids_file_, "--logits-out", out, "--seed", "7"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<float> torch_logits = read_floats(out);
