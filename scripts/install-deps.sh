@@ -2,7 +2,9 @@
 # Installs everything needed to build, test and run the project on Debian 12, with apt-get.
 # Safe to run twice: apt-get install skips what is already there.
 # Usage (as root): bash scripts/install-deps.sh [--bench]
-#   --bench  also installs what the PyTorch comparison needs (python3-torch, libopenblas0-openmp).
+#   --bench  also installs the optional Python side: the PyTorch comparison and the safetensors
+#            round-trip tests (python3-torch, python3-numpy, libopenblas0-openmp) and the loss plots of
+#            scripts/plot-metrics.py (python3-matplotlib). Without them those tests are skipped.
 set -euo pipefail
 
 packages=(
@@ -14,7 +16,7 @@ packages=(
   mmseqs2-examples   # the default training corpus: /usr/share/doc/mmseqs2/example-data/DB.fasta.gz
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch libopenblas0-openmp python3-numpy)
+  packages+=(python3-torch libopenblas0-openmp python3-numpy python3-matplotlib)
 fi
 
 missing=()

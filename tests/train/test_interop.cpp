@@ -288,6 +288,42 @@ TEST_F(InteropTest, TorchTwinComputesOurLogitsFromTheExportedFile) {
   EXPECT_LT(diff, 1e-4f);
 }
 
+// The other two attention kinds the twin implements, on 3-step runs: export, twin logits within 1e-4.
+TEST_F(InteropTest, TorchTwinComputesOurLogitsForReluAndSoftmaxAttention) {
+  if (const std::string why = torch_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  for (const std::string kind : {"relu", "softmax"}) {
+    const std::string run = dir_->path("run-" + kind), file = dir_->path(kind + ".safetensors");
+    const test::CommandResult t = train({"--steps", "3", "--attention", kind, "--out", run});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    const test::CommandResult e = test::run_command({PF_EXPORT_BIN, "--checkpoint", run, "--out", file});
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+    std::unique_ptr<PerformerLM> ours = make_model(load_checkpoint(RunDirectory(run).latest()));
+    const std::vector<float> expected = logits_of(*ours, ids_);
+    const std::string out = dir_->path(kind + "_logits.f32");
+    const test::CommandResult r = test::run_command(
+        {PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "logits", "--weights", file, "--ids", ids_file_, "--out", out});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "\"attention\": \"" + kind + "\"")) << r.out;
+    const std::vector<float> torch_logits = read_floats(out);
+    ASSERT_EQ(torch_logits.size(), expected.size());
+    const float diff = max_abs_diff(torch_logits, expected);
+    std::printf("C++ -> PyTorch (%s attention): max |logit difference| %.3g\n", kind.c_str(), diff);
+    EXPECT_LT(diff, 1e-4f) << kind;
+  }
+}
+
+// A configuration the twin does not implement is refused there, not computed differently.
+TEST_F(InteropTest, TorchTwinRefusesAConfigurationItDoesNotImplement) {
+  if (const std::string why = torch_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string run = dir_->path("run-tied"), file = dir_->path("tied.safetensors");
+  ASSERT_EQ(train({"--steps", "2", "--tie-embeddings", "--out", run}).exit_code, 0);
+  ASSERT_EQ(test::run_command({PF_EXPORT_BIN, "--checkpoint", run, "--out", file}).exit_code, 0);
+  const test::CommandResult r = test::run_command({PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "logits", "--weights", file,
+                                                   "--ids", ids_file_, "--out", dir_->path("tied.f32")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "tie_embeddings = false only")) << r.err;
+}
+
 TEST_F(InteropTest, FileWrittenByTorchGivesTheTwinsLogitsHere) {
   if (const std::string why = torch_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string weights = dir_->path("from_torch.safetensors");
