@@ -49,14 +49,12 @@ int main(int argc, char** argv) {
     return fail(1, std::string("--out: ") + e.what());
   }
   const pf::StateDict state = model->state_dict();
-  std::printf("wrote %s: %zu tensors (%lld parameters, buffers included: %lld values, float32), %lld bytes; "
-              "model of %s at step %lld\n",
-              out.c_str(), state.size(), static_cast<long long>(model->num_parameters()),
-              [&] {
-                long long n = 0;
-                for (const auto& [name, t] : state) n += t.numel();
-                return n;
-              }(),
+  long long values = 0;
+  for (const auto& [name, t] : state) values += t.numel();
+  const long long params = model->num_parameters();
+  std::printf("wrote %s: %zu tensors, %lld float32 values (%lld parameters, %lld in buffers), %lld bytes; the model of "
+              "%s at step %lld\n",
+              out.c_str(), state.size(), values, params, values - params,
               static_cast<long long>(std::filesystem::file_size(out, ec)), path.c_str(),
               static_cast<long long>(ckpt.progress.step));
   return 0;
