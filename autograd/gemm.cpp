@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "autograd/parallel.h"
+#include "autograd/tensor.h"
 
 #ifdef PF_HAVE_DNNL
 #include <mutex>
@@ -213,6 +214,19 @@ void convert_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint
   else parallel_for(rows, body, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(cols, 1)));
 }
 
+// Room for n bf16 values: the thread's kept scratch when small (the many small products of a FAVOR+
+// chunk loop), else a tensor of this call only, so that the copy of a large activation is not kept
+// for the rest of the process but goes back to the allocator (whose cache respects the peak bound).
+uint16_t* bf16_buffer(std::vector<uint16_t, Eigen::aligned_allocator<uint16_t>>& keep, Tensor& hold, int64_t n) {
+  constexpr int64_t kKeep = int64_t{1} << 19;  // 1 MiB of bf16 per operand and thread
+  if (n <= kKeep) {
+    if (static_cast<int64_t>(keep.size()) < n) keep.resize(static_cast<size_t>(n));
+    return keep.data();
+  }
+  hold = Tensor::empty({(n + 1) / 2});
+  return reinterpret_cast<uint16_t*>(hold.data());
+}
+
 // A / B: fp32 (A32, lda) or, when bf16, already converted (A16, dense) or to be converted here.
 void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const uint16_t* A16,
                int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta, float* C, int64_t ldc,
@@ -224,16 +238,17 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
   const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N;
   const void* pa = A;
   const void* pb = B;
+  Tensor a_hold, b_hold;  // large bf16 copies: from the tensor allocator, released after the call
   if (bf16) {
     if (A16 == nullptr) {
-      scratch.a16.resize(static_cast<size_t>(a_rows * a_cols));
-      convert_bf16(A, a_rows, a_cols, lda, scratch.a16.data(), nested);
-      A16 = scratch.a16.data();
+      uint16_t* buf = bf16_buffer(scratch.a16, a_hold, a_rows * a_cols);
+      convert_bf16(A, a_rows, a_cols, lda, buf, nested);
+      A16 = buf;
     }
     if (B16 == nullptr) {
-      scratch.b16.resize(static_cast<size_t>(b_rows * b_cols));
-      convert_bf16(B, b_rows, b_cols, ldb, scratch.b16.data(), nested);
-      B16 = scratch.b16.data();
+      uint16_t* buf = bf16_buffer(scratch.b16, b_hold, b_rows * b_cols);
+      convert_bf16(B, b_rows, b_cols, ldb, buf, nested);
+      B16 = buf;
     }
     pa = A16;
     pb = B16;
@@ -251,16 +266,34 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     }
   } restore{serial && !nested && threads > 1, threads};
   const Key key{ta, tb, bf16, M, N, K, lda, ldb, ldc, alpha, beta, serial ? 1 : threads};
-  const Entry& e = primitive_for(key);
-  if (scratch.pad.size() < e.scratch_bytes) scratch.pad.resize(e.scratch_bytes);
-  auto& eng = cpu_engine();
-  dnnl::memory ma(e.a, eng, const_cast<void*>(pa));
-  dnnl::memory mb(e.b, eng, const_cast<void*>(pb));
-  dnnl::memory mc(e.c, eng, C);
-  dnnl::memory ms(dnnl::memory::desc({static_cast<int64_t>(e.scratch_bytes)}, dnnl::memory::data_type::u8,
-                                     dnnl::memory::dims{1}),
-                  eng, scratch.pad.data());
-  e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  // Per thread, per primitive: the memory objects and the argument map, made once and re-pointed at
+  // each call's buffers (creating them costs about as much as a 64 x 64 x 64 product).
+  struct Bound {
+    std::unordered_map<int, dnnl::memory> args;
+  };
+  thread_local std::unordered_map<Key, std::pair<const Entry*, Bound>, KeyHash> bound;
+  auto it = bound.find(key);
+  if (it == bound.end()) {
+    const Entry& e = primitive_for(key);
+    auto& eng = cpu_engine();
+    Bound b;
+    b.args[DNNL_ARG_SRC] = dnnl::memory(e.a, eng, DNNL_MEMORY_NONE);
+    b.args[DNNL_ARG_WEIGHTS] = dnnl::memory(e.b, eng, DNNL_MEMORY_NONE);
+    b.args[DNNL_ARG_DST] = dnnl::memory(e.c, eng, DNNL_MEMORY_NONE);
+    b.args[DNNL_ARG_SCRATCHPAD] =
+        dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(std::max<size_t>(e.scratch_bytes, 1))},
+                                        dnnl::memory::data_type::u8, dnnl::memory::dims{1}),
+                     eng, DNNL_MEMORY_NONE);
+    it = bound.emplace(key, std::make_pair(&e, std::move(b))).first;
+  }
+  const Entry& e = *it->second.first;
+  auto& args = it->second.second.args;
+  if (scratch.pad.size() < std::max<size_t>(e.scratch_bytes, 1)) scratch.pad.resize(std::max<size_t>(e.scratch_bytes, 1));
+  args[DNNL_ARG_SRC].set_data_handle(const_cast<void*>(pa));
+  args[DNNL_ARG_WEIGHTS].set_data_handle(const_cast<void*>(pb));
+  args[DNNL_ARG_DST].set_data_handle(C);
+  args[DNNL_ARG_SCRATCHPAD].set_data_handle(scratch.pad.data());
+  e.prim.execute(stream, args);
   stream.wait();
 }
 
