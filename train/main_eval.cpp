@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "autograd/gemm.h"
 #include "autograd/parallel.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -40,6 +41,11 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch_size, "rows per batch (default: the training batch size)")
       ->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  std::string precision;
+  app.add_option("--precision", precision,
+                 "matrix products: fp32, bf16 or auto (default: the checkpoint's run setting, so that the loss "
+                 "equals the run's own evaluation)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) pf::set_num_threads(static_cast<int>(threads));
 
@@ -53,6 +59,12 @@ int main(int argc, char** argv) {
       return fail(e.what());
     }
     pf::TrainConfig tc = ckpt.config;
+    if (!precision.empty()) tc.precision = precision;
+    try {
+      pf::set_matmul_precision(tc.matmul_precision());
+    } catch (const std::exception& e) {
+      return fail(std::string("--precision ") + tc.precision + ": " + e.what());
+    }
     tc.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? "fasta" : "text";
     if (batch_size > 0) tc.batch_size = batch_size;
     for (const std::string& f : data)

@@ -72,7 +72,7 @@ struct TrainConfig {
   double time_limit = 0.0;    // seconds of training wall time (all runs of this output), 0 = none
   uint64_t seed = 1;
   int64_t threads = 0;        // 0 = all cores
-  std::string precision = "fp32";  // fp32 | bf16 | auto: how matrix products are computed (autograd/gemm.h)
+  std::string precision = "auto";  // fp32 | bf16 | auto: how matrix products are computed (autograd/gemm.h)
   bool recompute_blocks = false;  // keep only half-block inputs; recompute them in the backward
   int64_t eval_every = 250;   // 0 = only at the end
   int64_t eval_batches = 40;  // 0 = the whole validation set
@@ -182,7 +182,7 @@ void visit_fields(V&& v) {
   f("threads", &C::threads, K::Free, "worker threads (0 = all cores); resume is bit-exact only with the same count");
   f("precision", &C::precision, K::Free,
     "matrix products: fp32, bf16 (bf16 inputs, fp32 accumulation, fp32 weights and optimizer state; needs "
-    "AVX512-BF16) or auto (bf16 where the CPU has it, else fp32)");
+    "AVX512-BF16) or auto (the default: bf16 where the CPU has it, else fp32; QUALITY.md)");
   f("recompute-blocks", &C::recompute_blocks, K::Free,
     "save memory: keep only each half-block's input in the forward and recompute the half-block in the "
     "backward (same results, 26-70% more time per step on the B2 benchmarks)");
