@@ -54,4 +54,9 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const S
 // Throws SafetensorsError (unreadable or malformed file).
 Safetensors load_safetensors(const std::string& path);
 
+// A JSON string literal: '"' and '\\' escaped, control characters as \uXXXX (\n, \t ... short forms),
+// everything else (UTF-8 included) as is. The one JSON string writer of the project (the metrics log
+// uses it too).
+std::string json_quote(std::string_view s);
+
 }  // namespace pf
