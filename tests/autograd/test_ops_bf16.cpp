@@ -56,7 +56,9 @@ void expect_within_bound(const Tensor& got, const Tensor& want, const Tensor& sc
     worst = std::max(worst, d / (kBound * s + 1e-5 * s + 1e-30));
   }
   EXPECT_LE(worst, 1.0) << what << ": an element is outside the bf16 bound";
-  if (through_gemm) EXPECT_GT(max_diff, 0.0) << what << ": identical to fp32 (was the bf16 path taken?)";
+  if (through_gemm) {
+    EXPECT_GT(max_diff, 0.0) << what << ": identical to fp32 (was the bf16 path taken?)";
+  }
 }
 
 // Compares f in bf16 with f in fp32, values and gradients. For the gradients the scale of input i is
