@@ -109,7 +109,6 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
                "start a fresh run in an --out that already holds one (deletes its checkpoints)")
       ->group("Run");
   app.add_flag("--print-config", cli.print_config, "print the effective configuration file and exit")->group("Run");
-  app.add_option("--debug-step-delay-ms", cli.step_delay_ms, "test hook: sleep after every step")->group("");
   resume->configurable(false);
 
   for (int i = 0; i < argc; ++i) cli.command_line += (i ? " " : "") + shell_quote(argv[i]);

@@ -26,7 +26,6 @@ struct TrainCli {
   int64_t stop_at = 0;
   bool overwrite = false;
   bool print_config = false;
-  int64_t step_delay_ms = 0;  // hidden test flag --debug-step-delay-ms (slows steps for signal tests)
   std::string command_line;   // argv joined, for messages
 
   // A fresh run's config: defaults, then the requested values; a default --heads that does not divide

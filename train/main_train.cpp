@@ -196,10 +196,7 @@ int run(int argc, char** argv) {
   pf::FitOptions options;
   options.out_dir = config.out;
   options.stop_at = cli.stop_at;
-  options.should_stop = [delay = cli.step_delay_ms] {
-    if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-    return pf::stop_requested();
-  };
+  options.should_stop = [] { return pf::stop_requested(); };
   options.progress = &progress;
   pf::FitResult result;
   try {

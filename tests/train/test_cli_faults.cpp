@@ -189,15 +189,19 @@ TEST_F(TrainFaultTest, OutputDirectoryThatCannotBeWrittenIsRefusedBeforeTraining
 // a crash.
 TEST_F(TrainFaultTest, OutputDirectoryRemovedDuringTheRunIsAClearError) {
   const std::string err_path = out("gone.err");
-  const pid_t pid = spawn(train_args({"--data", text_, "--steps", "400", "--save-every", "4", "--eval-every", "0",
-                                      "--out", out("gone"), "--debug-step-delay-ms", "20"}),
+  // Far more steps than the test needs: the run is frozen (SIGSTOP) while its directory is removed,
+  // then continued, so it meets the missing directory at its next save whatever the machine's speed.
+  const pid_t pid = spawn(train_args({"--data", text_, "--steps", "100000", "--save-every", "4", "--eval-every", "0",
+                                      "--out", out("gone")}),
                           err_path);
   ASSERT_GT(pid, 0);
   const RunDirectory run(out("gone"));
   ASSERT_TRUE(wait_until(pid, [&] { return !run.latest().empty(); })) << test::read_file(err_path);
+  ::kill(pid, SIGSTOP);
   std::error_code ec;
-  for (int i = 0; i < 50 && fs::exists(out("gone")); ++i) fs::remove_all(out("gone"), ec);  // it may be writing
+  for (int i = 0; i < 50 && fs::exists(out("gone")); ++i) fs::remove_all(out("gone"), ec);
   ASSERT_FALSE(fs::exists(out("gone")));
+  ::kill(pid, SIGCONT);
   const int code = wait_for(pid);
   const std::string err = test::read_file(err_path);
   EXPECT_EQ(code, 1) << err;
@@ -210,12 +214,14 @@ TEST_F(TrainFaultTest, OutputDirectoryRemovedDuringTheRunIsAClearError) {
 // with --overwrite), performer-eval may still read; after kill -9 of the first, resume works.
 TEST_F(TrainFaultTest, SecondWriterIsRefusedAndKillNineReleasesTheLock) {
   const std::string err_path = out("first.err");
-  const pid_t first = spawn(train_args({"--data", text_, "--steps", "1000", "--save-every", "2", "--eval-every", "0",
-                                        "--out", out("busy"), "--debug-step-delay-ms", "50"}),
+  // A long run, frozen with SIGSTOP once it has a checkpoint: it holds its lock while the others try.
+  const pid_t first = spawn(train_args({"--data", text_, "--steps", "100000", "--save-every", "2", "--eval-every", "0",
+                                        "--out", out("busy")}),
                             err_path);
   ASSERT_GT(first, 0);
   const RunDirectory run(out("busy"));
   ASSERT_TRUE(wait_until(first, [&] { return !run.latest().empty(); })) << test::read_file(err_path);
+  ::kill(first, SIGSTOP);
 
   const std::string in_use = "the output directory " + out("busy") + " is in use: another performer-train is writing";
   const test::CommandResult resume = test::run_command({PF_TRAIN_BIN, "--resume", out("busy")});
@@ -242,7 +248,7 @@ TEST_F(TrainFaultTest, SecondWriterIsRefusedAndKillNineReleasesTheLock) {
 // each kill the newest checkpoint loads, and the next resume goes on; in the end the run's metrics
 // and final checkpoint are those of a run never interrupted.
 TEST_F(TrainFaultTest, KillNineTwentyTimesThenTheRunEqualsAStraightOne) {
-  const std::vector<std::string> flags = {"--data", text_, "--steps", "300", "--save-every", "1", "--keep", "2"};
+  const std::vector<std::string> flags = {"--data", text_, "--steps", "1000", "--save-every", "1", "--keep", "2"};
   std::vector<std::string> straight = flags;
   straight.insert(straight.end(), {"--out", out("straight")});
   ASSERT_EQ(train(straight).exit_code, 0);
@@ -251,13 +257,11 @@ TEST_F(TrainFaultTest, KillNineTwentyTimesThenTheRunEqualsAStraightOne) {
   // round's newest checkpoint (so the run moves on whatever the speed of the machine) and then kill
   // it 0 to 20 ms later, in a step, a metrics line or a checkpoint write; every fourth round kills 0
   // to 40 ms after the start (loading, cleaning up, truncating metrics.jsonl, writing config.toml).
-  // A 2 ms pause per step (--debug-step-delay-ms) bounds how many steps 20 ms can hold.
-  const std::vector<std::string> pace = {"--debug-step-delay-ms", "2"};
+  // A step that saves takes a few ms here (2.5 ms measured), so 20 rounds of at most 20 ms and a poll
+  // use a fraction of the 1000 steps.
   std::vector<std::string> first = flags;
   first.insert(first.end(), {"--out", out("killed")});
-  first.insert(first.end(), pace.begin(), pace.end());
   std::vector<std::string> resume = {"--resume", out("killed")};
-  resume.insert(resume.end(), pace.begin(), pace.end());
   const RunDirectory run(out("killed"));
   const std::string err_path = out("killed.err");
   auto newest_step = [&]() -> int64_t {

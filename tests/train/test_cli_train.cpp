@@ -209,7 +209,7 @@ TEST_F(TrainCliTest, LeftoverTemporaryFileDoesNotBreakResume) {
 }
 
 TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
-  const std::vector<std::string> flags = {"--data", text_, "--steps", "40", "--save-every", "100"};
+  const std::vector<std::string> flags = {"--data", text_, "--steps", "400", "--save-every", "1000"};
   std::vector<std::string> straight = flags;
   straight.insert(straight.end(), {"--out", out("straight")});
   EXPECT_OK(train(straight));
@@ -217,7 +217,7 @@ TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
   std::vector<std::string> args = {PF_TRAIN_BIN};
   for (const std::string& f : test::tiny_flags()) args.push_back(f);
   args.insert(args.end(), flags.begin(), flags.end());
-  args.insert(args.end(), {"--out", out("killed"), "--debug-step-delay-ms", "50"});
+  args.insert(args.end(), {"--out", out("killed")});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -233,8 +233,8 @@ TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
   const std::string metrics_path = RunDirectory(out("killed")).metrics_path();
   int status = 0;
   bool exited = false;
-  for (int i = 0; i < 1500 && !exited && test::metrics_lines(metrics_path).size() < 3; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 30000 && !exited && test::metrics_lines(metrics_path).size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
     exited = ::waitpid(pid, &status, WNOHANG) == pid;
   }
   ASSERT_FALSE(exited) << "performer-train ended before the signal: " << test::read_file(dir_.path("killed.err"));
@@ -249,7 +249,7 @@ TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
   ASSERT_FALSE(latest.empty());
   const int64_t stopped_at = load_checkpoint(latest).progress.step;
   EXPECT_GT(stopped_at, 0);
-  EXPECT_LT(stopped_at, 40);
+  EXPECT_LT(stopped_at, 400);
 
   const test::CommandResult r = test::run_command({PF_TRAIN_BIN, "--resume", out("killed")});
   EXPECT_OK(r);
@@ -261,14 +261,14 @@ TEST_F(TrainCliTest, SigtermWritesACheckpointAndResumeMatchesAStraightRun) {
 // --time-limit ends the run like its last step (evaluation, checkpoint, exit 0) once the training wall time
 // passes the limit; resuming with the time used up trains nothing, a larger limit goes on.
 TEST_F(TrainCliTest, TimeLimitEndsTheRunWithEvaluationAndCheckpoint) {
-  const test::CommandResult r = train({"--data", text_, "--steps", "1000", "--eval-every", "0", "--time-limit", "0.5",
-                                       "--debug-step-delay-ms", "150", "--out", out("timed")});
+  // Far more steps than 0.5 s can hold on any machine: the limit ends the run.
+  const test::CommandResult r = train({"--data", text_, "--steps", "1000000", "--eval-every", "0", "--time-limit", "0.5",
+                                       "--out", out("timed")});
   EXPECT_OK(r);
   EXPECT_TRUE(contains(r.out, "time limit: stopped at step")) << r.out;
   const Checkpoint c = load_checkpoint(RunDirectory(out("timed")).latest());
-  // The delay is polled after each step, so elapsed_s of step s is at least 0.15 (s - 1) seconds.
-  EXPECT_GE(c.progress.step, 2);
-  EXPECT_LE(c.progress.step, 5);
+  EXPECT_GE(c.progress.step, 1);
+  EXPECT_LT(c.progress.step, 1000000);
   EXPECT_GE(c.progress.elapsed_s, 0.5);
   const std::vector<std::string> lines = metrics("timed");
   ASSERT_FALSE(lines.empty());
