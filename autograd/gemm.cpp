@@ -103,7 +103,10 @@ std::string bf16_unsupported_reason() {
 #endif
 }
 
-bool bf16_supported() { return bf16_unsupported_reason().empty(); }
+bool bf16_supported() {
+  static const bool supported = bf16_unsupported_reason().empty();  // asked on every bf16 product
+  return supported;
+}
 
 void set_matmul_precision(Precision p) {
   if (p == Precision::process) return;
