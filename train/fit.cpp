@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "dist/comm.h"
 #include "train/metrics.h"
 #include "train/run_directory.h"
 
@@ -95,7 +96,8 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
                      : 0.0;
     if (cfg.time_limit > 0.0) eta = std::min(eta, std::max(0.0, cfg.time_limit - elapsed));
     result.step = r.step;
-    const bool out_of_time = cfg.time_limit > 0.0 && elapsed >= cfg.time_limit && r.step < cfg.steps;
+    bool out_of_time = cfg.time_limit > 0.0 && elapsed >= cfg.time_limit && r.step < cfg.steps;
+    if (trainer.world_size() > 1) out_of_time = dist::any(out_of_time);  // every rank stops at the same step
     const bool finished = r.step >= cfg.steps || out_of_time;
 
     if (r.skipped) {
@@ -120,17 +122,20 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
         return result;
       }
     } else if (r.step % cfg.log_every == 0 || finished) {
-      if (log)
-        log->write(JsonLine()
-                       .add("type", "train")
-                       .add("step", r.step)
-                       .add("loss", r.loss)
-                       .add("bits_per_token", r.loss / std::log(2.0))
-                       .add("lr", r.lr)
-                       .add("grad_norm", r.grad_norm)
-                       .add("tokens", trainer.progress().tokens)
-                       .add("tokens_per_s", tokens_per_s)
-                       .add("elapsed_s", elapsed));
+      if (log) {
+        JsonLine line;
+        line.add("type", "train")
+            .add("step", r.step)
+            .add("loss", r.loss)
+            .add("bits_per_token", r.loss / std::log(2.0))
+            .add("lr", r.lr)
+            .add("grad_norm", r.grad_norm)
+            .add("tokens", trainer.progress().tokens)
+            .add("tokens_per_s", tokens_per_s)
+            .add("elapsed_s", elapsed);
+        if (trainer.world_size() > 1) line.add("comm_ms", r.comm_ms);
+        log->write(line);
+      }
     }
     if (options.progress)
       options.progress->step(r.step, r.loss, r.lr, tokens_per_s, elapsed, eta, r.step % cfg.log_every == 0 || finished);
@@ -161,7 +166,10 @@ FitResult fit(Trainer& trainer, const FitOptions& options) {
       return result;
     }
     const bool stop_here = options.stop_at > 0 && r.step >= options.stop_at;
-    if (!finished && (stop_here || (options.should_stop && options.should_stop()))) {
+    bool asked = !finished && !stop_here && options.should_stop && options.should_stop();
+    // Data parallel: a stop asked on any rank (a signal) stops every rank after the same step.
+    if (trainer.world_size() > 1 && !finished && !stop_here) asked = dist::any(asked);
+    if (!finished && (stop_here || asked)) {
       save();
       result.status = FitStatus::Stopped;
       result.seconds = seconds();

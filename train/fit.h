@@ -25,7 +25,7 @@ namespace pf {
 struct FitOptions {
   std::string out_dir;                  // checkpoints and metrics.jsonl go here ("" = no files)
   int64_t stop_at = 0;                  // stop with a checkpoint after this step (0 = run to config.steps)
-  std::function<bool()> should_stop;    // polled after every step
+  std::function<bool()> should_stop;    // polled after every step (data parallel: true on any rank stops all)
   ProgressPrinter* progress = nullptr;  // null = quiet
   // Called after every step, right after Trainer::step() returned and before its metrics line,
   // evaluation and checkpoint: a place for the caller's own logic between steps (logging, changing

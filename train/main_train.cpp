@@ -1,7 +1,8 @@
 // performer-train: see train/USAGE.md. Exit codes: 0 done (or stopped by --stop-at), 1 I/O or
 // internal error, 2 bad flags / refused checkpoint / bad data / the output directory in use by
 // another performer-train, 3 stopped after repeated non-finite steps, 128 + signal after a clean
-// stop on SIGINT (130) or SIGTERM (143).
+// stop on SIGINT (130) or SIGTERM (143). Under mpirun every rank runs this program (train/distributed.h);
+// rank 0 prints and writes the run directory, the others print errors only.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,8 +15,11 @@
 #include "autograd/gemm.h"
 #include "autograd/parallel.h"
 #include "autograd/atomic_file.h"
+#include "dist/comm.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
+#include "train/distributed.h"
+#include "train/distributed_cli.h"
 #include "train/fit.h"
 #include "train/metrics.h"
 #include "train/progress.h"
@@ -25,8 +29,13 @@
 
 namespace {
 
+// Data parallel: errors in the flags are the same on every rank and only rank 0 prints them; from the
+// file checks on, an error may be one rank's own, and every rank prints its errors (named).
+bool g_errors_from_every_rank = false;
+
 int fail(int code, const std::string& message) {
-  std::fprintf(stderr, "performer-train: error: %s\n", message.c_str());
+  if (pf::dist::rank() == 0 || g_errors_from_every_rank)
+    std::fprintf(pf::error_stream(), "performer-train: %serror: %s\n", pf::rank_prefix().c_str(), message.c_str());
   return code;
 }
 
@@ -69,18 +78,22 @@ int run(int argc, char** argv) {
         from = cli.fresh_config().out;
       }
       resume_path = pf::resolve_resume_path(from);
+      g_errors_from_every_rank = true;  // reading a file: may fail on one rank only
       ckpt = pf::load_checkpoint(resume_path);
+      g_errors_from_every_rank = false;
       config = pf::merge_for_resume(ckpt->config, cli, resume_path);
       if (!cli.requested.count("out")) config.out = std::filesystem::absolute(resume_path).parent_path().string();
     } else {
       config = cli.fresh_config();
       if (config.out.empty()) config.out = timestamped_run_dir();
     }
+    config.world_size = pf::dist::size();  // recorded; mpirun -np decides it
     config.validate();
     if (cli.print_config) {
       std::fputs(pf::to_config_file(config).c_str(), stdout);
       return 0;
     }
+    g_errors_from_every_rank = true;
     config.check_files();
     if (cli.stop_at < 0) return fail(2, "--stop-at " + std::to_string(cli.stop_at) + ": must be >= 1");
   } catch (const pf::CheckpointError& e) {
@@ -89,13 +102,14 @@ int run(int argc, char** argv) {
     return fail(2, e.what());
   }
 
+  const bool root = pf::dist::rank() == 0;  // data parallel: only rank 0 touches the run directory
   const pf::RunDirectory dir(config.out);
   // One process writes into a run directory at a time: the lock is held until this process ends
   // (released by the kernel however it ends). An existing directory is locked before anything else
   // looks at it; a new one right after it is created.
   pf::RunLock lock;
   try {
-    if (std::filesystem::is_directory(config.out)) lock = dir.lock();
+    if (root && std::filesystem::is_directory(config.out)) lock = dir.lock();
   } catch (const pf::RunInUseError& e) {
     return fail(2, e.what());
   } catch (const std::exception& e) {
@@ -105,7 +119,7 @@ int run(int argc, char** argv) {
   const bool foreign_out =
       !cli.resume || std::filesystem::weakly_canonical(config.out) !=
                          std::filesystem::weakly_canonical(std::filesystem::absolute(resume_path).parent_path());
-  if (foreign_out && dir.holds_run() && !cli.overwrite)
+  if (root && foreign_out && dir.holds_run() && !cli.overwrite)
     return fail(2, "--out " + config.out +
                        " already holds a run (checkpoints or metrics.jsonl). Continue it with `performer-train "
                        "--resume " +
@@ -118,8 +132,11 @@ int run(int argc, char** argv) {
   std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
   const auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<pf::Trainer> trainer;
+  std::string parallel_note;
   try {
+    if (config.threads == 0 && pf::dist::size() > 1) pf::set_num_threads(pf::default_threads_per_rank());
     trainer = ckpt ? std::make_unique<pf::Trainer>(config, *ckpt) : std::make_unique<pf::Trainer>(config);
+    parallel_note = pf::enable_data_parallel(*trainer, ckpt ? &*ckpt : nullptr);  // collective
   } catch (const pf::CheckpointError& e) {
     return fail(2, std::string("cannot resume: ") + e.what());
   } catch (const std::exception& e) {
@@ -133,8 +150,8 @@ int run(int argc, char** argv) {
     return 0;
   }
 
-  // ---- from here on the output directory changes
-  try {
+  // ---- from here on the output directory changes (rank 0 only)
+  if (root) try {
     dir.create();
     if (!lock.held()) lock = dir.lock();
     if (cli.overwrite && foreign_out) dir.clear();
@@ -147,6 +164,7 @@ int run(int argc, char** argv) {
     return fail(1, e.what());
   }
 
+  if (!parallel_note.empty()) std::fprintf(stderr, "performer-train: note: %s\n", parallel_note.c_str());
   const pf::ModelConfig& mc = trainer->model().config();
   std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer->data().describe().c_str(), load_s);
   for (const std::string& w : trainer->data().warnings())
@@ -186,6 +204,7 @@ int run(int argc, char** argv) {
     else
       std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
   }
+  std::fprintf(stderr, "parallel: %s\n", pf::parallel_summary(config.batch_size, pf::get_num_threads()).c_str());
   std::fprintf(stderr, "output: %s%s\n", config.out.c_str(),
                cli.resume || cli.requested.count("out") ? ""
                                                        : " (no --out given: runs/<date>-<time> under the current "
@@ -194,10 +213,10 @@ int run(int argc, char** argv) {
   pf::install_stop_handlers();
   pf::ProgressPrinter progress(stderr, config.steps);
   pf::FitOptions options;
-  options.out_dir = config.out;
+  options.out_dir = root ? config.out : "";
   options.stop_at = cli.stop_at;
-  options.should_stop = [] { return pf::stop_requested(); };
-  options.progress = &progress;
+  options.should_stop = [] { return pf::stop_requested(); };  // a signal on any rank stops every rank (fit)
+  options.progress = root ? &progress : nullptr;
   pf::FitResult result;
   try {
     result = pf::fit(*trainer, options);
@@ -222,7 +241,7 @@ int run(int argc, char** argv) {
                    result.last_checkpoint.c_str());
       return 3;
     case pf::FitStatus::Stopped: {
-      const int sig = pf::stop_signal();
+      const int sig = static_cast<int>(pf::dist::max(pf::stop_signal()));  // the signal any rank received
       if (sig != 0) {
         std::fprintf(stderr,
                      "performer-train: interrupted by %s after step %lld of %lld; checkpoint written to %s\n"
@@ -259,7 +278,7 @@ int run(int argc, char** argv) {
     std::printf("best validation loss %.4f at step %lld\n", trainer->progress().best_val_loss,
                 static_cast<long long>(trainer->progress().best_step));
   }
-  if (config.sample_tokens > 0 && trainer->model().config().causal) {
+  if (root && config.sample_tokens > 0 && trainer->model().config().causal) {
     bool stopped = false;
     const std::string text = trainer->sample(config.sample_tokens, &stopped);
     std::printf("sample%s:\n%s\n", stopped ? " (ended at <eos>)" : "", text.c_str());
@@ -279,9 +298,17 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  int code = 0;
   try {
-    return run(argc, argv);
+    pf::dist::init(&argc, &argv);
+    pf::quiet_unless_root();  // data parallel: rank 0 prints, the other ranks print errors only
+    code = run(argc, argv);
   } catch (const std::exception& e) {
-    return fail(1, e.what());
+    code = fail(1, e.what());
   }
+  // Errors (1, 2) may be seen by some ranks only while the others wait in a collective: end the whole
+  // job. Every other outcome is reached by all ranks at the same step.
+  if ((code == 1 || code == 2) && pf::dist::size() > 1) pf::dist::abort(code);
+  pf::dist::finalize();
+  return code;
 }
