@@ -231,7 +231,8 @@ int run(int argc, char** argv) {
   }
   progress.finish();
 
-  const std::string resume_cmd = "performer-train --resume " + pf::shell_quote(config.out);
+  const std::string resume_cmd = (pf::dist::size() > 1 ? "mpirun -np " + std::to_string(pf::dist::size()) + " " : "") +
+                                 "performer-train --resume " + pf::shell_quote(config.out);
   switch (result.status) {
     case pf::FitStatus::NonFinite:
       std::fprintf(stderr,
