@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #ifdef PF_HAVE_MPI
@@ -32,6 +33,13 @@ void check(int code, const char* what) {
 
 }  // namespace
 
+bool launched_by_mpi() {
+  // Open MPI's mpirun, MPICH / Hydra and Slurm (PMI, PMIx) set these in every process they start.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+
 bool built_with_mpi() {
 #ifdef PF_HAVE_MPI
   return true;
@@ -57,6 +65,7 @@ void init(int* argc, char*** argv) {
 #ifdef PF_HAVE_MPI
   int already = 0;
   MPI_Initialized(&already);
+  if (!already && !launched_by_mpi()) return;  // a plain process: one rank, MPI never started
   if (!already) {
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)

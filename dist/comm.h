@@ -1,8 +1,8 @@
 // dist: the processes of a data-parallel job, over MPI (Open MPI on Debian: libopenmpi-dev).
 //
 // One process per rank, started by `mpirun -np N program ...` (or a hostfile, or a batch scheduler);
-// every rank runs the same program. Started without mpirun, a program is one rank of a job of one, and
-// every collective below returns at once with the caller's own data. A build without MPI (CMake did
+// every rank runs the same program. Started without mpirun, a program is one rank of a job of one (MPI
+// is not even initialized), and every collective below returns at once with the caller's own data. A build without MPI (CMake did
 // not find it, or PF_USE_MPI=OFF) is always that job of one: built_with_mpi() says which.
 //
 //   int main(int argc, char** argv) {
@@ -33,9 +33,13 @@ bool built_with_mpi();
 // "Open MPI v4.1.4 ..." or "none (built without MPI: one process only)".
 std::string library_version();
 
-// MPI_Init (threads: MPI_THREAD_FUNNELED; only the thread that called init talks to MPI). Safe
-// without mpirun (singleton: one rank) and when called twice (the second call does nothing).
+// MPI_Init (threads: MPI_THREAD_FUNNELED; only the thread that called init talks to MPI) when the
+// process was started by an MPI launcher (launched_by_mpi()). Without one it does nothing: the
+// process is a job of one rank and MPI is never started (no daemon, no shared-memory files), so a
+// program run by hand behaves exactly as a build without MPI. Calling it twice is harmless.
 void init(int* argc, char*** argv);
+// The environment of an MPI launcher is present (mpirun / mpiexec of Open MPI or MPICH, srun).
+bool launched_by_mpi();
 // MPI_Finalize if init started MPI; collective: every rank must call it.
 void finalize();
 // Ends every rank of the job at once with this exit code (MPI_Abort); for errors that only some ranks
