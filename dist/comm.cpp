@@ -84,6 +84,14 @@ void init(int* argc, char*** argv) {
 #else
   (void)argc;
   (void)argv;
+  // Started by mpirun with several processes, each would train alone: refuse.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && std::atoi(v) > 1)
+      throw Error(std::string("started by an MPI launcher with ") + v +
+                  " processes, but this build has no MPI (CMake did not find it, or PF_USE_MPI=OFF): each process "
+                  "would run alone. Install libopenmpi-dev and openmpi-bin and rebuild, or run one process.");
+  }
 #endif
 }
 

@@ -36,7 +36,8 @@ std::string library_version();
 // MPI_Init (threads: MPI_THREAD_FUNNELED; only the thread that called init talks to MPI) when the
 // process was started by an MPI launcher (launched_by_mpi()). Without one it does nothing: the
 // process is a job of one rank and MPI is never started (no daemon, no shared-memory files), so a
-// program run by hand behaves exactly as a build without MPI. Calling it twice is harmless.
+// program run by hand behaves exactly as a build without MPI. Calling it twice is harmless. A build
+// without MPI started by mpirun with several processes throws Error (each would run alone).
 void init(int* argc, char*** argv);
 // The environment of an MPI launcher is present (mpirun / mpiexec of Open MPI or MPICH, srun).
 bool launched_by_mpi();
