@@ -121,8 +121,9 @@ StepResult Trainer::step() {
 
   LossStats stats;
   if (r.targets > 0) {
+    Batch local;
     for (const Batch& global : micro) {
-      const Batch& b = dp_ ? dp_->local_rows(global) : global;  // data parallel: this rank's rows
+      const Batch& b = dp_ ? (local = dp_->local_rows(global)) : global;  // data parallel: this rank's rows
       const int64_t n = b.num_targets();
       if (n == 0) continue;
       Var loss = batch_loss(*model_, b, &stats);  // mean over this micro-batch's targets
