@@ -214,6 +214,22 @@ TEST_F(DataParallel2, TwoRanksOfFourRowsEqualOneProcessOfEight) {
   EXPECT_GT(std::fabs(other.losses.back() - ref.losses.back()), 1e-3 * ref.losses.back());
 }
 
+// Masked LM on proteins: the ranks' rows hold different numbers of targets (masks, padding), so the
+// per-rank losses must be weighted by their share of the global targets (a plain average of the
+// ranks' means would differ from one process).
+TEST_F(DataParallel2, MaskedLmWithUnequalTargetsPerRankEqualsOneProcess) {
+  if (dist::rank() == 0) dir_->write("p.fasta", test::random_fasta(300, 4));
+  dist::barrier();
+  TrainConfig c = config();
+  c.data = {path("p.fasta")};
+  c.objective = "mlm";
+  c.redraw_every = 0;
+  const TrainRun ref = one_process(c);
+  const TrainRun dp = data_parallel(c);
+  expect_losses_close(dp.losses, ref.losses, 1e-5);
+  expect_close(dp.params, ref.params, 1e-5);
+}
+
 TEST_F(DataParallel2, GradAccumulationSynchronizesOnlyTheStep) {
   TrainConfig c = config();
   c.grad_accum = 2;
