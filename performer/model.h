@@ -97,6 +97,9 @@ class PerformerLM : public Module {
   // validates the whole string before changing anything.
   std::string rng_state() const;
   void set_rng_state(const std::string& s);
+  // The generator of the dropout masks (shared by every Dropout of the model); data-parallel ranks
+  // reseed it so that each rank draws its own masks (train/distributed.h).
+  Generator& dropout_generator() { return *dropout_gen_; }
 
   // ---- pieces of forward, shared with the recurrent Decoder (generate.h) ----
   // Token embedding plus positions [start, start + seq), then dropout: (B,T,C).

@@ -59,6 +59,7 @@ std::string serialize_checkpoint(const Checkpoint& c) {
     cereal::BinaryOutputArchive ar(payload_stream);
     ar(config_to_map(c.config), c.model_config, c.vocab, c.model_state, c.model_rng, c.optimizer_state, c.progress,
        c.trainer_rng, c.data_cursor);
+    if (!c.rank_model_rngs.empty()) ar(c.rank_model_rngs);
   }
   const std::string payload = std::move(payload_stream).str();
   std::ostringstream out;
@@ -108,6 +109,7 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source)
     std::map<std::string, std::string> config;
     ar(config, c.model_config, c.vocab, c.model_state, c.model_rng, c.optimizer_state, c.progress, c.trainer_rng,
        c.data_cursor);
+    if (pin.peek() != std::char_traits<char>::eof()) ar(c.rank_model_rngs);  // data-parallel runs
     c.config = config_from_map(config);
   } catch (const std::exception& e) {
     fail(source, std::string("corrupt checkpoint payload (") + e.what() + ")");

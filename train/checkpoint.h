@@ -14,6 +14,7 @@
 //              progress       step (= schedule position), tokens, elapsed time, best validation loss ...
 //              trainer_rng    the trainer's Generator (samples)
 //              data_cursor    DataCursor (epoch, position, data generator state, fingerprint)
+//              [rank_rngs]    data-parallel runs only: every rank's model_rng (vector of strings)
 // Loading reads the whole file, checks the header, that the size matches the frame (else
 // "truncated"), and the CRC (else "corrupt"), and only then parses the payload; nothing is
 // changed anywhere until all of that passed. Writing is atomic (base/atomic_file.h).
@@ -74,6 +75,10 @@ struct Checkpoint {
   TrainProgress progress;
   std::string trainer_rng;  // Generator::state() of the trainer's generator
   DataCursor data_cursor;
+  // Data-parallel runs (train/distributed.h): every rank's PerformerLM::rng_state(), index = rank
+  // (model_rng is rank 0's). Empty for one process; stored after the data cursor only when not empty,
+  // so one-process checkpoints are unchanged and older files read as one process.
+  std::vector<std::string> rank_model_rngs;
 };
 
 // Any problem reading a checkpoint. The message names the file and says which problem: not a

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "train/distributed_cli.h"
+
 namespace pf {
 
 namespace {
@@ -138,6 +140,7 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
       "package mmseqs2-examples for a few minutes, evaluates it, prints a sample and saves a checkpoint.",
       "performer-train"};
   app.set_version_flag("--version", "performer-train 0.1.0");
+  app.footer(parallel_help());
   app.set_config("--config", "", "read flags from a TOML or INI file (keys are the flag names without --)");
   app.get_formatter()->column_width(34);
   app.option_defaults()->always_capture_default();

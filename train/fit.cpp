@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "dist/comm.h"
 #include "train/metrics.h"
 #include "train/run_directory.h"
 
@@ -90,7 +91,8 @@ class FitLoop {
     const double run_s = seconds();
     const double elapsed = elapsed_before_ + run_s;
     result_.step = r.step;
-    const bool out_of_time = cfg_.time_limit > 0.0 && elapsed >= cfg_.time_limit && r.step < cfg_.steps;
+    bool out_of_time = cfg_.time_limit > 0.0 && elapsed >= cfg_.time_limit && r.step < cfg_.steps;
+    if (trainer_.world_size() > 1) out_of_time = dist::any(out_of_time);  // every rank stops at the same step
     const bool finished = r.step >= cfg_.steps || out_of_time;
     if (r.skipped) {
       if (log_skip(r, elapsed)) {
@@ -105,7 +107,10 @@ class FitLoop {
     if ((cfg_.save_every > 0 && r.step % cfg_.save_every == 0) || finished) save();
     if (out_of_time) return FitStatus::TimeLimit;
     const bool stop_here = options_.stop_at > 0 && r.step >= options_.stop_at;
-    if (!finished && (stop_here || (options_.should_stop && options_.should_stop()))) {
+    bool asked = !finished && !stop_here && options_.should_stop && options_.should_stop();
+    // Data parallel: a stop asked on any rank (a signal) stops every rank after the same step.
+    if (trainer_.world_size() > 1 && !finished && !stop_here) asked = dist::any(asked);
+    if (!finished && (stop_here || asked)) {
       save();
       return FitStatus::Stopped;
     }
@@ -137,16 +142,18 @@ class FitLoop {
 
   void log_train(const StepResult& r, double run_s, double elapsed) {
     if (!log_) return;
-    log_->write(JsonLine()
-                    .add("type", "train")
-                    .add("step", r.step)
-                    .add("loss", r.loss)
-                    .add("bits_per_token", r.loss / std::log(2.0))
-                    .add("lr", r.lr)
-                    .add("grad_norm", r.grad_norm)
-                    .add("tokens", trainer_.progress().tokens)
-                    .add("tokens_per_s", tokens_per_s(run_s))
-                    .add("elapsed_s", elapsed));
+    JsonLine line;
+    line.add("type", "train")
+        .add("step", r.step)
+        .add("loss", r.loss)
+        .add("bits_per_token", r.loss / std::log(2.0))
+        .add("lr", r.lr)
+        .add("grad_norm", r.grad_norm)
+        .add("tokens", trainer_.progress().tokens)
+        .add("tokens_per_s", tokens_per_s(run_s))
+        .add("elapsed_s", elapsed);
+    if (trainer_.world_size() > 1) line.add("comm_ms", r.comm_ms);
+    log_->write(line);
   }
 
   void show_progress(const StepResult& r, double run_s, double elapsed, bool finished) {

@@ -7,6 +7,10 @@
 // (elapsed_s, summed over resumed runs) have passed (then like the end of the run: evaluation and checkpoint), when options.should_stop() says so (SIGINT / SIGTERM), or
 // after max_nonfinite non-finite steps in a row.
 //
+// Data parallel (train/distributed.h): every rank calls fit() with its own trainer; the time limit and
+// should_stop are agreed by all ranks (any rank's true stops every rank after the same step); give
+// out_dir and progress on rank 0 only.
+//
 // The step's metrics line is written before that step's evaluation line and before that step's
 // checkpoint, so a checkpoint at step s always has every line of steps <= s on disk; resuming drops
 // the later lines (MetricsLog::truncate_after) and the file reads as if the run had never stopped.
@@ -25,7 +29,7 @@ namespace pf {
 struct FitOptions {
   std::string out_dir;                  // checkpoints and metrics.jsonl go here ("" = no files)
   int64_t stop_at = 0;                  // stop with a checkpoint after this step (0 = run to config.steps)
-  std::function<bool()> should_stop;    // polled after every step
+  std::function<bool()> should_stop;    // polled after every step (data parallel: true on any rank stops all)
   ProgressPrinter* progress = nullptr;  // null = quiet
   // Called after every step, right after Trainer::step() returned and before its metrics line,
   // evaluation and checkpoint: a place for the caller's own logic between steps (logging, changing

@@ -1,7 +1,8 @@
 // performer-train: see train/USAGE.md. Exit codes: 0 done (or stopped by --stop-at), 1 I/O or
 // internal error, 2 bad flags / refused checkpoint / bad data / the output directory in use by
 // another performer-train, 3 stopped after repeated non-finite steps, 128 + signal after a clean
-// stop on SIGINT (130) or SIGTERM (143).
+// stop on SIGINT (130) or SIGTERM (143). Under mpirun every rank runs this program (train/distributed.h);
+// rank 0 prints and writes the run directory, the others print errors only.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,8 +16,11 @@
 #include "autograd/parallel.h"
 #include "base/atomic_file.h"
 #include "base/format.h"
+#include "dist/comm.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
+#include "train/distributed.h"
+#include "train/distributed_cli.h"
 #include "train/fit.h"
 #include "train/metrics.h"
 #include "train/progress.h"
@@ -31,9 +35,24 @@ struct Exit {
   int code;
 };
 
+// Data parallel: errors in the flags are the same on every rank and only rank 0 prints them; from the
+// file checks on, an error may be one rank's own, and every rank prints its errors (named).
+bool g_errors_from_every_rank = false;
+
+void print_error(const std::string& message) {
+  if (pf::dist::rank() == 0 || g_errors_from_every_rank)
+    std::fprintf(pf::error_stream(), "performer-train: %serror: %s\n", pf::rank_prefix().c_str(), message.c_str());
+}
+
 [[noreturn]] void exit_with(int code, const std::string& message) {
-  std::fprintf(stderr, "performer-train: error: %s\n", message.c_str());
+  print_error(message);
   throw Exit{code};
+}
+
+// How a resumed run is continued: under mpirun with the same number of ranks.
+std::string resume_command(const pf::TrainConfig& config) {
+  return (pf::dist::size() > 1 ? "mpirun -np " + std::to_string(pf::dist::size()) + " " : "") +
+         "performer-train --resume " + pf::shell_quote(config.out);
 }
 
 std::string timestamped_run_dir() {
@@ -63,7 +82,9 @@ pf::TrainConfig resume_config(const pf::TrainCli& cli, Plan& plan) {
     from = cli.fresh_config().out;
   }
   plan.resume_path = pf::resolve_resume_path(from);
+  g_errors_from_every_rank = true;  // reading a file: may fail on one rank only
   plan.ckpt = pf::load_checkpoint(plan.resume_path);
+  g_errors_from_every_rank = false;
   pf::TrainConfig config = pf::merge_for_resume(plan.ckpt->config, cli, plan.resume_path);
   if (!cli.requested.count("out")) config.out = std::filesystem::absolute(plan.resume_path).parent_path().string();
   return config;
@@ -79,11 +100,13 @@ Plan choose_config(const pf::TrainCli& cli) {
       plan.config = cli.fresh_config();
       if (plan.config.out.empty()) plan.config.out = timestamped_run_dir();
     }
+    plan.config.world_size = pf::dist::size();  // recorded; mpirun -np decides it
     plan.config.validate();
     if (cli.print_config) {
       std::fputs(pf::to_config_file(plan.config).c_str(), stdout);
       throw Exit{0};
     }
+    g_errors_from_every_rank = true;
     plan.config.check_files();
     if (cli.stop_at < 0) exit_with(2, "--stop-at " + std::to_string(cli.stop_at) + ": must be >= 1");
   } catch (const pf::CheckpointError& e) {
@@ -97,14 +120,16 @@ Plan choose_config(const pf::TrainCli& cli) {
 }
 
 // Phase 2: the output directory is ours alone (locked) and holds no other run, unless --overwrite.
-// Returns whether the run writes into a directory other than the one it resumes from.
+// Returns whether the run writes into a directory other than the one it resumes from. Data
+// parallel: only rank 0 touches the run directory.
 bool claim_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::RunDirectory& dir, pf::RunLock& lock) {
   const pf::TrainConfig& config = plan.config;
+  const bool root = pf::dist::rank() == 0;
   // One process writes into a run directory at a time: the lock is held until this process ends
   // (released by the kernel however it ends). An existing directory is locked before anything else
   // looks at it; a new one right after it is created.
   try {
-    if (std::filesystem::is_directory(config.out)) lock = dir.lock();
+    if (root && std::filesystem::is_directory(config.out)) lock = dir.lock();
   } catch (const pf::RunInUseError& e) {
     exit_with(2, e.what());
   } catch (const std::exception& e) {
@@ -114,7 +139,7 @@ bool claim_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::Ru
   const bool foreign_out =
       !cli.resume || std::filesystem::weakly_canonical(config.out) !=
                          std::filesystem::weakly_canonical(std::filesystem::absolute(plan.resume_path).parent_path());
-  if (foreign_out && dir.holds_run() && !cli.overwrite)
+  if (root && foreign_out && dir.holds_run() && !cli.overwrite)
     exit_with(2, "--out " + config.out +
                      " already holds a run (checkpoints or metrics.jsonl). Continue it with `performer-train "
                      "--resume " +
@@ -122,8 +147,10 @@ bool claim_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::Ru
   return foreign_out;
 }
 
-// Phase 3: data, model and optimizer (from the checkpoint when resuming). Returns the load time.
-double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<pf::Trainer>& trainer) {
+// Phase 3: data, model and optimizer (from the checkpoint when resuming), made one rank of the job
+// under mpirun (parallel_note: what the banner should say about it). Returns the load time.
+double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<pf::Trainer>& trainer,
+                    std::string& parallel_note) {
   const pf::TrainConfig& config = plan.config;
   std::fprintf(stderr, "performer-train: %s\n",
                cli.resume ? ("resuming " + plan.resume_path + " at step " + std::to_string(plan.ckpt->progress.step)).c_str()
@@ -132,7 +159,9 @@ double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<p
   std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
   const auto load_start = std::chrono::steady_clock::now();
   try {
+    if (config.threads == 0 && pf::dist::size() > 1) pf::set_num_threads(pf::default_threads_per_rank());
     trainer = plan.ckpt ? std::make_unique<pf::Trainer>(config, *plan.ckpt) : std::make_unique<pf::Trainer>(config);
+    parallel_note = pf::enable_data_parallel(*trainer, plan.ckpt ? &*plan.ckpt : nullptr);  // collective
   } catch (const pf::CheckpointError& e) {
     exit_with(2, std::string("cannot resume: ") + e.what());
   } catch (const std::exception& e) {
@@ -141,9 +170,10 @@ double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<p
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 }
 
-// Phase 4: from here on the output directory changes.
+// Phase 4: from here on the output directory changes (rank 0 only).
 void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::RunDirectory& dir, pf::RunLock& lock,
                            bool foreign_out) {
+  if (pf::dist::rank() != 0) return;
   try {
     dir.create();
     if (!lock.held()) lock = dir.lock();
@@ -184,7 +214,9 @@ void print_validation_banner(const pf::TrainConfig& config, pf::Trainer& trainer
 }
 
 // Phase 5: what is about to run, on stderr.
-void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Trainer& trainer, double load_s) {
+void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Trainer& trainer, double load_s,
+                  const std::string& parallel_note) {
+  if (!parallel_note.empty()) std::fprintf(stderr, "performer-train: note: %s\n", parallel_note.c_str());
   std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer.data().describe().c_str(), load_s);
   for (const std::string& w : trainer.data().warnings())
     std::fprintf(stderr, "performer-train: warning: %s\n", w.c_str());
@@ -199,6 +231,7 @@ void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Tr
                (std::to_string(config.effective_warmup()) + (config.warmup < 0 ? " = min(50, steps / 10)" : "")).c_str(),
                pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
   print_validation_banner(config, trainer);
+  std::fprintf(stderr, "parallel: %s\n", pf::parallel_summary(config.batch_size, pf::get_num_threads()).c_str());
   std::fprintf(stderr, "output: %s%s\n", config.out.c_str(),
                cli.resume || cli.requested.count("out") ? ""
                                                        : " (no --out given: runs/<date>-<time> under the current "
@@ -211,10 +244,11 @@ pf::FitResult train(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::
   pf::install_stop_handlers();
   pf::ProgressPrinter progress(stderr, config.steps);
   pf::FitOptions options;
-  options.out_dir = config.out;
+  const bool root = pf::dist::rank() == 0;
+  options.out_dir = root ? config.out : "";
   options.stop_at = cli.stop_at;
-  options.should_stop = [] { return pf::stop_requested(); };
-  options.progress = &progress;
+  options.should_stop = [] { return pf::stop_requested(); };  // a signal on any rank stops every rank (fit)
+  options.progress = root ? &progress : nullptr;
   try {
     pf::FitResult result = pf::fit(trainer, options);
     progress.finish();
@@ -225,14 +259,14 @@ pf::FitResult train(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::
     const std::string latest = dir.latest();
     if (!latest.empty())
       message += "\nthe newest checkpoint on disk is " + latest + "; once the cause is fixed, resume with:\n  " +
-                 "performer-train --resume " + pf::shell_quote(config.out);
+                 resume_command(config);
     exit_with(1, message);
   }
 }
 
 // Phase 7a: a run that ended early (non-finite steps, a signal, --stop-at): what happened, how to go on.
 int report_early_stop(const pf::TrainConfig& config, const pf::Trainer& trainer, const pf::FitResult& result) {
-  const std::string resume_cmd = "performer-train --resume " + pf::shell_quote(config.out);
+  const std::string resume_cmd = resume_command(config);
   if (result.status == pf::FitStatus::NonFinite) {
     std::fprintf(stderr,
                  "performer-train: stopped: %lld non-finite steps in a row (last at step %lld); the parameters were "
@@ -241,7 +275,7 @@ int report_early_stop(const pf::TrainConfig& config, const pf::Trainer& trainer,
                  result.last_checkpoint.c_str());
     return 3;
   }
-  const int sig = pf::stop_signal();
+  const int sig = static_cast<int>(pf::dist::max(pf::stop_signal()));  // the signal any rank received
   if (sig != 0) {
     std::fprintf(stderr,
                  "performer-train: interrupted by %s after step %lld of %lld; checkpoint written to %s\n"
@@ -261,7 +295,7 @@ int report_early_stop(const pf::TrainConfig& config, const pf::Trainer& trainer,
 // Phase 7b: a finished (or time-limited) run: results, a sample, where the files are.
 void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf::FitResult& result,
                    const pf::RunDirectory& dir) {
-  const std::string resume_cmd = "performer-train --resume " + pf::shell_quote(config.out);
+  const std::string resume_cmd = resume_command(config);
   if (result.status == pf::FitStatus::TimeLimit)
     std::printf("time limit: stopped at step %lld of %lld after %s of training (--time-limit %g s); resume with a "
                 "larger --time-limit to go on:\n  %s --time-limit SECONDS\n",
@@ -279,7 +313,7 @@ void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf
                 static_cast<long long>(trainer.progress().best_step));
   }
   const bool causal = trainer.model().config().causal;
-  if (config.sample_tokens > 0 && causal) {
+  if (pf::dist::rank() == 0 && config.sample_tokens > 0 && causal) {
     bool stopped = false;
     const std::string text = trainer.sample(config.sample_tokens, &stopped);
     std::printf("sample%s:\n%s\n", stopped ? " (ended at <eos>)" : "", text.c_str());
@@ -302,7 +336,8 @@ int run(int argc, char** argv) {
   pf::RunLock lock;
   const bool foreign_out = claim_run_directory(cli, plan, dir, lock);
   std::unique_ptr<pf::Trainer> trainer;
-  const double load_s = make_trainer(cli, plan, trainer);
+  std::string parallel_note;
+  const double load_s = make_trainer(cli, plan, trainer, parallel_note);
   if (trainer->done()) {
     std::fprintf(stderr,
                  "the run is already complete: step %lld of --steps %lld. Give a larger --steps to train further.\n",
@@ -310,7 +345,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   prepare_run_directory(cli, plan, dir, lock, foreign_out);
-  print_banner(cli, plan.config, *trainer, load_s);
+  print_banner(cli, plan.config, *trainer, load_s, parallel_note);
   const pf::FitResult result = train(cli, plan.config, *trainer, dir);
   if (result.status == pf::FitStatus::NonFinite || result.status == pf::FitStatus::Stopped)
     return report_early_stop(plan.config, *trainer, result);
@@ -321,12 +356,20 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  int code = 0;
   try {
-    return run(argc, argv);
+    pf::dist::init(&argc, &argv);
+    pf::quiet_unless_root();  // data parallel: rank 0 prints, the other ranks print errors only
+    code = run(argc, argv);
   } catch (const Exit& e) {
-    return e.code;
+    code = e.code;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "performer-train: error: %s\n", e.what());
-    return 1;
+    print_error(e.what());
+    code = 1;
   }
+  // Errors (1, 2) may be seen by some ranks only while the others wait in a collective: end the whole
+  // job. Every other outcome is reached by all ranks at the same step.
+  if ((code == 1 || code == 2) && pf::dist::size() > 1) pf::dist::abort(code);
+  pf::dist::finalize();
+  return code;
 }

@@ -173,6 +173,11 @@ void TrainConfig::validate() const {
   positive("log-every", log_every);
   non_negative("sample-tokens", sample_tokens);
   positive("max-nonfinite", max_nonfinite);
+  positive("world-size", world_size);
+  if (batch_size < world_size)
+    bad("batch-size", std::to_string(batch_size),
+        "must be at least the number of ranks, " + std::to_string(world_size) +
+            " (--batch-size is the global batch, split over the ranks)");
 }
 
 Precision TrainConfig::matmul_precision() const {

@@ -86,6 +86,7 @@ struct TrainConfig {
   int64_t sample_tokens = 120;
   int64_t max_nonfinite = 5;  // stop after this many non-finite steps in a row
   std::string out;            // output directory ("" = runs/<timestamp>, chosen by the CLI)
+  int64_t world_size = 1;     // ranks of the job (set from mpirun -np, recorded; train/distributed.h)
 
   bool operator==(const TrainConfig&) const = default;
 
@@ -207,6 +208,8 @@ void visit_fields(V&& v) {
   f("sample-tokens", &C::sample_tokens, K::Free, "length of the sample generated at the end (0 = none)");
   f("max-nonfinite", &C::max_nonfinite, K::Free, "stop after this many non-finite steps in a row");
   f("out", &C::out, K::Free, "output directory (config, metrics.jsonl, checkpoints)");
+  f("world-size", &C::world_size, K::Free,
+    "ranks of the job: recorded, not a setting (performer-train sets it from mpirun -np; a value given is replaced)");
 }
 
 // The preset names and what each sets (keys as in visit_fields, values as on the command line).

@@ -8,6 +8,7 @@
 #include "autograd/parallel.h"
 #include "nn/clip.h"
 #include "performer/generate.h"
+#include "train/distributed.h"
 #include "train/interop.h"
 
 namespace pf {
@@ -118,7 +119,9 @@ void Trainer::forward_backward(StepResult& r) {
   }
   double loss_sum = 0.0;  // nats, summed over the step's targets
   if (r.targets > 0) {
-    for (const Batch& b : micro) {
+    Batch local;
+    for (const Batch& global : micro) {
+      const Batch& b = dp_ ? (local = dp_->local_rows(global)) : global;  // data parallel: this rank's rows
       const int64_t n = b.num_targets();
       if (n == 0) continue;
       Var loss = batch_loss(*model_, b);  // mean over this micro-batch's targets
@@ -127,6 +130,7 @@ void Trainer::forward_backward(StepResult& r) {
       scaled.backward();
     }
   }
+  if (dp_) loss_sum = dp_->reduce_step(loss_sum);  // and the gradients, summed over ranks
   r.loss = r.targets > 0 ? loss_sum / static_cast<double>(r.targets) : 0.0;
 }
 
@@ -169,6 +173,10 @@ StepResult Trainer::step() {
   progress_.tokens += r.tokens;
   progress_.step = r.step;
   progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.steps));
+  if (dp_) {
+    dp_->after_step(*model_);  // rank 0 collects every rank's generator state for its checkpoints
+    r.comm_ms = dp_->comm_ms();
+  }
   return r;
 }
 
@@ -181,13 +189,24 @@ const std::vector<Batch>& Trainer::eval_batches() {
 }
 
 EvalMetrics Trainer::evaluate() {
-  const EvalMetrics m = pf::evaluate(*model_, eval_batches());
+  const EvalMetrics m = dp_ ? dp_->evaluate(*model_, eval_batches()) : pf::evaluate(*model_, eval_batches());
   if (m.tokens > 0) progress_.last_val_loss = m.loss;
   return m;
 }
 
 Checkpoint Trainer::checkpoint() const {
-  return make_checkpoint(*model_, *optimizer_, data_, progress_, &config_, &rng_);
+  Checkpoint c = make_checkpoint(*model_, *optimizer_, data_, progress_, &config_, &rng_);
+  if (dp_) c.rank_model_rngs = dp_->rank_rng_states();
+  return c;
+}
+
+void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
+  dp_ = std::move(dp);
+  config_.world_size = dp_ ? dp_->size() : 1;
+}
+
+int Trainer::world_size() const {
+  return dp_ ? dp_->size() : 1;
 }
 
 std::string Trainer::sample(int64_t max_tokens, bool* stopped_at_end) {

@@ -50,11 +50,14 @@ struct StepResult {
   bool skipped = false;     // no update was applied
   std::string skip_reason;  // "non-finite loss", "non-finite gradient norm", "no targets in batch"
   bool redrawn = false;     // the random projections were redrawn before this step
+  double comm_ms = 0.0;     // data-parallel runs: time spent summing gradients and losses over ranks
 };
 
 // The optimizer a config asks for, over these parameters (sgd: momentum, weight decay; adam and
 // adamw: betas, weight decay; decay skips biases, norms and embeddings).
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& config, NamedParameters params);
+
+class DataParallel;
 
 class Trainer {
  public:
@@ -92,6 +95,10 @@ class Trainer {
   // Everything needed to continue (train/checkpoint.h).
   Checkpoint checkpoint() const;
 
+  // Data parallel over the ranks of an MPI job: set by enable_data_parallel (train/distributed.h).
+  void set_data_parallel(std::shared_ptr<DataParallel> dp);
+  int world_size() const;
+
   // A sample from the model (causal models only; "" for masked LM): proteins start from <bos> and stop
   // at <eos>; text continues the start of the validation (else training) text. Uses the trainer's
   // generator, which is saved in checkpoints.
@@ -113,6 +120,7 @@ class Trainer {
   TrainProgress progress_;
   std::vector<Batch> eval_batches_;
   bool eval_loaded_ = false;
+  std::shared_ptr<DataParallel> dp_;  // null: one process
 };
 
 }  // namespace pf

@@ -1,0 +1,113 @@
+#include "train/distributed.h"
+
+#include <chrono>
+
+#include "dist/comm.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace pf {
+
+uint64_t rank_dropout_seed(uint64_t seed, int rank) {
+  // splitmix64 of (seed, rank): well-separated streams for neighbouring seeds and ranks.
+  uint64_t z = seed ^ (0x6472706f75740000ull + static_cast<uint64_t>(rank) * 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+DataParallel::DataParallel(PerformerLM& model) : rank_(dist::rank()), size_(dist::size()), sync_(model) {}
+
+Batch DataParallel::local_rows(const Batch& global) const {
+  const int64_t begin = global.batch * rank_ / size_, end = global.batch * (rank_ + 1) / size_;
+  Batch b;
+  b.batch = end - begin;
+  b.seq = global.seq;
+  const auto first = static_cast<ptrdiff_t>(begin * global.seq), last = static_cast<ptrdiff_t>(end * global.seq);
+  b.inputs.assign(global.inputs.begin() + first, global.inputs.begin() + last);
+  b.targets.assign(global.targets.begin() + first, global.targets.begin() + last);
+  b.key_mask.assign(global.key_mask.begin() + first, global.key_mask.begin() + last);
+  return b;
+}
+
+double DataParallel::reduce_step(double local_loss_sum) {
+  const auto start = std::chrono::steady_clock::now();
+  const double loss_sum = dist::sum(local_loss_sum);
+  sync_.sum_gradients();  // each rank's loss is already weighted by its share of the global targets
+  comm_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return loss_sum;
+}
+
+void DataParallel::after_step(const PerformerLM& model) {
+  const auto start = std::chrono::steady_clock::now();
+  rank_rngs_ = dist::gather(model.rng_state(), 0);
+  comm_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+EvalMetrics DataParallel::evaluate(PerformerLM& model, const std::vector<Batch>& batches) const {
+  // Rank r scores batches r, r + N, ...; each batch's (loss sum, targets, correct) goes to its own slot
+  // (zeros elsewhere), so the sum over ranks is exact and the slots are added up in batch order, as
+  // one process adds them.
+  const size_t n = batches.size();
+  std::vector<double> slots(3 * n, 0.0);
+  const bool was_training = model.is_training();
+  model.eval();
+  {
+    NoGradGuard no_grad;
+    for (size_t i = static_cast<size_t>(rank_); i < n; i += static_cast<size_t>(size_)) {
+      const LossStats s = batch_stats(model, batches[i]);
+      slots[3 * i] = s.loss_sum;
+      slots[3 * i + 1] = static_cast<double>(s.targets);
+      slots[3 * i + 2] = static_cast<double>(s.correct);
+    }
+  }
+  model.train(was_training);
+  dist::allreduce_sum(slots.data(), static_cast<int64_t>(slots.size()));
+  LossStats total;
+  for (size_t i = 0; i < n; ++i) {
+    LossStats s;
+    s.loss_sum = slots[3 * i];
+    s.targets = static_cast<int64_t>(slots[3 * i + 1]);
+    s.correct = static_cast<int64_t>(slots[3 * i + 2]);
+    total.add(s);
+  }
+  return EvalMetrics::from(total, static_cast<int64_t>(n));
+}
+
+std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed) {
+  const int size = dist::size(), rank = dist::rank();
+  const int64_t saved_size = resumed ? resumed->config.world_size : size;
+  std::string note;
+  if (resumed && saved_size != size)
+    note = "the checkpoint was written by " + std::to_string(saved_size) + (saved_size == 1 ? " process" : " ranks") +
+           " and this run has " + std::to_string(size) +
+           (size == 1 ? " process" : " ranks") +
+           ": training continues from it, but not bit for bit (gradients are summed in another order and the "
+           "per-rank dropout streams are re-derived)";
+  if (size == 1) return note;
+
+  PerformerLM& model = trainer.model();
+  auto dp = std::make_shared<DataParallel>(model);
+  // Rank 0's weights, buffers (random projections) and generators everywhere.
+  dp->sync().broadcast_from_root();
+  std::string rng = model.rng_state();
+  dist::broadcast(rng, 0);
+  model.set_rng_state(rng);
+  // Then each rank's own dropout stream.
+  const uint64_t seed = trainer.config().seed;
+  if (!resumed) {
+    model.dropout_generator().seed(rank_dropout_seed(seed, rank));
+  } else if (saved_size == size && static_cast<int>(resumed->rank_model_rngs.size()) == size) {
+    model.set_rng_state(resumed->rank_model_rngs[static_cast<size_t>(rank)]);
+  } else if (rank > 0 || saved_size > 1) {
+    // Another rank count: rank 0 of a one-process checkpoint keeps its stream; the others start
+    // streams of their own, apart from those of earlier steps.
+    const uint64_t step = static_cast<uint64_t>(resumed->progress.step);
+    model.dropout_generator().seed(rank_dropout_seed(seed ^ (step * 0xD1B54A32D192ED03ull), rank));
+  }
+  trainer.set_data_parallel(dp);
+  dp->after_step(model);  // a checkpoint before the first step holds every rank's state too
+  return note;
+}
+
+}  // namespace pf
