@@ -1,6 +1,7 @@
 #include "train/evaluate.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numbers>
 
@@ -17,6 +18,9 @@ EvalMetrics EvalMetrics::from(const LossStats& s, int64_t batches) {
     m.accuracy = static_cast<double>(s.correct) / static_cast<double>(s.targets);
   }
   m.bits_per_token = m.loss / std::numbers::ln2;
+  m.bytes = s.target_bytes;
+  m.bits_per_byte = s.target_bytes > 0 ? s.loss_sum / std::numbers::ln2 / static_cast<double>(s.target_bytes)
+                                       : std::numeric_limits<double>::quiet_NaN();
   m.perplexity = std::exp(m.loss);
   return m;
 }
@@ -30,6 +34,7 @@ Var batch_loss(PerformerLM& model, const Batch& batch, LossStats* stats) {
     const int64_t n = batch.num_targets();
     LossStats s;
     s.targets = n;
+    s.target_bytes = batch.target_bytes;
     s.loss_sum = static_cast<double>(loss.item()) * static_cast<double>(n);
     const float* z = logits.value().data();
     for (int64_t r = 0; r < B * T; ++r) {

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   std::error_code ec;
   if (std::filesystem::is_directory(out, ec)) return fail(2, "--out " + out + ": is a directory; give a file name");
   try {
-    pf::export_safetensors(*model, ckpt.vocab.name(), ckpt.progress.step, out);
+    pf::export_safetensors(*model, ckpt.vocab, ckpt.progress.step, out);
   } catch (const std::exception& e) {
     return fail(1, std::string("--out: ") + e.what());
   }

@@ -141,6 +141,9 @@ int run(int argc, char** argv) {
     dir.remove_stale_temp_files();
     if (ckpt) pf::MetricsLog::truncate_after(dir.metrics_path(), ckpt->progress.step);
     pf::write_file_atomic(dir.config_path(), pf::to_config_file(config));
+    // The SentencePiece model of the run (also embedded in every checkpoint).
+    if (trainer->data().vocab().kind() == pf::VocabKind::SentencePiece)
+      pf::write_file_atomic(config.out + "/tokenizer.model", trainer->data().vocab().model_proto());
   } catch (const pf::RunInUseError& e) {
     return fail(2, e.what());
   } catch (const std::exception& e) {
@@ -166,8 +169,16 @@ int run(int argc, char** argv) {
                pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
   if (trainer->has_validation()) {
     const double h = pf::unigram_entropy(trainer->eval_batches(), trainer->data().vocab().size());
-    int64_t targets = 0;
-    for (const pf::Batch& b : trainer->eval_batches()) targets += b.num_targets();
+    int64_t targets = 0, bytes = 0;
+    for (const pf::Batch& b : trainer->eval_batches()) {
+      targets += b.num_targets();
+      bytes += b.target_bytes;
+    }
+    if (bytes > 0)
+      std::fprintf(stderr,
+                   "validation reports nats/token and bits per byte of the original text: total nats / ln 2 / %lld "
+                   "bytes (the held-out bytes the %lld scored tokens stand for)\n",
+                   static_cast<long long>(bytes), static_cast<long long>(targets));
     std::fprintf(stderr,
                  "validation: %zu batches%s, %lld target tokens scored per evaluation (%s); unigram entropy %.4f nats "
                  "(%.3f bits)/token: the loss of a model that only knows token frequencies\n",
@@ -256,6 +267,9 @@ int run(int argc, char** argv) {
     std::printf(
         "validation: loss %.4f nats/token | %.3f bits/token | perplexity %.2f | accuracy %.1f%% (%lld tokens)\n",
         m.loss, m.bits_per_token, m.perplexity, 100.0 * m.accuracy, static_cast<long long>(m.tokens));
+    if (m.has_bits_per_byte())
+      std::printf("validation: %.4f bits per byte of the original text (%lld bytes)\n", m.bits_per_byte,
+                  static_cast<long long>(m.bytes));
     std::printf("best validation loss %.4f at step %lld\n", trainer->progress().best_val_loss,
                 static_cast<long long>(trainer->progress().best_step));
   }
