@@ -9,13 +9,14 @@
 //
 // The vocabulary is saved with the model (cereal, versioned): its name plus a printable label of every
 // token ("A", "<pad>", byte tokens as "0x41" so text archives such as JSON stay valid), and (version 2)
-// the serialized SentencePiece model, empty for bytes and protein. Load rebuilds the vocabulary from the
+// the serialized SentencePiece model, empty for bytes and protein (base64 in text archives). Load rebuilds the vocabulary from the
 // name (and the model) and checks every label, so a checkpoint made with a different token table fails
 // loudly instead of decoding wrong. Version 1 archives (no model) still load.
 #pragma once
 
 #include <array>
 #include <cereal/cereal.hpp>
+#include <cereal/details/traits.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 #include <cstdint>
@@ -25,6 +26,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "data/base64.h"
 
 namespace pf {
 
@@ -80,7 +83,12 @@ class Vocab {
 
   template <class Archive>
   void save(Archive& ar, std::uint32_t /*version*/) const {
-    ar(cereal::make_nvp("name", name_), cereal::make_nvp("tokens", labels()), cereal::make_nvp("model", model_proto()));
+    // Text archives (JSON, XML) hold the model's bytes as base64.
+    if constexpr (cereal::traits::is_text_archive<Archive>::value)
+      ar(cereal::make_nvp("name", name_), cereal::make_nvp("tokens", labels()),
+         cereal::make_nvp("model", base64_encode(model_proto())));
+    else
+      ar(cereal::make_nvp("name", name_), cereal::make_nvp("tokens", labels()), cereal::make_nvp("model", model_proto()));
   }
   template <class Archive>
   void load(Archive& ar, std::uint32_t version) {
@@ -90,7 +98,16 @@ class Vocab {
     std::string name, model;
     std::vector<std::string> tokens;
     ar(cereal::make_nvp("name", name), cereal::make_nvp("tokens", tokens));
-    if (version >= 2) ar(cereal::make_nvp("model", model));
+    if (version >= 2) {
+      ar(cereal::make_nvp("model", model));
+      if constexpr (cereal::traits::is_text_archive<Archive>::value) {
+        try {
+          model = base64_decode(model);
+        } catch (const std::invalid_argument& e) {
+          throw std::runtime_error(std::string("Vocab: the tokenizer model is not valid base64: ") + e.what());
+        }
+      }
+    }
     Vocab loaded = from_serialized(name, std::move(model));  // validate fully before touching *this
     loaded.check_tokens(tokens);
     *this = std::move(loaded);

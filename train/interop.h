@@ -40,9 +40,7 @@ void export_safetensors(const PerformerLM& model, const std::string& vocab_name,
 void export_safetensors(const PerformerLM& model, const Vocab& vocab, int64_t step, const std::string& path);
 // The tokenizer keys above for a SentencePiece vocabulary; empty for bytes and protein.
 SafetensorsMetadata tokenizer_metadata(const Vocab& vocab);
-// Standard base64 with padding, and back (throws std::invalid_argument on a malformed text).
-std::string base64_encode(std::string_view bytes);
-std::string base64_decode(std::string_view text);
+// (Standard base64 for the tokenizer_model value: data/base64.h.)
 
 // Every metadata field that disagrees with `model` (or cannot be read), as
 // "kernel_eps 0.001 in the file, 1e-06 <model_name>, ..."; "" when all present fields agree.

@@ -213,7 +213,7 @@ std::string Trainer::sample(int64_t max_tokens, bool* stopped_at_end) {
   if (vocab.bos_id() >= 0) {
     prompt.push_back(vocab.bos_id());
   } else {
-    // The first line (at most 32 bytes) of the validation text, else a newline.
+    // The first 32 tokens (bytes or subwords) of the validation text, else a newline.
     const std::vector<Batch>& val = eval_batches();
     if (!val.empty())
       for (int64_t t = 0; t < std::min<int64_t>(32, val[0].seq); ++t) {

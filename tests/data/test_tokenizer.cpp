@@ -5,10 +5,12 @@
 #include <sentencepiece_processor.h>
 
 #include <cereal/archives/binary.hpp>
+#include <cereal/archives/json.hpp>
 #include <fstream>
 #include <numeric>
 #include <sstream>
 
+#include "data/base64.h"
 #include "data/data_module.h"
 #include "data/text_corpus.h"
 #include "data/tokenizer.h"
@@ -33,13 +35,6 @@ std::string syllable_text(int words, uint32_t seed) {
     t += r == 0 ? ".\n" : r == 1 ? ", " : r == 2 ? "\n" : " ";
   }
   return t;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 class Tokenizer : public ::testing::Test {
@@ -88,8 +83,15 @@ TEST_F(Tokenizer, ByteCountsPartitionTheTextAndMatchTheLibrary) {
       pos += bytes[i];
       continue;
     }
-    std::string surface = piece;
-    for (size_t p; (p = surface.find("\xe2\x96\x81")) != std::string::npos;) surface.replace(p, 3, " ");
+    std::string surface;  // the piece with SentencePiece's whitespace mark U+2581 as a space
+    for (size_t p = 0; p < piece.size();) {
+      if (piece.compare(p, 3, "\xe2\x96\x81") == 0) {
+        surface += ' ';
+        p += 3;
+      } else {
+        surface += piece[p++];
+      }
+    }
     ASSERT_EQ(bytes[i], static_cast<int32_t>(surface.size())) << "token " << i << " '" << piece << "'";
     ASSERT_EQ(text_.compare(static_cast<size_t>(pos), surface.size(), surface), 0) << i;
     pos += bytes[i];
@@ -182,9 +184,41 @@ TEST_F(Tokenizer, VocabAppendsPadAndMaskAndSerializesTheModel) {
   EXPECT_TRUE(back == v);
   EXPECT_EQ(back.model_proto(), model_->proto());
   EXPECT_FALSE(back == Vocab::bytes());
+  // Text archives too (the model's bytes as a JSON string).
+  std::stringstream js;
+  {
+    cereal::JSONOutputArchive ar(js);
+    ar(v);
+  }
+  Vocab from_json;
+  {
+    cereal::JSONInputArchive ar(js);
+    ar(from_json);
+  }
+  EXPECT_TRUE(from_json == v);
   // Another model with the same pieces count is a different vocabulary.
   const Vocab other = Vocab::sentencepiece(SentencePieceModel::train(syllable_text(1500, 8), {.vocab_size = 320}));
   EXPECT_FALSE(other == v);
+}
+
+// Archives written before the SentencePiece vocabulary (Vocab version 1: name and tokens, no model)
+// still load.
+TEST(TokenizerVocab, Version1ArchivesStillLoad) {
+  std::stringstream ss;
+  {
+    cereal::BinaryOutputArchive ar(ss);
+    std::vector<std::string> labels;
+    const Vocab p = Vocab::protein();
+    for (int32_t id = 0; id < p.size(); ++id) labels.push_back(p.label(id));
+    ar(std::uint32_t{1}, std::string("protein"), labels);  // what version 1 wrote: version, name, tokens
+  }
+  Vocab back;
+  {
+    cereal::BinaryInputArchive ar(ss);
+    ar(back);
+  }
+  EXPECT_TRUE(back == Vocab::protein());
+  EXPECT_EQ(back.model_proto(), "");
 }
 
 TEST(TokenizerDataModule, EncodesTheSplitAndCountsValidationBytes) {
@@ -305,6 +339,21 @@ TEST(TokenizerDataModule, RefusesBadCombinations) {
       << message(dc);
   dc.vocab_size = 300;
   EXPECT_EQ(message(dc), "no error");
+}
+
+TEST(Base64, MatchesTheRfc4648TestVectors) {
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(base64_encode(plain), encoded);
+    EXPECT_EQ(base64_decode(encoded), plain);
+  }
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  EXPECT_EQ(base64_decode(base64_encode(all)), all);
+  EXPECT_THROW(base64_decode("Zm9"), std::invalid_argument);
+  EXPECT_THROW(base64_decode("Zm9*"), std::invalid_argument);
 }
 
 }  // namespace
