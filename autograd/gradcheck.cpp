@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 
 namespace pf {

@@ -11,17 +11,11 @@
 
 #include "autograd/tensor.h"
 #include "autograd/var.h"
+#include "base/ignore_index.h"
 
 namespace pf {
 
 class Generator;
-
-// Label for targets excluded from the loss. data/batch.h (which cannot depend on autograd)
-// defines the same constant under the same guard, so either header may come first.
-#ifndef PF_IGNORE_INDEX_DEFINED
-#define PF_IGNORE_INDEX_DEFINED
-inline constexpr int32_t kIgnoreIndex = -100;
-#endif
 
 // A value that never requires a gradient.
 inline Var constant(Tensor t) { return Var(std::move(t), false); }

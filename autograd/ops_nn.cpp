@@ -4,8 +4,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "autograd/float_str.h"
-#include "autograd/generator.h"
+#include "base/format.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 
@@ -149,7 +149,8 @@ Var layer_norm(const Var& x, const Var& gain, const Var& bias, float eps) {
               row_grain(C));
         }
         if (w->requires_grad || b->requires_grad) {
-          // Reduce over rows per column block: parallel over columns keeps a fixed order.
+          // Column sums over the rows, one serial pass in row order (a fixed order: the same bits at any
+          // thread count).
           Tensor dw(Shape{C}), db(Shape{C});
           for (int64_t r = 0; r < rows; ++r) {
             const float rs = rstd_t.data()[r], m = mean_t.data()[r];

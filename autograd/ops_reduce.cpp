@@ -10,23 +10,6 @@ namespace pf {
 
 namespace {
 
-int64_t normalize_axis(int64_t axis, int64_t dim, const char* op, const Shape& shape) {
-  int64_t a = axis < 0 ? axis + dim : axis;
-  if (a < 0 || a >= dim)
-    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " +
-                                shape_str(shape));
-  return a;
-}
-
-// View a shape as (outer, n, inner) around `axis`.
-void split_axis(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
-  outer = 1;
-  inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= s[i];
-  n = s[axis];
-  for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
-}
-
 Shape reduced_shape(const Shape& s, int64_t axis, bool keepdim) {
   Shape out = s;
   if (keepdim) out[axis] = 1;

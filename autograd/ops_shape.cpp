@@ -9,14 +9,6 @@ namespace pf {
 
 namespace {
 
-int64_t norm_axis(int64_t axis, int64_t dim, const char* op, const Shape& shape) {
-  int64_t a = axis < 0 ? axis + dim : axis;
-  if (a < 0 || a >= dim)
-    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " +
-                                shape_str(shape));
-  return a;
-}
-
 std::vector<int64_t> strides_of(const Shape& s) {
   std::vector<int64_t> st(s.size(), 1);
   for (size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
@@ -102,27 +94,17 @@ Var permute(const Var& a, const std::vector<int64_t>& order) {
 
 Var transpose(const Var& a, int64_t axis0, int64_t axis1) {
   const int64_t d = a.dim();
-  int64_t x = norm_axis(axis0, d, "transpose", a.shape()), y = norm_axis(axis1, d, "transpose", a.shape());
+  int64_t x = normalize_axis(axis0, d, "transpose", a.shape()), y = normalize_axis(axis1, d, "transpose", a.shape());
   std::vector<int64_t> order(d);
   std::iota(order.begin(), order.end(), 0);
   std::swap(order[x], order[y]);
   return permute(a, order);
 }
 
-namespace {
-void split3(const Shape& s, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner) {
-  outer = 1;
-  inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= s[i];
-  n = s[axis];
-  for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
-}
-}  // namespace
-
 Var slice(const Var& a, int64_t axis, int64_t start, int64_t end) {
-  int64_t ax = norm_axis(axis, a.dim(), "slice", a.shape());
+  int64_t ax = normalize_axis(axis, a.dim(), "slice", a.shape());
   int64_t outer, n, inner;
-  split3(a.shape(), ax, outer, n, inner);
+  split_axis(a.shape(), ax, outer, n, inner);
   if (start < 0 || end > n || start > end)
     throw std::invalid_argument("slice: range [" + std::to_string(start) + ", " + std::to_string(end) +
                                 ") out of bounds for axis " + std::to_string(axis) + " of shape " + shape_str(a.shape()));
@@ -146,7 +128,7 @@ Var slice(const Var& a, int64_t axis, int64_t start, int64_t end) {
 Var concat(const std::vector<Var>& parts, int64_t axis) {
   if (parts.empty()) throw std::invalid_argument("concat: no tensors given");
   const Shape& s0 = parts[0].shape();
-  int64_t ax = norm_axis(axis, static_cast<int64_t>(s0.size()), "concat", s0);
+  int64_t ax = normalize_axis(axis, static_cast<int64_t>(s0.size()), "concat", s0);
   Shape os = s0;
   os[ax] = 0;
   for (const Var& p : parts) {
@@ -157,7 +139,7 @@ Var concat(const std::vector<Var>& parts, int64_t axis) {
     os[ax] += p.shape()[ax];
   }
   int64_t outer, n, inner;
-  split3(os, ax, outer, n, inner);
+  split_axis(os, ax, outer, n, inner);
   Tensor out = Tensor::empty(os);
   std::vector<int64_t> offsets;
   int64_t off = 0;

@@ -1,6 +1,7 @@
 #include "autograd/recompute.h"
 
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace pf {
@@ -33,6 +34,22 @@ Var recompute(const std::vector<Var>& inputs, RecomputeFn fn) {
     for (size_t i = 0; i < saved.size(); ++i)
       if (saved[i]->requires_grad && leaves[i].has_grad()) saved[i]->accumulate_grad(std::move(leaves[i].grad()));
   });
+}
+
+Var recompute_replaying(const Var& x, std::shared_ptr<Generator> gen, std::function<Var(const Var&)> fn) {
+  if (!gen) return recompute({x}, [fn = std::move(fn)](const std::vector<Var>& in) { return fn(in[0]); });
+  auto start = std::make_shared<const std::string>(gen->state());
+  auto after = std::make_shared<std::string>();
+  Var out = recompute({x}, [fn = std::move(fn), gen, start, after](const std::vector<Var>& in) {
+    const std::string resume = gen->state();
+    gen->set_state(*start);
+    Var y = fn(in[0]);
+    *after = gen->state();
+    gen->set_state(resume);
+    return y;
+  });
+  gen->set_state(*after);  // the forward advances the generator as a plain fn(x) would
+  return out;
 }
 
 }  // namespace pf

@@ -15,14 +15,22 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "autograd/var.h"
+#include "base/random.h"
 
 namespace pf {
 
 using RecomputeFn = std::function<Var(const std::vector<Var>& inputs)>;
 
 Var recompute(const std::vector<Var>& inputs, RecomputeFn fn);
+
+// recompute() for a function of one input that draws from a random generator (dropout): the
+// recomputation in the backward replays the draws of the forward. The forward's draws start where
+// `gen` stood at this call; the backward starts `gen` there again and puts it back afterwards, and
+// this call leaves `gen` where a plain fn(x) would have. gen == nullptr: fn draws nothing.
+Var recompute_replaying(const Var& x, std::shared_ptr<Generator> gen, std::function<Var(const Var&)> fn);
 
 }  // namespace pf

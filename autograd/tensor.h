@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/allocator.h"
+
 namespace pf {
 
 using Shape = std::vector<int64_t>;
@@ -17,6 +19,11 @@ using Shape = std::vector<int64_t>;
 // "(2, 3, 4)"; used in every shape error message.
 std::string shape_str(const Shape& shape);
 int64_t shape_numel(const Shape& shape);
+// `axis` in [-dim, dim) as an index in [0, dim); otherwise throws std::invalid_argument naming `op`
+// and the shape.
+int64_t normalize_axis(int64_t axis, int64_t dim, const char* op, const Shape& shape);
+// The shape viewed as (outer, n, inner) around a normalized `axis`.
+void split_axis(const Shape& shape, int64_t axis, int64_t& outer, int64_t& n, int64_t& inner);
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatrixMap = Eigen::Map<RowMatrix, Eigen::Aligned64>;
@@ -95,23 +102,6 @@ class Tensor {
 [[noreturn]] void throw_shape_error(const std::string& op, const std::string& what, const Shape& a,
                                     const Shape& b);
 
-// Bytes currently held by all tensor storage in the process (for leak tests and memory reports).
-int64_t live_tensor_bytes();
-// Highest live_tensor_bytes() since the process started.
-int64_t peak_live_tensor_bytes();
-// Bytes of freed large blocks (>= 32 MiB) kept for reuse by the allocator. Live plus cached
-// bytes never exceed the peak of live bytes: the cache gives blocks back before mapping new ones.
-// (A large request may be served by a cached block of up to twice its size; live bytes count the
-// block's size.)
-int64_t cached_tensor_bytes();
-// Counters of the large-block cache since the process started: requests served from it, requests
-// that mapped a new block, and bytes of cached blocks released to make room.
-struct LargeBlockStats {
-  int64_t hits = 0;
-  int64_t misses = 0;
-  int64_t released_bytes = 0;
-};
-LargeBlockStats large_block_stats();
 
 // Maximum absolute difference; throws if the shapes differ.
 float max_abs_diff(const Tensor& a, const Tensor& b);

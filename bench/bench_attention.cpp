@@ -8,7 +8,7 @@
 
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "performer/favor.h"
 #include "performer/features.h"

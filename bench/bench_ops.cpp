@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "autograd/gemm.h"
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/gemm.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
@@ -37,6 +37,7 @@
 #include "performer/features.h"
 #include "performer/generate.h"
 #include "performer/model.h"
+#include "performer/presets.h"
 
 using namespace pf;
 using Clock = std::chrono::steady_clock;
@@ -62,13 +63,7 @@ double ms_since(Clock::time_point t0) {
 ModelConfig preset_config(const std::string& preset) {
   ModelConfig c;
   c.vocab_size = 256;
-  if (preset == "b1") {
-    c.dim = 256, c.depth = 4, c.heads = 4, c.ff_hidden = 1024, c.features = 128, c.max_seq_len = 1024;
-  } else if (preset == "b2") {
-    c.dim = 128, c.depth = 2, c.heads = 2, c.ff_hidden = 512, c.features = 64, c.max_seq_len = 1024;
-  } else {
-    throw CLI::ValidationError("--preset", "must be b1 or b2, got '" + preset + "'");
-  }
+  apply_shape(shape_preset(preset), c);
   c.redraw_every = 0;  // no redraw inside a benchmark
   c.dropout = 0.0f;
   return c;
@@ -76,7 +71,7 @@ ModelConfig preset_config(const std::string& preset) {
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, Generator& gen) {
   std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = static_cast<int32_t>(gen.integer(static_cast<uint64_t>(vocab)));
+  for (auto& t : ids) t = static_cast<int32_t>(gen.below(static_cast<uint64_t>(vocab)));
   return ids;
 }
 
@@ -86,7 +81,7 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   cfg.attention = parse_attention(attention);
   if (seq > 0) cfg.max_seq_len = seq;
   seq = cfg.max_seq_len;
-  if (batch <= 0) batch = preset == "b1" ? 4 : 1;
+  if (batch <= 0) batch = shape_preset(preset).batch_size;
   PerformerLM model(cfg);
   model.set_recompute_blocks(recompute_blocks);
   AdamOptions ao;

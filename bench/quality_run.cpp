@@ -24,6 +24,7 @@
 #include "nn/schedule.h"
 #include "performer/favor.h"
 #include "performer/model.h"
+#include "performer/presets.h"
 
 using namespace pf;
 
@@ -144,7 +145,9 @@ int main(int argc, char** argv) {
 
   ModelConfig mc;
   mc.vocab_size = dm.vocab().size();
-  mc.dim = 256, mc.depth = 4, mc.heads = 4, mc.ff_hidden = 1024, mc.features = features, mc.max_seq_len = seq;
+  apply_shape(shape_preset("b1"), mc);
+  mc.features = features;
+  mc.max_seq_len = seq;
   mc.attention = parse_attention(attention);
   mc.redraw_every = redraw;
   mc.kernel_eps = eps;

@@ -8,16 +8,9 @@
 
 #include <cstdint>
 #include <vector>
+#include "base/ignore_index.h"
 
 namespace pf {
-
-// Target value of positions excluded from the loss (padding, unselected masked-LM positions).
-// Same value as PyTorch's default ignore_index, so reference comparisons line up.
-// autograd/ops.h defines the same constant under the same guard.
-#ifndef PF_IGNORE_INDEX_DEFINED
-#define PF_IGNORE_INDEX_DEFINED
-inline constexpr int32_t kIgnoreIndex = -100;
-#endif
 
 struct Batch {
   int64_t batch = 0;              // B: rows in this batch (the last evaluation batch may be short)

@@ -3,8 +3,8 @@
 #include <bit>
 #include <stdexcept>
 
-#include "data/hash.h"
-#include "data/rng.h"
+#include "base/hash.h"
+#include "base/random.h"
 
 namespace pf {
 

@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "data/hash.h"
+#include "base/hash.h"
 
 namespace pf {
 

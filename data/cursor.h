@@ -22,7 +22,7 @@ struct DataCursor {
   int64_t epoch = 0;          // completed passes over the training set
   int64_t position = 0;       // proteins: records consumed in this epoch; text: windows drawn in it
   int64_t record_offset = 0;  // packed proteins: tokens of the current framed record already emitted
-  std::string rng_state;      // DataRng::state() of the crop/window/masking generator
+  std::string rng_state;      // Generator::state() of the crop/window/masking generator
   uint64_t fingerprint = 0;   // dataset + batching settings; restore refuses a cursor from another setup
 
   bool operator==(const DataCursor&) const = default;

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "autograd/float_str.h"
+#include "base/format.h"
 #include "data/corpus_file.h"
 #include "data/protein_batcher.h"
 #include "data/split.h"

@@ -7,7 +7,8 @@
 #include <stdexcept>
 
 #include "data/corpus_file.h"
-#include "data/hash.h"
+#include "data/vocab.h"
+#include "base/hash.h"
 
 namespace pf {
 
@@ -16,28 +17,6 @@ namespace {
 bool is_blank(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
-
-std::string char_name(unsigned char c) {
-  char buf[32];
-  if (std::isprint(c))
-    std::snprintf(buf, sizeof buf, "'%c' (0x%02X)", c, c);
-  else
-    std::snprintf(buf, sizeof buf, "byte 0x%02X", c);
-  return buf;
-}
-
-// Byte -> protein token id (-1: not a residue). Built at compile time so the hot loop reads a
-// constant table. Same ids as Vocab::protein().char_to_id (test Fasta.TokensMatchTheProteinVocab).
-constexpr std::array<int8_t, 256> kResidueIds = [] {
-  std::array<int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  constexpr std::string_view codes = "ACDEFGHIKLMNPQRSTVWYXBZUO";  // ids 4.. in this order (data/vocab.h)
-  for (size_t i = 0; i < codes.size(); ++i) {
-    t[static_cast<unsigned char>(codes[i])] = static_cast<int8_t>(4 + i);
-    t[static_cast<unsigned char>(codes[i] - 'A' + 'a')] = static_cast<int8_t>(4 + i);
-  }
-  return t;
-}();
 
 // Residue id -> 1 for the nucleotide letters A C G T U N (all valid amino-acid codes too).
 constexpr std::array<uint8_t, 128> kNucleotideIds = [] {
@@ -147,7 +126,7 @@ class FastaParser {
                     "'; '*' may only end a record (or skip such records with --skip-bad-records)");
         stop_line_ = line_no;
       } else if (!is_blank(ch)) {
-        return fail(where(line_no) + "invalid character " + char_name(ch) + " at column " +
+        return fail(where(line_no) + "invalid character " + describe_char(ch) + " at column " +
                     std::to_string(c - line + 1) + " in record '" + id_ + "'; sequence lines may hold only " +
                     kValidCodes + "; fix the file, or skip such records with --skip-bad-records "
                     "(DataConfig::skip_bad_records)");

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <span>
 
-#include "data/rng.h"
+#include "base/random.h"
 #include "data/vocab.h"
 
 namespace pf {
@@ -21,6 +21,6 @@ namespace pf {
 // key_mask (T): 1 for real tokens. Draws from rng in position order, so the result is a function of the
 // generator state.
 void apply_mlm_mask(std::span<int32_t> inputs, std::span<int32_t> targets, std::span<const uint8_t> key_mask,
-                    const Vocab& vocab, double mask_prob, DataRng& rng);
+                    const Vocab& vocab, double mask_prob, Generator& rng);
 
 }  // namespace pf

@@ -19,7 +19,7 @@ int32_t framed_token(const ProteinCorpus& corpus, int64_t r, int64_t k, const Vo
 
 // Fills row b of `batch` from `n` framed tokens in buf: causal inputs/targets shifted by one, or masked.
 void fill_row(Batch& batch, int64_t b, const std::vector<int32_t>& buf, int64_t n, Objective objective,
-              const Vocab& vocab, double mask_prob, DataRng& rng) {
+              const Vocab& vocab, double mask_prob, Generator& rng) {
   const int64_t T = batch.seq;
   int32_t* in = batch.inputs.data() + b * T;
   int32_t* tg = batch.targets.data() + b * T;
@@ -123,7 +123,7 @@ std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
   const bool causal = options_.objective == Objective::Causal;
   const int64_t W = T + (causal ? 1 : 0);
   const ProteinCorpus& corpus = *val_corpus_;
-  DataRng rng(derive_seed(options_.seed, kEvalStream));
+  Generator rng(derive_seed(options_.seed, kEvalStream));
   std::vector<int32_t> buf(static_cast<size_t>(W));
   size_t position = 0;  // next validation record
   int64_t offset = 0;   // next framed token of that record
@@ -189,7 +189,7 @@ void ProteinBatcher::restore(const DataCursor& cursor) {
   if (cursor.record_offset < 0 || cursor.record_offset >= framed || (!options_.pack && cursor.record_offset != 0))
     throw std::invalid_argument("protein data cursor is corrupt (record offset " +
                                 std::to_string(cursor.record_offset) + ")");
-  DataRng rng;
+  Generator rng;
   rng.set_state(cursor.rng_state);  // throws on a bad state before anything changes
   rng_ = rng;
   epoch_ = cursor.epoch;

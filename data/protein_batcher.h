@@ -26,7 +26,7 @@
 
 #include "data/batcher.h"
 #include "data/protein_corpus.h"
-#include "data/rng.h"
+#include "base/random.h"
 #include "data/vocab.h"
 
 namespace pf {
@@ -54,7 +54,7 @@ class ProteinBatcher : public Batcher {
   uint64_t fingerprint_ = 0;
 
   // Training state (the cursor): order_ is a pure function of epoch_.
-  DataRng rng_;
+  Generator rng_;
   int64_t epoch_ = 0, position_ = 0, record_offset_ = 0;
   std::vector<int64_t> order_;
 };

@@ -1,6 +1,6 @@
 #include "data/split.h"
 
-#include "data/rng.h"
+#include "base/random.h"
 
 namespace pf {
 

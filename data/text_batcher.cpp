@@ -67,7 +67,7 @@ std::vector<Batch> TextBatcher::eval_batches(int64_t max_batches) const {
   if (val_corpus_ == nullptr) return batches;
   const int64_t B = options_.batch_size, T = options_.seq_len;
   const bool causal = options_.objective == Objective::Causal;
-  DataRng rng(derive_seed(options_.seed, kEvalStream));
+  Generator rng(derive_seed(options_.seed, kEvalStream));
   std::vector<int32_t> buf(static_cast<size_t>(T + 1));
   int64_t start = val_.begin;
   // A causal row needs one byte beyond its inputs; a masked row needs only its inputs.
@@ -118,7 +118,7 @@ void TextBatcher::restore(const DataCursor& cursor) {
   if (cursor.epoch < 0 || cursor.position < 0 || cursor.position >= windows_per_epoch_ || cursor.record_offset != 0)
     throw std::invalid_argument("text data cursor is corrupt (epoch " + std::to_string(cursor.epoch) + ", position " +
                                 std::to_string(cursor.position) + ")");
-  DataRng rng;
+  Generator rng;
   rng.set_state(cursor.rng_state);  // throws on a bad state before anything changes
   rng_ = rng;
   epoch_ = cursor.epoch;

@@ -14,7 +14,7 @@
 #include <memory>
 
 #include "data/batcher.h"
-#include "data/rng.h"
+#include "base/random.h"
 #include "data/text_corpus.h"
 #include "data/vocab.h"
 
@@ -42,7 +42,7 @@ class TextBatcher : public Batcher {
   int64_t windows_per_epoch_ = 1;
   uint64_t fingerprint_ = 0;
 
-  DataRng rng_;
+  Generator rng_;
   int64_t epoch_ = 0, position_ = 0;
 };
 

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "data/hash.h"
+#include "base/hash.h"
 
 namespace pf {
 

@@ -9,8 +9,7 @@ namespace pf {
 
 namespace {
 
-constexpr std::string_view kStandardResidues = "ACDEFGHIKLMNPQRSTVWY";
-constexpr std::string_view kExtraResidues = "XBZUO";
+}  // namespace
 
 std::string describe_char(unsigned char c) {
   char buf[32];
@@ -20,8 +19,6 @@ std::string describe_char(unsigned char c) {
     std::snprintf(buf, sizeof buf, "byte 0x%02X", c);
   return buf;
 }
-
-}  // namespace
 
 Vocab::Vocab() : Vocab(VocabKind::Bytes) {}
 
@@ -46,15 +43,14 @@ Vocab::Vocab(VocabKind kind) : kind_(kind) {
   eos_ = 2;
   mask_ = 3;
   tokens_ = {"<pad>", "<bos>", "<eos>", "<mask>"};
-  auto add_residue = [&](char c, bool standard) {
+  for (size_t i = 0; i < kProteinResidues.size(); ++i) {
+    const char c = kProteinResidues[i];
     const auto id = static_cast<int32_t>(tokens_.size());
     tokens_.push_back(std::string(1, c));
     char_to_id_[static_cast<unsigned char>(c)] = id;
     char_to_id_[static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(c)))] = id;
-    if (standard) replacement_ids_.push_back(id);
-  };
-  for (char c : kStandardResidues) add_residue(c, true);
-  for (char c : kExtraResidues) add_residue(c, false);
+    if (i < kStandardResidueCount) replacement_ids_.push_back(id);
+  }
 }
 
 Vocab Vocab::bytes() {
@@ -126,7 +122,7 @@ std::vector<int32_t> Vocab::encode(std::string_view text) const {
     if (id < 0)
       throw std::invalid_argument("Vocab(" + name_ + ").encode: " + describe_char(c) + " at position " +
                                   std::to_string(i) + " is not an amino-acid code; valid codes are " +
-                                  std::string(kStandardResidues) + std::string(kExtraResidues) + " (either case)");
+                                  std::string(kProteinResidues) + " (either case)");
     ids.push_back(id);
   }
   return ids;

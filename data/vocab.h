@@ -35,6 +35,28 @@ class SentencePieceModel;  // data/tokenizer.h
 
 enum class VocabKind : int32_t { Bytes = 0, Protein = 1, SentencePiece = 2 };
 
+// The residue letters in protein-id order: the 20 standard amino acids, then X B Z U O. Letter i has
+// id kFirstResidueId + i in Vocab::protein().
+inline constexpr std::string_view kProteinResidues = "ACDEFGHIKLMNPQRSTVWYXBZUO";
+inline constexpr size_t kStandardResidueCount = 20;
+inline constexpr int32_t kFirstResidueId = 4;
+
+// Byte -> protein token id, either case (-1: not a residue). A compile-time table, so FASTA
+// parsing's hot loop reads a constant; Vocab::protein().char_to_id gives the same ids.
+inline constexpr std::array<int8_t, 256> kResidueIds = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (size_t i = 0; i < kProteinResidues.size(); ++i) {
+    const auto upper = static_cast<unsigned char>(kProteinResidues[i]);
+    t[upper] = static_cast<int8_t>(kFirstResidueId + static_cast<int32_t>(i));
+    t[static_cast<unsigned char>(upper - 'A' + 'a')] = static_cast<int8_t>(kFirstResidueId + static_cast<int32_t>(i));
+  }
+  return t;
+}();
+
+// A character for error messages: "'A' (0x41)" if printable, else "byte 0x07".
+std::string describe_char(unsigned char c);
+
 class Vocab {
  public:
   Vocab();  // bytes; a default exists so cereal can load into it

@@ -12,7 +12,7 @@
 #include <numbers>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "nn/linear.h"
 #include "nn/module.h"

@@ -3,7 +3,7 @@
 #include <stdexcept>
 
 #include "autograd/ops.h"
-#include "nn/float_str.h"
+#include "base/format.h"
 
 namespace pf {
 

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/var.h"
 #include "nn/module.h"
 

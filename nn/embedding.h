@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/var.h"
 #include "nn/module.h"
 

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/var.h"
 #include "nn/dropout.h"
 #include "nn/linear.h"

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "nn/float_str.h"
+#include "base/format.h"
 
 namespace pf {
 

@@ -6,7 +6,7 @@
 
 #include <utility>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/tensor.h"
 
 namespace pf {

@@ -1,7 +1,7 @@
 // Linear: y = x W^T + b, the weight stored (out, in) as in PyTorch so checkpoints read alike.
 #pragma once
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/var.h"
 #include "nn/module.h"
 

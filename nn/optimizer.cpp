@@ -7,7 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "nn/float_str.h"
+#include "base/format.h"
 
 namespace pf {
 

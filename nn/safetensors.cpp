@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "autograd/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace pf {
 

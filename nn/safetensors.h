@@ -12,7 +12,7 @@
 // Names are unique and "__metadata__" is not a tensor name; N is at most 100 MB.
 //
 // Writing: every tensor as F32, in the order of their names (a StateDict is sorted), atomically
-// (autograd/atomic_file.h). Reading accepts F32 and converts F64, F16 and BF16 to float32; every
+// (base/atomic_file.h). Reading accepts F32 and converts F64, F16 and BF16 to float32; every
 // other dtype is refused. A malformed file (truncated, header too large, not UTF-8, bad JSON,
 // missing or unexpected fields, offsets out of range, overlapping or leaving gaps, a byte count
 // that does not fit the shape and dtype, unknown dtype, duplicate names) is refused with a

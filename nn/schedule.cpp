@@ -5,7 +5,7 @@
 #include <numbers>
 #include <stdexcept>
 
-#include "nn/float_str.h"
+#include "base/format.h"
 
 namespace pf {
 

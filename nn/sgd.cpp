@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "autograd/parallel.h"
-#include "nn/float_str.h"
+#include "base/format.h"
 #include "nn/optimizer.h"
 
 namespace pf {

@@ -7,14 +7,15 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "autograd/atomic_file.h"
+#include "base/atomic_file.h"
 #include "autograd/serialize.h"
+#include "base/file_header.h"
 
 namespace pf {
 
 namespace {
 
-// Serializes through `write` into memory, then writes the bytes atomically (autograd/atomic_file.h:
+// Serializes through `write` into memory, then writes the bytes atomically (base/atomic_file.h:
 // temporary file in the same directory, fsync, rename, fsync of the directory).
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
   std::ostringstream out(std::ios::binary);

@@ -1,7 +1,7 @@
 // State dicts and optimizer state on disk: cereal binary archives, fixed-width types, and the
 // header of autograd/serialize.h (magic "PFCPPBIN", kind, version). Loading rejects a file of the
 // wrong kind or version with an error naming the file, and never returns a half-read object.
-// Files are written atomically (autograd/atomic_file.h: a temporary file in the same directory,
+// Files are written atomically (base/atomic_file.h: a temporary file in the same directory,
 // fsync, rename, fsync of the directory), so a crash never leaves a truncated file at `path`, and
 // a failed write (disk full ...) throws naming the path and the system error and leaves no temporary file.
 #pragma once

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/var.h"
 #include "nn/linear.h"
 #include "nn/module.h"

@@ -1,9 +1,12 @@
 #include "performer/config.h"
 
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <map>
 #include <stdexcept>
 
-#include "autograd/float_str.h"
+#include "base/format.h"
 
 namespace pf {
 
@@ -45,42 +48,124 @@ PositionKind parse_positions(const std::string& s) {
   throw std::invalid_argument("positions: unknown kind '" + s + "' (expected learned, sinusoidal or rotary)");
 }
 
-namespace {
-
-[[noreturn]] void reject(const std::string& what) {
-  throw std::invalid_argument("ModelConfig: " + what);
+template <class T>
+std::string model_field_text(const T& v) {
+  if constexpr (std::is_same_v<T, bool>)
+    return v ? "true" : "false";
+  else if constexpr (std::is_same_v<T, float>)
+    return exact_str(v);
+  else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
+    return to_string(v);
+  else
+    return std::to_string(v);
 }
 
-void require_positive(const char* field, int64_t value) {
-  if (value <= 0) reject(std::string(field) + " (" + std::to_string(value) + ") must be > 0");
+template <class T>
+void parse_model_field(const std::string& what, const std::string& text, T& out) {
+  auto fail = [&](const char* expected) {
+    throw std::invalid_argument(what + " '" + text + "': expected " + expected);
+  };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (text == "true" || text == "1")
+      out = true;
+    else if (text == "false" || text == "0")
+      out = false;
+    else
+      fail("true or false");
+  } else if constexpr (std::is_same_v<T, AttentionKind>) {
+    out = parse_attention(text);
+  } else if constexpr (std::is_same_v<T, PositionKind>) {
+    out = parse_positions(text);
+  } else if constexpr (std::is_same_v<T, float>) {
+    char* end = nullptr;
+    const float v = std::strtof(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size()) fail("a number");
+    out = v;
+  } else {
+    T v{};
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) fail("an integer");
+    out = v;
+  }
+}
+
+#define PF_MODEL_FIELD_TYPE(T)                                   \
+  template std::string model_field_text<T>(const T&);           \
+  template void parse_model_field<T>(const std::string&, const std::string&, T&);
+PF_MODEL_FIELD_TYPE(int64_t)
+PF_MODEL_FIELD_TYPE(uint64_t)
+PF_MODEL_FIELD_TYPE(float)
+PF_MODEL_FIELD_TYPE(bool)
+PF_MODEL_FIELD_TYPE(AttentionKind)
+PF_MODEL_FIELD_TYPE(PositionKind)
+#undef PF_MODEL_FIELD_TYPE
+
+namespace {
+
+// One rule set, two ways of naming a field: the library's "heads (3)" and the command line's
+// "--heads 3" (a field without a flag of its own keeps its member name).
+void check(const ModelConfig& c, bool as_flags) {
+  auto name = [&](const ModelField& f, const std::string& value) {
+    if (as_flags && f.flag) return "--" + std::string(f.flag) + " " + value;
+    return std::string(f.name) + " (" + value + ")";
+  };
+  auto reject = [&](const std::string& subject, const std::string& rule) {
+    throw std::invalid_argument(as_flags ? subject + ": " + rule : "ModelConfig: " + subject + " " + rule);
+  };
+  // Each field's own rule, in field order; `named` remembers how each field is named.
+  std::map<std::string, std::string> named;
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    const auto& v = c.*member;
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_enum_v<T>) {
+      constexpr int last = static_cast<int>(std::is_same_v<T, AttentionKind> ? static_cast<int>(AttentionKind::Softmax)
+                                                                             : static_cast<int>(PositionKind::Rotary));
+      if (static_cast<int>(v) < 0 || static_cast<int>(v) > last)
+        reject(std::string(f.name) + " (" + std::to_string(static_cast<int>(v)) + ")",
+               std::is_same_v<T, AttentionKind> ? "is not a valid AttentionKind" : "is not a valid PositionKind");
+    }
+    named[f.name] = name(f, model_field_text(v));
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      const double x = static_cast<double>(v);
+      switch (f.rule) {
+        case ModelField::Rule::Positive:
+          if (!(x > 0)) reject(named[f.name], "must be > 0");
+          break;
+        case ModelField::Rule::NonNegative:
+          if (!(x >= 0)) reject(named[f.name], "must be >= 0 (0 = never)");
+          break;
+        case ModelField::Rule::Fraction:
+          if (!(x >= 0 && x < 1)) reject(named[f.name], "must be in [0, 1)");
+          break;
+        case ModelField::Rule::FiniteNonNegative:
+          if (!(x >= 0 && std::isfinite(x))) reject(named[f.name], "must be finite and >= 0");
+          break;
+        case ModelField::Rule::None:
+          break;
+      }
+    }
+  });
+  // Rules that tie fields together.
+  if (c.dim % c.heads != 0) reject(named["heads"], "must divide " + named["dim"] + " (head dim = dim / heads)");
+  // Rotary rotates pairs of channels (the two halves of each head).
+  if (c.positions == PositionKind::Rotary && c.head_dim() % 2 != 0)
+    reject(named["positions"], "needs an even head dim, but " + named["dim"] + " / " + named["heads"] + " = " +
+                                   std::to_string(c.head_dim()));
+  if (c.antithetic_features && c.features % 2 != 0)
+    reject(named["antithetic_features"], "needs an even number of features, got " + named["features"]);
 }
 
 }  // namespace
 
-void ModelConfig::validate() const {
-  require_positive("vocab_size", vocab_size);
-  require_positive("dim", dim);
-  require_positive("depth", depth);
-  require_positive("heads", heads);
-  if (dim % heads != 0) reject("heads (" + std::to_string(heads) + ") must divide dim (" + std::to_string(dim) + ")");
-  require_positive("ff_hidden", ff_hidden);
-  require_positive("features", features);
-  require_positive("max_seq_len", max_seq_len);
-  require_positive("chunk_size", chunk_size);
-  if (static_cast<int>(attention) < 0 || static_cast<int>(attention) > static_cast<int>(AttentionKind::Softmax))
-    reject("attention (" + std::to_string(static_cast<int>(attention)) + ") is not a valid AttentionKind");
-  if (static_cast<int>(positions) < 0 || static_cast<int>(positions) > static_cast<int>(PositionKind::Rotary))
-    reject("positions (" + std::to_string(static_cast<int>(positions)) + ") is not a valid PositionKind");
-  // Rotary rotates pairs of channels (the two halves of each head).
-  if (positions == PositionKind::Rotary && head_dim() % 2 != 0)
-    reject("positions = rotary needs an even head dim, but dim (" + std::to_string(dim) + ") / heads (" +
-           std::to_string(heads) + ") = " + std::to_string(head_dim()));
-  if (!(dropout >= 0.0f && dropout < 1.0f)) reject("dropout (" + float_str(dropout) + ") must be in [0, 1)");
-  if (redraw_every < 0) reject("redraw_every (" + std::to_string(redraw_every) + ") must be >= 0 (0 = never)");
-  if (antithetic_features && features % 2 != 0)
-    reject("antithetic_features needs an even number of features, got " + std::to_string(features));
-  if (!(kernel_eps >= 0.0f && std::isfinite(kernel_eps)))
-    reject("kernel_eps (" + float_str(kernel_eps) + ") must be finite and >= 0");
+void ModelConfig::validate() const { check(*this, false); }
+void ModelConfig::validate_flags() const { check(*this, true); }
+
+std::string ModelConfig::describe() const {
+  std::string out;
+  visit_fields([&](const ModelField& f, auto member) {
+    out += (out.empty() ? "" : ", ") + std::string(f.name) + " " + model_field_text(this->*member);
+  });
+  return out;
 }
 
 }  // namespace pf

@@ -5,6 +5,7 @@
 #include <cereal/cereal.hpp>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace pf {
 
@@ -16,6 +17,18 @@ std::string to_string(PositionKind kind);
 // Parse "favor" | "relu" | "softmax"; throws std::invalid_argument naming the bad value.
 AttentionKind parse_attention(const std::string& s);
 PositionKind parse_positions(const std::string& s);  // "learned" | "sinusoidal" | "rotary"
+
+// One field of ModelConfig as ModelConfig::visit_fields describes it.
+struct ModelField {
+  enum class Rule { None, Positive, NonNegative, Fraction, FiniteNonNegative };
+  const char* name;  // the member's name, as library messages print it
+  const char* flag;  // the performer-train flag (without "--") that sets it, or nullptr: set otherwise
+  bool fixed;        // must match when a checkpoint resumes (dropout and redraw_every may change)
+  bool weights;      // describes the weights: must match when weights are loaded into a model (not
+                     // the seed, the dropout or the redraw interval)
+  uint32_t since;    // the archive version that added the field
+  Rule rule;         // the field's own rule; validate() adds the rules that tie fields together
+};
 
 struct ModelConfig {
   int64_t vocab_size = 256;
@@ -43,20 +56,60 @@ struct ModelConfig {
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
+
+  // The one description of the fields: calls v(ModelField, member pointer) for every field, in
+  // archive order. It drives serialization, validation, TrainConfig's conversion to and from the
+  // command-line flags, the resume comparison (model_config_mismatch) and describe().
+  template <class V>
+  static void visit_fields(V&& v) {
+    using C = ModelConfig;
+    using R = ModelField::Rule;
+    v(ModelField{"vocab_size", nullptr, true, true, 0, R::Positive}, &C::vocab_size);  // from the data's vocabulary
+    v(ModelField{"dim", "dim", true, true, 0, R::Positive}, &C::dim);
+    v(ModelField{"depth", "depth", true, true, 0, R::Positive}, &C::depth);
+    v(ModelField{"heads", "heads", true, true, 0, R::Positive}, &C::heads);
+    v(ModelField{"ff_hidden", "ff-hidden", true, true, 0, R::Positive}, &C::ff_hidden);
+    v(ModelField{"features", "features", true, true, 0, R::Positive}, &C::features);
+    v(ModelField{"max_seq_len", "seq-len", true, true, 0, R::Positive}, &C::max_seq_len);
+    v(ModelField{"attention", "attention", true, true, 0, R::None}, &C::attention);
+    v(ModelField{"causal", nullptr, true, true, 0, R::None}, &C::causal);  // --objective causal | mlm
+    v(ModelField{"positions", "positions", true, true, 0, R::None}, &C::positions);
+    v(ModelField{"tie_embeddings", "tie-embeddings", true, true, 0, R::None}, &C::tie_embeddings);
+    v(ModelField{"dropout", "dropout", false, false, 0, R::Fraction}, &C::dropout);
+    v(ModelField{"orthogonal_features", "orthogonal-features", true, true, 0, R::None}, &C::orthogonal_features);
+    v(ModelField{"redraw_every", "redraw-every", false, false, 0, R::NonNegative}, &C::redraw_every);
+    v(ModelField{"kernel_eps", "kernel-eps", true, true, 0, R::FiniteNonNegative}, &C::kernel_eps);
+    v(ModelField{"chunk_size", "chunk-size", true, true, 0, R::Positive}, &C::chunk_size);
+    v(ModelField{"seed", "seed", true, false, 0, R::None}, &C::seed);
+    v(ModelField{"shared_key_shift", "shared-key-shift", true, true, 1, R::None}, &C::shared_key_shift);
+    v(ModelField{"antithetic_features", "antithetic-features", true, true, 1, R::None}, &C::antithetic_features);
+  }
+
   // Throws std::invalid_argument naming the field and its value, e.g.
   // "ModelConfig: heads (3) must divide dim (256)".
   void validate() const;
+  // The same rules, named by performer-train's flags: "--heads 3: must divide --dim 256".
+  void validate_flags() const;
+  // "attention favor, causal true, dim 256, ...": every field, for banners and messages.
+  std::string describe() const;
 
   template <class Archive>
   void serialize(Archive& ar, const uint32_t version) {
-    ar(vocab_size, dim, depth, heads, ff_hidden, features, max_seq_len, attention, causal, positions, tie_embeddings,
-       dropout, orthogonal_features, redraw_every, kernel_eps, chunk_size, seed);
-    if (version >= 1)
-      ar(shared_key_shift, antithetic_features);
-    else
-      shared_key_shift = antithetic_features = false;  // version 0 (before these options)
+    visit_fields([&](const ModelField& f, auto member) {
+      if (version >= f.since)
+        ar(this->*member);
+      else
+        this->*member = ModelConfig{}.*member;  // an older archive: the field's default
+    });
   }
 };
+
+// A field's value as text ("256", "favor", "true", "1e-06").
+template <class T>
+std::string model_field_text(const T& v);
+// Parses text into a field's type; throws std::invalid_argument naming `what` on a bad value.
+template <class T>
+void parse_model_field(const std::string& what, const std::string& text, T& out);
 
 }  // namespace pf
 

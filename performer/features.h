@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/tensor.h"
 
 namespace pf {

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/tensor.h"
 #include "performer/favor.h"
 #include "performer/model.h"

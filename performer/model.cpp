@@ -118,17 +118,17 @@ Var PerformerLM::head(const Var& x) const {
   return head_->forward(h);                                                  // (B,T,V)
 }
 
-Var PerformerLM::forward(const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
-                         const std::vector<uint8_t>* key_mask) {
-  Var x = embed(ids, batch, seq, 0);  // (B,T,C)
-  RotaryTables rotary;
-  if (cfg_.positions == PositionKind::Rotary) rotary = rotary_tables(0, seq, cfg_.head_dim());
-  Tensor mask;  // (B,T) float, 1 = real, 0 = pad
+namespace {
+
+// The (B,T) float key mask (1 = real, 0 = pad) a bidirectional model's attention reads; undefined
+// when there is none, and for causal models, which need none (checked here).
+Tensor attention_mask(const ModelConfig& cfg, const std::vector<uint8_t>* key_mask, int64_t batch, int64_t seq) {
+  Tensor mask;
   if (key_mask) {
     if (static_cast<int64_t>(key_mask->size()) != batch * seq)
       throw std::invalid_argument("PerformerLM: key_mask has " + std::to_string(key_mask->size()) +
                                   " entries for batch " + std::to_string(batch) + " x seq " + std::to_string(seq));
-    if (cfg_.causal) {
+    if (cfg.causal) {
       // Causal attention never lets a position see a later one, so padding after the real tokens
       // (right padding) is invisible to them and the mask is not needed. Padding before a real token
       // (left padding) would be attended to: refused rather than silently used.
@@ -147,6 +147,17 @@ Var PerformerLM::forward(const std::vector<int32_t>& ids, int64_t batch, int64_t
       for (int64_t i = 0; i < batch * seq; ++i) mask.data()[i] = (*key_mask)[static_cast<size_t>(i)] ? 1.0f : 0.0f;
     }
   }
+  return mask;
+}
+
+}  // namespace
+
+Var PerformerLM::forward(const std::vector<int32_t>& ids, int64_t batch, int64_t seq,
+                         const std::vector<uint8_t>* key_mask) {
+  Var x = embed(ids, batch, seq, 0);  // (B,T,C)
+  RotaryTables rotary;
+  if (cfg_.positions == PositionKind::Rotary) rotary = rotary_tables(0, seq, cfg_.head_dim());
+  const Tensor mask = attention_mask(cfg_, key_mask, batch, seq);
   const RotaryTables* rot = cfg_.positions == PositionKind::Rotary ? &rotary : nullptr;
   const Tensor* m = mask.defined() ? &mask : nullptr;
   if (!recompute_blocks_ || !grad_enabled()) {
@@ -155,35 +166,17 @@ Var PerformerLM::forward(const std::vector<int32_t>& ids, int64_t batch, int64_t
   }
   // Recomputed blocks: the backward runs each half of each block (attention, feed-forward) again,
   // after this forward has returned, so only the halves' inputs are kept and the backward holds
-  // the activations of one half at a time. The closure owns what the half reads (rotary tables,
-  // mask) and replays its dropout masks: it starts the dropout generator where this forward started
-  // the half, and puts it back after.
+  // the activations of one half at a time. The closures own what a half reads (rotary tables,
+  // mask); recompute_replaying replays the half's dropout masks.
   auto tables = std::make_shared<const RotaryTables>(std::move(rotary));
   const bool has_rot = rot != nullptr;
-  const bool replay = cfg_.dropout > 0.0f;
+  const std::shared_ptr<Generator> gen = cfg_.dropout > 0.0f ? dropout_gen_ : nullptr;
   for (auto& block : *blocks_) {
     const PerformerBlock* b = block.get();
-    for (const bool ff_half : {false, true}) {
-      auto start = std::make_shared<const std::string>(replay ? dropout_gen_->state() : std::string());
-      auto after = std::make_shared<std::string>();
-      x = recompute({x}, [b, ff_half, tables, has_rot, mask, replay, start, after,
-                          gen = dropout_gen_](const std::vector<Var>& in) {
-        std::string resume;
-        if (replay) {
-          resume = gen->state();
-          gen->set_state(*start);
-        }
-        Var out = ff_half ? b->feed_forward_half(in[0])
-                          : b->attention_half(in[0], has_rot ? tables.get() : nullptr,
-                                              mask.defined() ? &mask : nullptr);
-        if (replay) {
-          *after = gen->state();
-          gen->set_state(resume);
-        }
-        return out;
-      });
-      if (replay) dropout_gen_->set_state(*after);  // the forward advances the generator as usual
-    }
+    x = recompute_replaying(x, gen, [b, tables, has_rot, mask](const Var& in) {
+      return b->attention_half(in, has_rot ? tables.get() : nullptr, mask.defined() ? &mask : nullptr);
+    });
+    x = recompute_replaying(x, gen, [b](const Var& in) { return b->feed_forward_half(in); });
   }
   return head(x);  // (B,T,V)
 }

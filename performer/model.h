@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/var.h"
 #include "nn/dropout.h"
 #include "nn/embedding.h"

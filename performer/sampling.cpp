@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/float_str.h"
+#include "base/format.h"
 
 namespace pf {
 

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 
 namespace pf {
 

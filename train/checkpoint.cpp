@@ -1,5 +1,7 @@
 #include "train/checkpoint.h"
 
+#include "train/run_directory.h"
+
 #include <zlib.h>
 
 #include <cereal/archives/binary.hpp>
@@ -12,8 +14,9 @@
 #include <type_traits>
 
 #include "autograd/serialize.h"
-#include "nn/float_str.h"
-#include "autograd/atomic_file.h"
+#include "base/file_header.h"
+#include "base/format.h"
+#include "base/atomic_file.h"
 
 namespace pf {
 
@@ -120,7 +123,7 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source)
   return c;
 }
 
-void save_checkpoint(const Checkpoint& c, const std::string& path) {
+void save_checkpoint(const std::string& path, const Checkpoint& c) {
   write_file_atomic(path, serialize_checkpoint(c));
 }
 
@@ -151,6 +154,9 @@ void load_optimizer_state_bytes(Optimizer& optimizer, const std::string& bytes) 
 
 TrainConfig config_from(const ModelConfig& model, const DataConfig& data, const Optimizer* optimizer) {
   TrainConfig c;
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    if (f.flag) set_field(c, f.flag, model_field_text(model.*member));
+  });
   c.data = data.train_files;
   c.val_data = data.val_files;
   c.val_fraction = data.val_fraction;
@@ -163,17 +169,6 @@ TrainConfig config_from(const ModelConfig& model, const DataConfig& data, const 
   c.skip_bad_records = data.skip_bad_records;
   c.cache_dir = data.cache_dir;
   c.seed = data.seed;
-  c.dim = model.dim;
-  c.depth = model.depth;
-  c.heads = model.heads;
-  c.ff_hidden = model.ff_hidden;
-  c.features = model.features;
-  c.attention = to_string(model.attention);
-  c.positions = to_string(model.positions);
-  c.redraw_every = model.redraw_every;
-  c.antithetic_features = model.antithetic_features;
-  c.dropout = model.dropout;
-  c.tie_embeddings = model.tie_embeddings;
   if (optimizer) {
     c.optimizer = optimizer->kind();
     c.lr = optimizer->lr();
@@ -201,7 +196,14 @@ void save_checkpoint(const std::string& path, const PerformerLM& model, const Op
   TrainProgress progress;
   progress.step = step;
   progress.lr = optimizer.lr();
-  save_checkpoint(make_checkpoint(model, optimizer, data, progress), path);
+  save_checkpoint(path, make_checkpoint(model, optimizer, data, progress));
+}
+
+OpenedCheckpoint open_checkpoint(const std::string& given, const std::string& flag) {
+  OpenedCheckpoint opened;
+  opened.path = resolve_resume_path(given, flag);
+  opened.checkpoint = load_checkpoint(opened.path);
+  return opened;
 }
 
 std::unique_ptr<PerformerLM> make_model(const Checkpoint& c) {
@@ -212,40 +214,12 @@ std::unique_ptr<PerformerLM> make_model(const Checkpoint& c) {
 
 std::string model_config_mismatch(const ModelConfig& checkpoint, const ModelConfig& model, const std::string& model_name) {
   std::string out;
-  auto text = [](const auto& v) {
-    using T = std::decay_t<decltype(v)>;
-    if constexpr (std::is_same_v<T, bool>)
-      return std::string(v ? "true" : "false");
-    else if constexpr (std::is_same_v<T, float>)
-      return float_str(v);
-    else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
-      return to_string(v);
-    else
-      return std::to_string(v);
-  };
-  auto field = [&](const char* name, const auto& want, const auto& have) {
-    if (want == have) return;
-    out += std::string(out.empty() ? "" : ", ") + name + " " + text(want) + " in the checkpoint, " + text(have) +
-           " " + model_name;
-  };
-  // Every field but dropout and redraw_every (settings of the run, which may change on resume).
-  field("vocab_size", checkpoint.vocab_size, model.vocab_size);
-  field("dim", checkpoint.dim, model.dim);
-  field("depth", checkpoint.depth, model.depth);
-  field("heads", checkpoint.heads, model.heads);
-  field("ff_hidden", checkpoint.ff_hidden, model.ff_hidden);
-  field("features", checkpoint.features, model.features);
-  field("max_seq_len", checkpoint.max_seq_len, model.max_seq_len);
-  field("attention", checkpoint.attention, model.attention);
-  field("causal", checkpoint.causal, model.causal);
-  field("positions", checkpoint.positions, model.positions);
-  field("tie_embeddings", checkpoint.tie_embeddings, model.tie_embeddings);
-  field("orthogonal_features", checkpoint.orthogonal_features, model.orthogonal_features);
-  field("kernel_eps", checkpoint.kernel_eps, model.kernel_eps);
-  field("chunk_size", checkpoint.chunk_size, model.chunk_size);
-  field("shared_key_shift", checkpoint.shared_key_shift, model.shared_key_shift);
-  field("antithetic_features", checkpoint.antithetic_features, model.antithetic_features);
-  field("seed", checkpoint.seed, model.seed);
+  // Every field that is fixed for the life of a model (all but dropout and redraw_every).
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    if (!f.fixed || checkpoint.*member == model.*member) return;
+    out += std::string(out.empty() ? "" : ", ") + f.name + " " + model_field_text(checkpoint.*member) +
+           " in the checkpoint, " + model_field_text(model.*member) + " " + model_name;
+  });
   return out;
 }
 

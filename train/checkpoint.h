@@ -16,7 +16,7 @@
 //              data_cursor    DataCursor (epoch, position, data generator state, fingerprint)
 // Loading reads the whole file, checks the header, that the size matches the frame (else
 // "truncated"), and the CRC (else "corrupt"), and only then parses the payload; nothing is
-// changed anywhere until all of that passed. Writing is atomic (autograd/atomic_file.h).
+// changed anywhere until all of that passed. Writing is atomic (base/atomic_file.h).
 //
 // In a user's own loop:
 //   pf::save_checkpoint("run/step-100.ckpt", model, optimizer, data, step);
@@ -30,7 +30,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "data/cursor.h"
 #include "data/data_module.h"
 #include "data/vocab.h"
@@ -88,10 +88,19 @@ class CheckpointError : public std::runtime_error {
 std::string serialize_checkpoint(const Checkpoint& c);
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
 
-// Atomic write (autograd/atomic_file.h); throws std::runtime_error on I/O errors.
-void save_checkpoint(const Checkpoint& c, const std::string& path);
+// Atomic write (base/atomic_file.h); throws std::runtime_error on I/O errors.
+void save_checkpoint(const std::string& path, const Checkpoint& c);
 // Throws CheckpointError.
 Checkpoint load_checkpoint(const std::string& path);
+
+// What performer-eval, performer-generate and performer-export open: `given` is a checkpoint file or
+// a run directory (its latest checkpoint, train/run_directory.h); `flag` names it in messages.
+struct OpenedCheckpoint {
+  std::string path;  // the file read
+  Checkpoint checkpoint;
+};
+// Throws (CheckpointError or std::invalid_argument) with a message naming the flag and the file.
+OpenedCheckpoint open_checkpoint(const std::string& given, const std::string& flag = "--checkpoint");
 
 // A checkpoint of the live objects (copies of their state). `config` describes the run; when null it
 // is reconstructed from the model's and data's configs and the optimizer's kind and lr.

@@ -1,5 +1,7 @@
 #include "train/cli.h"
 
+#include "performer/presets.h"
+
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <stdexcept>
@@ -63,20 +65,13 @@ TrainConfig TrainCli::fresh_config() const {
   return c;
 }
 
-ParseOutcome parse_train_cli(int argc, const char* const* argv) {
-  ParseOutcome outcome;
-  CLI::App app{
-      "performer-train: train a Performer language model (FAVOR+ attention) on text or protein sequences.\n"
-      "With no arguments it trains a small causal protein model on the UniProt sample of the Debian\n"
-      "package mmseqs2-examples for a few minutes, evaluates it, prints a sample and saves a checkpoint.",
-      "performer-train"};
-  app.set_version_flag("--version", "performer-train 0.1.0");
-  app.set_config("--config", "", "read flags from a TOML or INI file (keys are the flag names without --)");
-  app.get_formatter()->column_width(34);
-  app.option_defaults()->always_capture_default();
+namespace {
 
-  TrainConfig values;  // CLI11 writes here; only the flags it saw are used
-  std::vector<std::pair<std::string, CLI::Option*>> options;
+using FlagOptions = std::vector<std::pair<std::string, CLI::Option*>>;
+
+// One CLI11 option per TrainConfig field (train_config.h visit_fields), writing into `values`.
+FlagOptions add_config_flags(CLI::App& app, TrainConfig& values) {
+  FlagOptions options;
   visit_fields([&](const FieldInfo& f, auto member) {
     const char* key = f.key;
     const char* help = f.help;
@@ -95,9 +90,11 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
     opt->group(f.group);
     options.emplace_back(key, opt);
   });
+  return options;
+}
 
-  TrainCli& cli = outcome.cli;
-  std::string resume_from;
+// The flags that are not configuration fields: --resume, --stop-at, --overwrite, --print-config.
+CLI::Option* add_run_flags(CLI::App& app, TrainCli& cli, std::string& resume_from) {
   CLI::Option* resume = app.add_option("--resume", resume_from,
                                        "continue a run: a checkpoint file, or a run directory (its latest "
                                        "checkpoint); alone, the --out directory")
@@ -111,31 +108,58 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
       ->group("Run");
   app.add_flag("--print-config", cli.print_config, "print the effective configuration file and exit")->group("Run");
   resume->configurable(false);
+  return resume;
+}
 
-  for (int i = 0; i < argc; ++i) cli.command_line += (i ? " " : "") + shell_quote(argv[i]);
+// cli.requested: the preset's keys first, then every flag given (command line or config file) on
+// top. False (after printing the error) for an unknown preset.
+bool collect_requested(const FlagOptions& options, const TrainConfig& values, TrainCli& cli) {
+  const auto preset = std::find_if(options.begin(), options.end(), [](auto& o) { return o.first == "preset"; });
+  if (preset->second->count() > 0 && !values.preset.empty()) {
+    const auto it = presets().find(values.preset);
+    if (it == presets().end()) {
+      std::fprintf(stderr, "performer-train: error: --preset '%s': unknown value (expected one of: %s)\n",
+                   values.preset.c_str(), shape_preset_names().c_str());
+      return false;
+    }
+    for (const auto& [key, value] : it->second) cli.requested[key] = value;
+  }
+  for (const auto& [key, opt] : options)
+    if (opt->count() > 0) cli.requested[key] = field_text(values, key);
+  return true;
+}
+
+}  // namespace
+
+ParseOutcome parse_train_cli(int argc, const char* const* argv) {
+  ParseOutcome outcome;
+  CLI::App app{
+      "performer-train: train a Performer language model (FAVOR+ attention) on text or protein sequences.\n"
+      "With no arguments it trains a small causal protein model on the UniProt sample of the Debian\n"
+      "package mmseqs2-examples for a few minutes, evaluates it, prints a sample and saves a checkpoint.",
+      "performer-train"};
+  app.set_version_flag("--version", "performer-train 0.1.0");
+  app.set_config("--config", "", "read flags from a TOML or INI file (keys are the flag names without --)");
+  app.get_formatter()->column_width(34);
+  app.option_defaults()->always_capture_default();
+
+  TrainConfig values;  // CLI11 writes here; only the flags it saw are used
+  const FlagOptions options = add_config_flags(app, values);
+  TrainCli& cli = outcome.cli;
+  std::string resume_from;
+  CLI::Option* resume = add_run_flags(app, cli, resume_from);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     outcome.exit_code = app.exit(e);
     return outcome;
   }
-
   cli.resume = resume->count() > 0;
   cli.resume_from = resume_from;
-  // The preset first, then the flags given (command line or config file) on top.
-  const auto preset = std::find_if(options.begin(), options.end(), [](auto& o) { return o.first == "preset"; });
-  if (preset->second->count() > 0 && !values.preset.empty()) {
-    const auto it = presets().find(values.preset);
-    if (it == presets().end()) {
-      std::fprintf(stderr, "performer-train: error: --preset '%s': unknown value (expected one of: tiny, small, b1)\n",
-                   values.preset.c_str());
-      outcome.exit_code = 2;
-      return outcome;
-    }
-    for (const auto& [key, value] : it->second) cli.requested[key] = value;
+  if (!collect_requested(options, values, cli)) {
+    outcome.exit_code = 2;
+    return outcome;
   }
-  for (const auto& [key, opt] : options)
-    if (opt->count() > 0) cli.requested[key] = field_text(values, key);
   outcome.ok = true;
   return outcome;
 }

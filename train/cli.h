@@ -26,7 +26,6 @@ struct TrainCli {
   int64_t stop_at = 0;
   bool overwrite = false;
   bool print_config = false;
-  std::string command_line;   // argv joined, for messages
 
   // A fresh run's config: defaults, then the requested values; a default --heads that does not divide
   // the requested --dim becomes the largest count below it that does. Paths are made absolute; `out` is left

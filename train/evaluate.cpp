@@ -1,5 +1,7 @@
 #include "train/evaluate.h"
 
+#include "train/trainer.h"
+
 #include <cmath>
 #include <limits>
 #include <map>
@@ -25,40 +27,33 @@ EvalMetrics EvalMetrics::from(const LossStats& s, int64_t batches) {
   return m;
 }
 
-Var batch_loss(PerformerLM& model, const Batch& batch, LossStats* stats) {
-  const int64_t B = batch.batch, T = batch.seq;
-  Var logits = model.forward(batch.inputs, B, T, &batch.key_mask);  // (B,T,V)
-  const int64_t V = logits.size(-1);
-  Var loss = cross_entropy(reshape(logits, {B * T, V}), batch.targets);  // mean over targets
-  if (stats) {
-    const int64_t n = batch.num_targets();
-    LossStats s;
-    s.targets = n;
-    s.target_bytes = batch.target_bytes;
-    s.loss_sum = static_cast<double>(loss.item()) * static_cast<double>(n);
-    const float* z = logits.value().data();
-    for (int64_t r = 0; r < B * T; ++r) {
-      const int32_t target = batch.targets[static_cast<size_t>(r)];
-      if (target == kIgnoreIndex) continue;
-      const float* row = z + r * V;
-      int64_t best = 0;
-      for (int64_t v = 1; v < V; ++v)
-        if (row[v] > row[best]) best = v;
-      s.correct += (best == target);
-    }
-    stats->add(s);
+LossStats batch_stats(PerformerLM& model, const Batch& batch) {
+  NoGradGuard no_grad;
+  Var logits;
+  const Var loss = batch_loss(model, batch, &logits);
+  const int64_t rows = batch.batch * batch.seq, V = logits.size(-1);
+  LossStats s;
+  s.targets = batch.num_targets();
+  s.target_bytes = batch.target_bytes;
+  s.loss_sum = static_cast<double>(loss.item()) * static_cast<double>(s.targets);
+  const float* z = logits.value().data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t target = batch.targets[static_cast<size_t>(r)];
+    if (target == kIgnoreIndex) continue;
+    const float* row = z + r * V;
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (row[v] > row[best]) best = v;
+    s.correct += (best == target);
   }
-  return loss;
+  return s;
 }
 
 EvalMetrics evaluate(PerformerLM& model, const std::vector<Batch>& batches) {
   const bool was_training = model.is_training();
   model.eval();
   LossStats total;
-  {
-    NoGradGuard no_grad;
-    for (const Batch& b : batches) batch_loss(model, b, &total);
-  }
+  for (const Batch& b : batches) total.add(batch_stats(model, b));
   model.train(was_training);
   return EvalMetrics::from(total, static_cast<int64_t>(batches.size()));
 }

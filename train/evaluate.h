@@ -42,10 +42,9 @@ struct EvalMetrics {
   static EvalMetrics from(const LossStats& s, int64_t batches);
 };
 
-// Mean cross-entropy of the model's logits (B,T,V) against the batch targets (kIgnoreIndex skipped);
-// recorded on the tape when recording is on. 0 (no gradient) when the batch has no target.
-// If stats is given, the summed loss, target count and correct predictions of this batch are added.
-Var batch_loss(PerformerLM& model, const Batch& batch, LossStats* stats = nullptr);
+// The loss, target count and arg-max hits of one batch, without a tape (the training loss is
+// batch_loss in train/trainer.h).
+LossStats batch_stats(PerformerLM& model, const Batch& batch);
 
 // Evaluation mode, no tape; restores the model's training mode afterwards.
 EvalMetrics evaluate(PerformerLM& model, const std::vector<Batch>& batches);

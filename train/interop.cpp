@@ -1,4 +1,5 @@
 #include "train/interop.h"
+#include "base/format.h"
 
 #include "data/base64.h"
 #include "data/tokenizer.h"
@@ -14,81 +15,25 @@ namespace pf {
 
 namespace {
 
-// The shortest decimal text that reads back to exactly this float.
-std::string float_text(float v) {
-  char buf[32];
-  for (int precision = 1; precision <= 9; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, static_cast<double>(v));
-    if (std::strtof(buf, nullptr) == v) break;
-  }
-  return buf;
+// Calls f(name, member pointer, compared) for every ModelConfig field (ModelConfig::visit_fields);
+// `compared` is false for the fields that belong to a run rather than to the weights (seed,
+// dropout, redraw_every).
+template <class F>
+void visit_model_fields(F&& f) {
+  ModelConfig::visit_fields([&](const ModelField& field, auto member) { f(field.name, member, field.weights); });
 }
 
 template <class T>
 std::string text(const T& v) {
-  if constexpr (std::is_same_v<T, bool>)
-    return v ? "true" : "false";
-  else if constexpr (std::is_same_v<T, float>)
-    return float_text(v);
-  else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
-    return to_string(v);
-  else
-    return std::to_string(v);
+  return model_field_text(v);
 }
 
 // Parses the text form of one field; throws std::invalid_argument describing the bad value.
 template <class T>
 T parse(const std::string& s) {
-  auto bad = [&](const char* expected) { return std::invalid_argument("'" + s + "' is not " + expected); };
-  if constexpr (std::is_same_v<T, bool>) {
-    if (s == "true") return true;
-    if (s == "false") return false;
-    throw bad("true or false");
-  } else if constexpr (std::is_same_v<T, float>) {
-    char* end = nullptr;
-    errno = 0;
-    const float v = std::strtof(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE) throw bad("a number");
-    return v;
-  } else if constexpr (std::is_same_v<T, AttentionKind>) {
-    return parse_attention(s);
-  } else if constexpr (std::is_same_v<T, PositionKind>) {
-    return parse_positions(s);
-  } else {
-    static_assert(std::is_integral_v<T>);
-    char* end = nullptr;
-    errno = 0;
-    const long long v = std::strtoll(s.c_str(), &end, 10);
-    if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || (std::is_unsigned_v<T> && v < 0))
-      throw bad("an integer");
-    return static_cast<T>(v);
-  }
-}
-
-// Calls f(name, member pointer, compared) for every ModelConfig field; `compared` is false for the
-// fields that belong to a run rather than to the weights (seed, dropout, redraw_every).
-template <class F>
-void visit_model_fields(F&& f) {
-  using M = ModelConfig;
-  f("vocab_size", &M::vocab_size, true);
-  f("dim", &M::dim, true);
-  f("depth", &M::depth, true);
-  f("heads", &M::heads, true);
-  f("ff_hidden", &M::ff_hidden, true);
-  f("features", &M::features, true);
-  f("max_seq_len", &M::max_seq_len, true);
-  f("attention", &M::attention, true);
-  f("causal", &M::causal, true);
-  f("positions", &M::positions, true);
-  f("tie_embeddings", &M::tie_embeddings, true);
-  f("dropout", &M::dropout, false);
-  f("orthogonal_features", &M::orthogonal_features, true);
-  f("redraw_every", &M::redraw_every, false);
-  f("kernel_eps", &M::kernel_eps, true);
-  f("chunk_size", &M::chunk_size, true);
-  f("shared_key_shift", &M::shared_key_shift, true);
-  f("antithetic_features", &M::antithetic_features, true);
-  f("seed", &M::seed, false);
+  T v{};
+  parse_model_field("value", s, v);
+  return v;
 }
 
 }  // namespace

@@ -14,9 +14,140 @@
 
 namespace {
 
-int fail(const std::string& message) {
-  std::fprintf(stderr, "performer-eval: error: %s\n", message.c_str());
-  return 2;
+// A refusal: printed by main, exit code 2.
+struct Refused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct EvalArgs {
+  std::string checkpoint_path;
+  std::vector<std::string> data;
+  bool json = false;
+  int64_t batches = 0, batch_size = 0, threads = 0;
+  std::string precision;
+};
+
+void add_options(CLI::App& app, EvalArgs& a) {
+  app.add_option("--checkpoint", a.checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
+      ->required();
+  app.add_option("--data", a.data, "corpus files to evaluate on (same kind as the training data)")
+      ->required()
+      ->expected(1, -1);
+  app.add_flag("--json", a.json, "print one JSON object on stdout instead of text");
+  app.add_option("--batches", a.batches, "evaluate at most this many batches (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-size", a.batch_size, "rows per batch (default: the training batch size)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--precision", a.precision,
+                 "matrix products: fp32, bf16 or auto (default: the checkpoint's run setting, so that the loss "
+                 "equals the run's own evaluation)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+}
+
+// The checkpoint's run configuration, adjusted to this evaluation (precision, batch size, format).
+pf::TrainConfig eval_config(const EvalArgs& a, const pf::Checkpoint& ckpt) {
+  pf::TrainConfig tc = ckpt.config;
+  if (!a.precision.empty()) tc.precision = a.precision;
+  try {
+    pf::set_matmul_precision(tc.matmul_precision());
+  } catch (const std::exception& e) {
+    throw Refused(std::string("--precision ") + tc.precision + ": " + e.what());
+  }
+  tc.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? "fasta" : "text";
+  if (a.batch_size > 0) tc.batch_size = a.batch_size;
+  return tc;
+}
+
+// The files to score, read whole (no train split, no minimum length), with the checkpoint's vocabulary.
+pf::DataModule load_data(const EvalArgs& a, const pf::TrainConfig& tc, const pf::Checkpoint& ckpt) {
+  for (const std::string& f : a.data)
+    if (!std::ifstream(f)) throw Refused("--data " + f + ": cannot open the file");
+  pf::DataConfig dc = tc.data_config();
+  dc.train_files.clear();
+  dc.val_files = a.data;
+  dc.eval_only = true;
+  dc.tokenizer_proto = ckpt.vocab.model_proto();  // a SentencePiece model evaluates with its embedded tokenizer
+  dc.tokenizer_model.clear();
+  pf::DataModule dm = [&] {
+    try {
+      return pf::DataModule(dc);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(
+          std::string("--data: ") + e.what() + " (performer-eval reads the data with the checkpoint's --seq-len " +
+          std::to_string(tc.seq_len) + " and --batch-size " + std::to_string(tc.batch_size) + ")");
+    }
+  }();
+  if (!(dm.vocab() == ckpt.vocab))
+    throw Refused("--data is " + dm.vocab().name() + " data but the model was trained with the " + ckpt.vocab.name() +
+                  " vocabulary");
+  for (const std::string& w : dm.warnings()) std::fprintf(stderr, "performer-eval: warning: %s\n", w.c_str());
+  return dm;
+}
+
+void print_json(const EvalArgs& a, const pf::OpenedCheckpoint& opened, bool mlm, const pf::EvalMetrics& m,
+                double unigram) {
+  std::string files = "[";
+  for (size_t i = 0; i < a.data.size(); ++i) files += (i ? "," : "") + pf::json_string(a.data[i]);
+  files += "]";
+  std::string line = pf::JsonLine()
+                         .add("checkpoint", opened.path)
+                         .add("step", opened.checkpoint.progress.step)
+                         .add("objective", mlm ? "mlm" : "causal")
+                         .add("loss", m.loss)
+                         .add("bits_per_token", m.bits_per_token)
+                         .add("perplexity", m.perplexity)
+                         .add("accuracy", m.accuracy)
+                         .add("tokens", m.tokens)
+                         .add("batches", m.batches)
+                         .add("unigram_entropy", unigram)
+                         .str();
+  if (m.has_bits_per_byte())
+    line.insert(line.size() - 1, ",\"bits_per_byte\":" + pf::json_number(m.bits_per_byte) +
+                                     ",\"bytes\":" + std::to_string(m.bytes));
+  line.insert(line.size() - 1, ",\"data\":" + files);
+  std::printf("%s\n", line.c_str());
+}
+
+void print_text(const EvalArgs& a, const pf::OpenedCheckpoint& opened, const pf::PerformerLM& model,
+                const pf::TrainConfig& tc, const pf::EvalMetrics& m, double unigram) {
+  const bool mlm = !model.config().causal;
+  std::printf("checkpoint: %s (step %lld, %s %s, %lld parameters)\n", opened.path.c_str(),
+              static_cast<long long>(opened.checkpoint.progress.step), pf::to_string(model.config().attention).c_str(),
+              mlm ? "masked LM" : "causal LM", static_cast<long long>(model.num_parameters()));
+  std::string files;
+  for (const std::string& f : a.data) files += (files.empty() ? "" : ", ") + f;
+  std::printf("data: %s (%s)\n", files.c_str(), tc.format.c_str());
+  std::printf("loss %.4f nats/token | %.4f bits/token | perplexity %.3f | %saccuracy %.2f%% (%lld tokens, %lld batches)\n",
+              m.loss, m.bits_per_token, m.perplexity, mlm ? "masked-token " : "", 100.0 * m.accuracy,
+              static_cast<long long>(m.tokens), static_cast<long long>(m.batches));
+  std::printf("unigram entropy of these targets: %.4f nats/token\n", unigram);
+  if (m.has_bits_per_byte())
+    std::printf("%.4f bits per byte of the original text (%lld bytes: every byte but those of the first token)\n",
+                m.bits_per_byte, static_cast<long long>(m.bytes));
+}
+
+int run(const EvalArgs& a) {
+  pf::OpenedCheckpoint opened;
+  try {
+    opened = pf::open_checkpoint(a.checkpoint_path);
+  } catch (const std::exception& e) {
+    throw Refused(e.what());
+  }
+  const pf::TrainConfig tc = eval_config(a, opened.checkpoint);
+  const pf::DataModule dm = load_data(a, tc, opened.checkpoint);
+  std::unique_ptr<pf::PerformerLM> model = pf::make_model(opened.checkpoint);
+  const std::vector<pf::Batch> eval_batches = dm.eval_batches(a.batches);
+  int64_t targets = 0;
+  for (const pf::Batch& b : eval_batches) targets += b.num_targets();
+  if (targets == 0)
+    throw Refused("--data: nothing to score (a causal model needs at least 2 tokens: one to read, one to predict)");
+  const pf::EvalMetrics m = pf::evaluate(*model, eval_batches);
+  const double unigram = pf::unigram_entropy(eval_batches, dm.vocab().size());
+  if (a.json)
+    print_json(a, opened, !model->config().causal, m, unigram);
+  else
+    print_text(a, opened, *model, tc, m, unigram);
+  return 0;
 }
 
 }  // namespace
@@ -26,117 +157,15 @@ int main(int argc, char** argv) {
       "performer-eval: evaluate a checkpoint on a corpus. Every token of every file is scored once (causal: all but\n"
       "the first of each text or record): text in consecutive windows of the model's seq-len (a shorter file is\n"
       "one partial window), each FASTA record framed <bos> ... <eos> in consecutive windows of seq-len.",
-               "performer-eval"};
-  std::string checkpoint_path;
-  std::vector<std::string> data;
-  bool json = false;
-  int64_t batches = 0, batch_size = 0, threads = 0;
-  app.add_option("--checkpoint", checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
-      ->required();
-  app.add_option("--data", data, "corpus files to evaluate on (same kind as the training data)")
-      ->required()
-      ->expected(1, -1);
-  app.add_flag("--json", json, "print one JSON object on stdout instead of text");
-  app.add_option("--batches", batches, "evaluate at most this many batches (0 = all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--batch-size", batch_size, "rows per batch (default: the training batch size)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--threads", threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  std::string precision;
-  app.add_option("--precision", precision,
-                 "matrix products: fp32, bf16 or auto (default: the checkpoint's run setting, so that the loss "
-                 "equals the run's own evaluation)")
-      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+      "performer-eval"};
+  EvalArgs args;
+  add_options(app, args);
   CLI11_PARSE(app, argc, argv);
-  if (threads > 0) pf::set_num_threads(static_cast<int>(threads));
-
+  if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
   try {
-    std::string path;
-    pf::Checkpoint ckpt;
-    try {
-      path = pf::resolve_resume_path(checkpoint_path, "--checkpoint");
-      ckpt = pf::load_checkpoint(path);
-    } catch (const std::exception& e) {
-      return fail(e.what());
-    }
-    pf::TrainConfig tc = ckpt.config;
-    if (!precision.empty()) tc.precision = precision;
-    try {
-      pf::set_matmul_precision(tc.matmul_precision());
-    } catch (const std::exception& e) {
-      return fail(std::string("--precision ") + tc.precision + ": " + e.what());
-    }
-    tc.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? "fasta" : "text";
-    if (batch_size > 0) tc.batch_size = batch_size;
-    for (const std::string& f : data)
-      if (!std::ifstream(f)) return fail("--data " + f + ": cannot open the file");
-    // Evaluation only: the files are read whole (no train split, no minimum length).
-    pf::DataConfig dc = tc.data_config();
-    dc.train_files.clear();
-    dc.val_files = data;
-    dc.eval_only = true;
-    dc.tokenizer_proto = ckpt.vocab.model_proto();  // a SentencePiece model evaluates with its embedded tokenizer
-    dc.tokenizer_model.clear();
-    pf::DataModule dm = [&] {
-      try {
-        return pf::DataModule(dc);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(
-            std::string("--data: ") + e.what() + " (performer-eval reads the data with the checkpoint's --seq-len " +
-            std::to_string(tc.seq_len) + " and --batch-size " + std::to_string(tc.batch_size) + ")");
-      }
-    }();
-    if (!(dm.vocab() == ckpt.vocab))
-      return fail("--data is " + dm.vocab().name() + " data but the model was trained with the " + ckpt.vocab.name() +
-                  " vocabulary");
-    for (const std::string& w : dm.warnings()) std::fprintf(stderr, "performer-eval: warning: %s\n", w.c_str());
-    std::unique_ptr<pf::PerformerLM> model = pf::make_model(ckpt);
-    const std::vector<pf::Batch> eval_batches = dm.eval_batches(batches);
-    int64_t targets = 0;
-    for (const pf::Batch& b : eval_batches) targets += b.num_targets();
-    if (targets == 0)
-      return fail("--data: nothing to score (a causal model needs at least 2 tokens: one to read, one to predict)");
-    const pf::EvalMetrics m = pf::evaluate(*model, eval_batches);
-    const double unigram = pf::unigram_entropy(eval_batches, dm.vocab().size());
-    const bool mlm = !model->config().causal;
-    if (json) {
-      std::string files = "[";
-      for (size_t i = 0; i < data.size(); ++i) files += (i ? "," : "") + pf::json_string(data[i]);
-      files += "]";
-      std::string line = pf::JsonLine()
-                             .add("checkpoint", path)
-                             .add("step", ckpt.progress.step)
-                             .add("objective", mlm ? "mlm" : "causal")
-                             .add("loss", m.loss)
-                             .add("bits_per_token", m.bits_per_token)
-                             .add("perplexity", m.perplexity)
-                             .add("accuracy", m.accuracy)
-                             .add("tokens", m.tokens)
-                             .add("batches", m.batches)
-                             .add("unigram_entropy", unigram)
-                             .str();
-      if (m.has_bits_per_byte())
-        line.insert(line.size() - 1, ",\"bits_per_byte\":" + pf::json_number(m.bits_per_byte) +
-                                         ",\"bytes\":" + std::to_string(m.bytes));
-      line.insert(line.size() - 1, ",\"data\":" + files);
-      std::printf("%s\n", line.c_str());
-    } else {
-      std::printf("checkpoint: %s (step %lld, %s %s, %lld parameters)\n", path.c_str(),
-                  static_cast<long long>(ckpt.progress.step), pf::to_string(model->config().attention).c_str(),
-                  mlm ? "masked LM" : "causal LM", static_cast<long long>(model->num_parameters()));
-      std::string files;
-      for (const std::string& f : data) files += (files.empty() ? "" : ", ") + f;
-      std::printf("data: %s (%s)\n", files.c_str(), tc.format.c_str());
-      std::printf(
-          "loss %.4f nats/token | %.4f bits/token | perplexity %.3f | %saccuracy %.2f%% (%lld tokens, %lld batches)\n",
-          m.loss, m.bits_per_token, m.perplexity, mlm ? "masked-token " : "", 100.0 * m.accuracy,
-          static_cast<long long>(m.tokens), static_cast<long long>(m.batches));
-      std::printf("unigram entropy of these targets: %.4f nats/token\n", unigram);
-      if (m.has_bits_per_byte())
-        std::printf("%.4f bits per byte of the original text (%lld bytes: every byte but those of the first token)\n",
-                    m.bits_per_byte, static_cast<long long>(m.bytes));
-    }
+    return run(args);
   } catch (const std::exception& e) {
-    return fail(e.what());
+    std::fprintf(stderr, "performer-eval: error: %s\n", e.what());
+    return 2;
   }
-  return 0;
 }

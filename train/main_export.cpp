@@ -31,20 +31,18 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "the safetensors file to write (replaced atomically if it exists)")->required();
   CLI11_PARSE(app, argc, argv);
 
-  std::string path;
-  pf::Checkpoint ckpt;
+  pf::OpenedCheckpoint opened;
   std::unique_ptr<pf::PerformerLM> model;
   try {
-    path = pf::resolve_resume_path(checkpoint_path, "--checkpoint");
-    ckpt = pf::load_checkpoint(path);
-    model = pf::make_model(ckpt);
+    opened = pf::open_checkpoint(checkpoint_path);
+    model = pf::make_model(opened.checkpoint);
   } catch (const std::exception& e) {
     return fail(2, e.what());
   }
   std::error_code ec;
   if (std::filesystem::is_directory(out, ec)) return fail(2, "--out " + out + ": is a directory; give a file name");
   try {
-    pf::export_safetensors(*model, ckpt.vocab, ckpt.progress.step, out);
+    pf::export_safetensors(*model, opened.checkpoint.vocab, opened.checkpoint.progress.step, out);
   } catch (const std::exception& e) {
     return fail(1, std::string("--out: ") + e.what());
   }
@@ -55,7 +53,7 @@ int main(int argc, char** argv) {
   std::printf("wrote %s: %zu tensors, %lld float32 values (%lld parameters, %lld in buffers), %lld bytes; the model of "
               "%s at step %lld\n",
               out.c_str(), state.size(), values, params, values - params,
-              static_cast<long long>(std::filesystem::file_size(out, ec)), path.c_str(),
-              static_cast<long long>(ckpt.progress.step));
+              static_cast<long long>(std::filesystem::file_size(out, ec)), opened.path.c_str(),
+              static_cast<long long>(opened.checkpoint.progress.step));
   return 0;
 }

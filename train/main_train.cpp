@@ -13,7 +13,8 @@
 
 #include "autograd/gemm.h"
 #include "autograd/parallel.h"
-#include "autograd/atomic_file.h"
+#include "base/atomic_file.h"
+#include "base/format.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
 #include "train/fit.h"
@@ -25,9 +26,14 @@
 
 namespace {
 
-int fail(int code, const std::string& message) {
+// Ends the run from any phase: the message (if any) on stderr, then `code` from main.
+struct Exit {
+  int code;
+};
+
+[[noreturn]] void exit_with(int code, const std::string& message) {
   std::fprintf(stderr, "performer-train: error: %s\n", message.c_str());
-  return code;
+  throw Exit{code};
 }
 
 std::string timestamped_run_dir() {
@@ -39,156 +45,124 @@ std::string timestamped_run_dir() {
   return std::filesystem::absolute(buf).string();
 }
 
-std::string human_params(int64_t n) {
-  char buf[32];
-  if (n >= 1000000)
-    std::snprintf(buf, sizeof buf, "%.2fM", static_cast<double>(n) / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.1fK", static_cast<double>(n) / 1e3);
-  return buf;
+// What the command line asks for, checked before anything is written.
+struct Plan {
+  pf::TrainConfig config;
+  std::optional<pf::Checkpoint> ckpt;  // set when resuming
+  std::string resume_path;
+};
+
+pf::TrainConfig resume_config(const pf::TrainCli& cli, Plan& plan) {
+  if (cli.requested.count("init-from"))
+    exit_with(2, "--init-from starts a new run from a file's weights; it cannot be combined with --resume "
+                 "(a resumed run continues its checkpoint's weights)");
+  std::string from = cli.resume_from;
+  if (from.empty()) {
+    if (!cli.requested.count("out"))
+      exit_with(2, "--resume without a value continues the run in --out; give --out DIR or --resume DIR|FILE");
+    from = cli.fresh_config().out;
+  }
+  plan.resume_path = pf::resolve_resume_path(from);
+  plan.ckpt = pf::load_checkpoint(plan.resume_path);
+  pf::TrainConfig config = pf::merge_for_resume(plan.ckpt->config, cli, plan.resume_path);
+  if (!cli.requested.count("out")) config.out = std::filesystem::absolute(plan.resume_path).parent_path().string();
+  return config;
 }
 
-int run(int argc, char** argv) {
-  pf::ParseOutcome parsed = pf::parse_train_cli(argc, argv);
-  if (!parsed.ok) return parsed.exit_code;
-  const pf::TrainCli& cli = parsed.cli;
-
-  // ---- decide the configuration; nothing is written until everything has been checked
-  pf::TrainConfig config;
-  std::optional<pf::Checkpoint> ckpt;
-  std::string resume_path;
+// Phase 1: the configuration (fresh or resumed), validated; --print-config ends here.
+Plan choose_config(const pf::TrainCli& cli) {
+  Plan plan;
   try {
     if (cli.resume) {
-      if (cli.requested.count("init-from"))
-        return fail(2, "--init-from starts a new run from a file's weights; it cannot be combined with --resume "
-                       "(a resumed run continues its checkpoint's weights)");
-      std::string from = cli.resume_from;
-      if (from.empty()) {
-        if (!cli.requested.count("out"))
-          return fail(2, "--resume without a value continues the run in --out; give --out DIR or --resume DIR|FILE");
-        from = cli.fresh_config().out;
-      }
-      resume_path = pf::resolve_resume_path(from);
-      ckpt = pf::load_checkpoint(resume_path);
-      config = pf::merge_for_resume(ckpt->config, cli, resume_path);
-      if (!cli.requested.count("out")) config.out = std::filesystem::absolute(resume_path).parent_path().string();
+      plan.config = resume_config(cli, plan);
     } else {
-      config = cli.fresh_config();
-      if (config.out.empty()) config.out = timestamped_run_dir();
+      plan.config = cli.fresh_config();
+      if (plan.config.out.empty()) plan.config.out = timestamped_run_dir();
     }
-    config.validate();
+    plan.config.validate();
     if (cli.print_config) {
-      std::fputs(pf::to_config_file(config).c_str(), stdout);
-      return 0;
+      std::fputs(pf::to_config_file(plan.config).c_str(), stdout);
+      throw Exit{0};
     }
-    config.check_files();
-    if (cli.stop_at < 0) return fail(2, "--stop-at " + std::to_string(cli.stop_at) + ": must be >= 1");
+    plan.config.check_files();
+    if (cli.stop_at < 0) exit_with(2, "--stop-at " + std::to_string(cli.stop_at) + ": must be >= 1");
   } catch (const pf::CheckpointError& e) {
-    return fail(2, std::string("cannot resume: ") + e.what());
+    exit_with(2, std::string("cannot resume: ") + e.what());
+  } catch (const Exit&) {
+    throw;
   } catch (const std::exception& e) {
-    return fail(2, e.what());
+    exit_with(2, e.what());
   }
+  return plan;
+}
 
-  const pf::RunDirectory dir(config.out);
+// Phase 2: the output directory is ours alone (locked) and holds no other run, unless --overwrite.
+// Returns whether the run writes into a directory other than the one it resumes from.
+bool claim_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::RunDirectory& dir, pf::RunLock& lock) {
+  const pf::TrainConfig& config = plan.config;
   // One process writes into a run directory at a time: the lock is held until this process ends
   // (released by the kernel however it ends). An existing directory is locked before anything else
   // looks at it; a new one right after it is created.
-  pf::RunLock lock;
   try {
     if (std::filesystem::is_directory(config.out)) lock = dir.lock();
   } catch (const pf::RunInUseError& e) {
-    return fail(2, e.what());
+    exit_with(2, e.what());
   } catch (const std::exception& e) {
-    return fail(1, e.what());
+    exit_with(1, e.what());
   }
   // A fresh run, or a resume into another directory, must not mix with a run already there.
   const bool foreign_out =
       !cli.resume || std::filesystem::weakly_canonical(config.out) !=
-                         std::filesystem::weakly_canonical(std::filesystem::absolute(resume_path).parent_path());
+                         std::filesystem::weakly_canonical(std::filesystem::absolute(plan.resume_path).parent_path());
   if (foreign_out && dir.holds_run() && !cli.overwrite)
-    return fail(2, "--out " + config.out +
-                       " already holds a run (checkpoints or metrics.jsonl). Continue it with `performer-train "
-                       "--resume " +
-                       pf::shell_quote(config.out) + "`, start over there with --overwrite, or choose another --out.");
+    exit_with(2, "--out " + config.out +
+                     " already holds a run (checkpoints or metrics.jsonl). Continue it with `performer-train "
+                     "--resume " +
+                     pf::shell_quote(config.out) + "`, start over there with --overwrite, or choose another --out.");
+  return foreign_out;
+}
 
+// Phase 3: data, model and optimizer (from the checkpoint when resuming). Returns the load time.
+double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<pf::Trainer>& trainer) {
+  const pf::TrainConfig& config = plan.config;
   std::fprintf(stderr, "performer-train: %s\n",
-               cli.resume ? ("resuming " + resume_path + " at step " + std::to_string(ckpt->progress.step)).c_str()
+               cli.resume ? ("resuming " + plan.resume_path + " at step " + std::to_string(plan.ckpt->progress.step)).c_str()
                : config.init_from.empty() ? "starting a new run"
                                           : ("starting a new run from the weights of " + config.init_from).c_str());
   std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
   const auto load_start = std::chrono::steady_clock::now();
-  std::unique_ptr<pf::Trainer> trainer;
   try {
-    trainer = ckpt ? std::make_unique<pf::Trainer>(config, *ckpt) : std::make_unique<pf::Trainer>(config);
+    trainer = plan.ckpt ? std::make_unique<pf::Trainer>(config, *plan.ckpt) : std::make_unique<pf::Trainer>(config);
   } catch (const pf::CheckpointError& e) {
-    return fail(2, std::string("cannot resume: ") + e.what());
+    exit_with(2, std::string("cannot resume: ") + e.what());
   } catch (const std::exception& e) {
-    return fail(2, e.what());
+    exit_with(2, e.what());
   }
-  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
-  if (trainer->done()) {
-    std::fprintf(stderr,
-                 "the run is already complete: step %lld of --steps %lld. Give a larger --steps to train further.\n",
-                 static_cast<long long>(trainer->progress().step), static_cast<long long>(config.steps));
-    return 0;
-  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+}
 
-  // ---- from here on the output directory changes
+// Phase 4: from here on the output directory changes.
+void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::Trainer& trainer,
+                           const pf::RunDirectory& dir, pf::RunLock& lock, bool foreign_out) {
   try {
     dir.create();
     if (!lock.held()) lock = dir.lock();
     if (cli.overwrite && foreign_out) dir.clear();
     dir.remove_stale_temp_files();
-    if (ckpt) pf::MetricsLog::truncate_after(dir.metrics_path(), ckpt->progress.step);
-    pf::write_file_atomic(dir.config_path(), pf::to_config_file(config));
+    if (plan.ckpt) pf::MetricsLog::truncate_after(dir.metrics_path(), plan.ckpt->progress.step);
+    pf::write_file_atomic(dir.config_path(), pf::to_config_file(plan.config));
     // The SentencePiece model of the run (also embedded in every checkpoint).
-    if (trainer->data().vocab().kind() == pf::VocabKind::SentencePiece)
-      pf::write_file_atomic(config.out + "/tokenizer.model", trainer->data().vocab().model_proto());
+    if (trainer.data().vocab().kind() == pf::VocabKind::SentencePiece)
+      pf::write_file_atomic(plan.config.out + "/tokenizer.model", trainer.data().vocab().model_proto());
   } catch (const pf::RunInUseError& e) {
-    return fail(2, e.what());
+    exit_with(2, e.what());
   } catch (const std::exception& e) {
-    return fail(1, e.what());
+    exit_with(1, e.what());
   }
+}
 
-  const pf::ModelConfig& mc = trainer->model().config();
-  std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer->data().describe().c_str(), load_s);
-  for (const std::string& w : trainer->data().warnings())
-    std::fprintf(stderr, "performer-train: warning: %s\n", w.c_str());
-  std::fprintf(stderr,
-               "model: %s %s, dim %lld, depth %lld, heads %lld, ff %lld, features %lld, seq %lld, %s parameters\n",
-               pf::to_string(mc.attention).c_str(), mc.causal ? "causal" : "bidirectional (mlm)",
-               static_cast<long long>(mc.dim), static_cast<long long>(mc.depth), static_cast<long long>(mc.heads),
-               static_cast<long long>(mc.ff_hidden), static_cast<long long>(mc.features),
-               static_cast<long long>(config.seq_len), human_params(trainer->model().num_parameters()).c_str());
-  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %s), %d threads, %s products (%s)\n",
-               static_cast<long long>(config.steps), static_cast<long long>(config.batch_size),
-               static_cast<long long>(config.seq_len),
-               config.grad_accum > 1 ? (" x " + std::to_string(config.grad_accum) + " accumulated").c_str() : "",
-               config.optimizer.c_str(), config.lr, config.schedule.c_str(),
-               (std::to_string(config.effective_warmup()) + (config.warmup < 0 ? " = min(50, steps / 10)" : "")).c_str(),
-               pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
-  if (trainer->has_validation()) {
-    const double h = pf::unigram_entropy(trainer->eval_batches(), trainer->data().vocab().size());
-    int64_t targets = 0, bytes = 0;
-    for (const pf::Batch& b : trainer->eval_batches()) {
-      targets += b.num_targets();
-      bytes += b.target_bytes;
-    }
-    if (bytes > 0)
-      std::fprintf(stderr,
-                   "validation reports nats/token and bits per byte of the original text: total nats / ln 2 / %lld "
-                   "bytes (the held-out bytes the %lld scored tokens stand for)\n",
-                   static_cast<long long>(bytes), static_cast<long long>(targets));
-    std::fprintf(stderr,
-                 "validation: %zu batches%s, %lld target tokens scored per evaluation (%s); unigram entropy %.4f nats "
-                 "(%.3f bits)/token: the loss of a model that only knows token frequencies\n",
-                 trainer->eval_batches().size(), config.eval_batches > 0 ? " (at most --eval-batches)" : "",
-                 static_cast<long long>(targets),
-                 trainer->data().format() == pf::Format::Fasta
-                     ? (config.pack ? "records end to end" : "every token of each record, in windows of --seq-len")
-                     : "every token, in windows of --seq-len",
-                 h, h / std::log(2.0));
-  } else {
+void print_validation_banner(const pf::TrainConfig& config, pf::Trainer& trainer) {
+  if (!trainer.has_validation()) {
     if (config.val_data.empty() && config.val_fraction > 0)
       std::fprintf(stderr,
                    "validation: none (the --val-fraction %g split of this small corpus holds nothing to score; give "
@@ -196,12 +170,55 @@ int run(int argc, char** argv) {
                    config.val_fraction);
     else
       std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
+    return;
   }
+  const double h = pf::unigram_entropy(trainer.eval_batches(), trainer.data().vocab().size());
+  int64_t targets = 0, bytes = 0;
+  for (const pf::Batch& b : trainer.eval_batches()) {
+    targets += b.num_targets();
+    bytes += b.target_bytes;
+  }
+  if (bytes > 0)
+    std::fprintf(stderr,
+                 "validation reports nats/token and bits per byte of the original text: total nats / ln 2 / %lld "
+                 "bytes (the held-out bytes the %lld scored tokens stand for)\n",
+                 static_cast<long long>(bytes), static_cast<long long>(targets));
+  std::fprintf(stderr,
+               "validation: %zu batches%s, %lld target tokens scored per evaluation (%s); unigram entropy %.4f nats "
+               "(%.3f bits)/token: the loss of a model that only knows token frequencies\n",
+               trainer.eval_batches().size(), config.eval_batches > 0 ? " (at most --eval-batches)" : "",
+               static_cast<long long>(targets),
+               trainer.data().format() == pf::Format::Fasta
+                   ? (config.pack ? "records end to end" : "every token of each record, in windows of --seq-len")
+                   : "every token, in windows of --seq-len",
+               h, h / std::log(2.0));
+}
+
+// Phase 5: what is about to run, on stderr.
+void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Trainer& trainer, double load_s) {
+  std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer.data().describe().c_str(), load_s);
+  for (const std::string& w : trainer.data().warnings())
+    std::fprintf(stderr, "performer-train: warning: %s\n", w.c_str());
+  std::fprintf(stderr, "model: %s parameters; %s\n",
+               pf::human_count(static_cast<double>(trainer.model().num_parameters())).c_str(),
+               trainer.model().config().describe().c_str());
+  std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %s), %d threads, %s products (%s)\n",
+               static_cast<long long>(config.steps), static_cast<long long>(config.batch_size),
+               static_cast<long long>(config.seq_len),
+               config.grad_accum > 1 ? (" x " + std::to_string(config.grad_accum) + " accumulated").c_str() : "",
+               config.optimizer.c_str(), config.lr, config.schedule.c_str(),
+               (std::to_string(config.effective_warmup()) + (config.warmup < 0 ? " = min(50, steps / 10)" : "")).c_str(),
+               pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
+  print_validation_banner(config, trainer);
   std::fprintf(stderr, "output: %s%s\n", config.out.c_str(),
                cli.resume || cli.requested.count("out") ? ""
                                                        : " (no --out given: runs/<date>-<time> under the current "
                                                          "directory)");
+}
 
+// Phase 6: the loop (train/fit.h), stopped cleanly by SIGINT / SIGTERM.
+pf::FitResult train(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Trainer& trainer,
+                    const pf::RunDirectory& dir) {
   pf::install_stop_handlers();
   pf::ProgressPrinter progress(stderr, config.steps);
   pf::FitOptions options;
@@ -209,9 +226,10 @@ int run(int argc, char** argv) {
   options.stop_at = cli.stop_at;
   options.should_stop = [] { return pf::stop_requested(); };
   options.progress = &progress;
-  pf::FitResult result;
   try {
-    result = pf::fit(*trainer, options);
+    pf::FitResult result = pf::fit(trainer, options);
+    progress.finish();
+    return result;
   } catch (const std::exception& e) {
     progress.finish();
     std::string message = e.what();
@@ -219,49 +237,50 @@ int run(int argc, char** argv) {
     if (!latest.empty())
       message += "\nthe newest checkpoint on disk is " + latest + "; once the cause is fixed, resume with:\n  " +
                  "performer-train --resume " + pf::shell_quote(config.out);
-    return fail(1, message);
+    exit_with(1, message);
   }
-  progress.finish();
+}
 
+// Phase 7a: a run that ended early (non-finite steps, a signal, --stop-at): what happened, how to go on.
+int report_early_stop(const pf::TrainConfig& config, const pf::Trainer& trainer, const pf::FitResult& result) {
   const std::string resume_cmd = "performer-train --resume " + pf::shell_quote(config.out);
-  switch (result.status) {
-    case pf::FitStatus::NonFinite:
-      std::fprintf(stderr,
-                   "performer-train: stopped: %lld non-finite steps in a row (last at step %lld); the parameters were "
-                   "never updated with them. Lower --lr, raise --warmup or set --clip. The last good state is in %s\n",
-                   static_cast<long long>(trainer->progress().nonfinite_in_row), static_cast<long long>(result.step),
-                   result.last_checkpoint.c_str());
-      return 3;
-    case pf::FitStatus::Stopped: {
-      const int sig = pf::stop_signal();
-      if (sig != 0) {
-        std::fprintf(stderr,
-                     "performer-train: interrupted by %s after step %lld of %lld; checkpoint written to %s\n"
-                     "resume with:\n  %s\n",
-                     pf::signal_name(sig), static_cast<long long>(result.step), static_cast<long long>(config.steps),
-                     result.last_checkpoint.c_str(), resume_cmd.c_str());
-        return 128 + sig;
-      }
-      std::fprintf(stderr,
-                   "performer-train: stopped after step %lld of %lld (--stop-at); checkpoint written to %s\n"
-                   "resume with:\n  %s\n",
-                   static_cast<long long>(result.step), static_cast<long long>(config.steps),
-                   result.last_checkpoint.c_str(), resume_cmd.c_str());
-      return 0;
-    }
-    case pf::FitStatus::TimeLimit:
-    case pf::FitStatus::Finished:
-      break;
+  if (result.status == pf::FitStatus::NonFinite) {
+    std::fprintf(stderr,
+                 "performer-train: stopped: %lld non-finite steps in a row (last at step %lld); the parameters were "
+                 "never updated with them. Lower --lr, raise --warmup or set --clip. The last good state is in %s\n",
+                 static_cast<long long>(trainer.progress().nonfinite_in_row), static_cast<long long>(result.step),
+                 result.last_checkpoint.c_str());
+    return 3;
   }
+  const int sig = pf::stop_signal();
+  if (sig != 0) {
+    std::fprintf(stderr,
+                 "performer-train: interrupted by %s after step %lld of %lld; checkpoint written to %s\n"
+                 "resume with:\n  %s\n",
+                 pf::signal_name(sig), static_cast<long long>(result.step), static_cast<long long>(config.steps),
+                 result.last_checkpoint.c_str(), resume_cmd.c_str());
+    return 128 + sig;
+  }
+  std::fprintf(stderr,
+               "performer-train: stopped after step %lld of %lld (--stop-at); checkpoint written to %s\n"
+               "resume with:\n  %s\n",
+               static_cast<long long>(result.step), static_cast<long long>(config.steps),
+               result.last_checkpoint.c_str(), resume_cmd.c_str());
+  return 0;
+}
 
+// Phase 7b: a finished (or time-limited) run: results, a sample, where the files are.
+void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf::FitResult& result,
+                   const pf::RunDirectory& dir) {
+  const std::string resume_cmd = "performer-train --resume " + pf::shell_quote(config.out);
   if (result.status == pf::FitStatus::TimeLimit)
     std::printf("time limit: stopped at step %lld of %lld after %s of training (--time-limit %g s); resume with a "
                 "larger --time-limit to go on:\n  %s --time-limit SECONDS\n",
                 static_cast<long long>(result.step), static_cast<long long>(config.steps),
-                pf::format_duration(trainer->progress().elapsed_s).c_str(), config.time_limit, resume_cmd.c_str());
+                pf::format_duration(trainer.progress().elapsed_s).c_str(), config.time_limit, resume_cmd.c_str());
   else
     std::printf("finished %lld steps in %s (%s this run)\n", static_cast<long long>(result.step),
-                pf::format_duration(trainer->progress().elapsed_s).c_str(), pf::format_duration(result.seconds).c_str());
+                pf::format_duration(trainer.progress().elapsed_s).c_str(), pf::format_duration(result.seconds).c_str());
   if (result.evaluated) {
     const pf::EvalMetrics& m = result.last_eval;
     std::printf(
@@ -270,23 +289,46 @@ int run(int argc, char** argv) {
     if (m.has_bits_per_byte())
       std::printf("validation: %.4f bits per byte of the original text (%lld bytes)\n", m.bits_per_byte,
                   static_cast<long long>(m.bytes));
-    std::printf("best validation loss %.4f at step %lld\n", trainer->progress().best_val_loss,
-                static_cast<long long>(trainer->progress().best_step));
+    std::printf("best validation loss %.4f at step %lld\n", trainer.progress().best_val_loss,
+                static_cast<long long>(trainer.progress().best_step));
   }
-  if (config.sample_tokens > 0 && trainer->model().config().causal) {
+  const bool causal = trainer.model().config().causal;
+  if (config.sample_tokens > 0 && causal) {
     bool stopped = false;
-    const std::string text = trainer->sample(config.sample_tokens, &stopped);
+    const std::string text = trainer.sample(config.sample_tokens, &stopped);
     std::printf("sample%s:\n%s\n", stopped ? " (ended at <eos>)" : "", text.c_str());
   }
+  const std::string last = pf::shell_quote(result.last_checkpoint);
   std::printf("checkpoint: %s\n", result.last_checkpoint.c_str());
   if (!result.best_checkpoint.empty() || std::filesystem::exists(dir.best_path()))
     std::printf("best checkpoint: %s\n", dir.best_path().c_str());
   std::printf("metrics: %s\n", dir.metrics_path().c_str());
-  std::printf("evaluate: performer-eval --checkpoint %s --data FILE\n",
-              pf::shell_quote(result.last_checkpoint).c_str());
-  if (trainer->model().config().causal)
-    std::printf("generate: performer-generate --checkpoint %s --prompt TEXT --tokens 200\n",
-                pf::shell_quote(result.last_checkpoint).c_str());
+  std::printf("evaluate: performer-eval --checkpoint %s --data FILE\n", last.c_str());
+  if (causal) std::printf("generate: performer-generate --checkpoint %s --prompt TEXT --tokens 200\n", last.c_str());
+}
+
+int run(int argc, char** argv) {
+  pf::ParseOutcome parsed = pf::parse_train_cli(argc, argv);
+  if (!parsed.ok) return parsed.exit_code;
+  const pf::TrainCli& cli = parsed.cli;
+  const Plan plan = choose_config(cli);
+  const pf::RunDirectory dir(plan.config.out);
+  pf::RunLock lock;
+  const bool foreign_out = claim_run_directory(cli, plan, dir, lock);
+  std::unique_ptr<pf::Trainer> trainer;
+  const double load_s = make_trainer(cli, plan, trainer);
+  if (trainer->done()) {
+    std::fprintf(stderr,
+                 "the run is already complete: step %lld of --steps %lld. Give a larger --steps to train further.\n",
+                 static_cast<long long>(trainer->progress().step), static_cast<long long>(plan.config.steps));
+    return 0;
+  }
+  prepare_run_directory(cli, plan, *trainer, dir, lock, foreign_out);
+  print_banner(cli, plan.config, *trainer, load_s);
+  const pf::FitResult result = train(cli, plan.config, *trainer, dir);
+  if (result.status == pf::FitStatus::NonFinite || result.status == pf::FitStatus::Stopped)
+    return report_early_stop(plan.config, *trainer, result);
+  print_summary(plan.config, *trainer, result, dir);
   return 0;
 }
 
@@ -295,7 +337,10 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const Exit& e) {
+    return e.code;
   } catch (const std::exception& e) {
-    return fail(1, e.what());
+    std::fprintf(stderr, "performer-train: error: %s\n", e.what());
+    return 1;
   }
 }

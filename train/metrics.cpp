@@ -10,18 +10,14 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "autograd/atomic_file.h"
+#include "base/atomic_file.h"
+#include "base/format.h"
 
 namespace pf {
 
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
-  char buf[40];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
+  return exact_str(v);
 }
 
 std::string json_string(const std::string& s) { return json_quote(s); }

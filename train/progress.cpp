@@ -1,4 +1,5 @@
 #include "train/progress.h"
+#include "base/format.h"
 
 #include <unistd.h>
 
@@ -15,17 +16,6 @@ std::string format_duration(double seconds) {
                   static_cast<long long>((s / 60) % 60), static_cast<long long>(s % 60));
   else
     std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  return buf;
-}
-
-std::string format_count(double n) {
-  char buf[32];
-  if (n < 1e3)
-    std::snprintf(buf, sizeof buf, "%.0f", n);
-  else if (n < 1e6)
-    std::snprintf(buf, sizeof buf, "%.1fk", n / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%.1fM", n / 1e6);
   return buf;
 }
 
@@ -47,7 +37,7 @@ void ProgressPrinter::step(int64_t step, double loss, double lr, double tokens_p
   char buf[256];
   std::snprintf(buf, sizeof buf, "step %lld/%lld | loss %.4f | lr %.2e | %s tok/s | elapsed %s | ETA %s",
                 static_cast<long long>(step), static_cast<long long>(total_), loss, lr,
-                format_count(tokens_per_s).c_str(), format_duration(elapsed_s).c_str(), format_duration(eta_s).c_str());
+                human_count(tokens_per_s).c_str(), format_duration(elapsed_s).c_str(), format_duration(eta_s).c_str());
   if (interactive_) {
     std::fprintf(out_, "\r\033[K%s", buf);
     line_showing_ = true;

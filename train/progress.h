@@ -12,8 +12,6 @@ namespace pf {
 
 // "0:41", "12:05", "1:02:09".
 std::string format_duration(double seconds);
-// "950", "21.4k", "3.2M".
-std::string format_count(double n);
 
 class ProgressPrinter {
  public:

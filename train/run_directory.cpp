@@ -12,7 +12,7 @@
 #include <regex>
 #include <stdexcept>
 
-#include "autograd/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -131,7 +131,7 @@ void saving(const std::string& dir, const std::string& what, F&& write) {
 
 std::string RunDirectory::save(const Checkpoint& c, int64_t keep) const {
   const std::string path = checkpoint_path(c.progress.step);
-  saving(dir_, "the checkpoint of step " + std::to_string(c.progress.step), [&] { save_checkpoint(c, path); });
+  saving(dir_, "the checkpoint of step " + std::to_string(c.progress.step), [&] { save_checkpoint(path, c); });
   auto all = checkpoints();
   const int64_t excess = static_cast<int64_t>(all.size()) - std::max<int64_t>(keep, 1);
   for (int64_t i = 0; i < excess; ++i) {
@@ -143,7 +143,7 @@ std::string RunDirectory::save(const Checkpoint& c, int64_t keep) const {
 }
 
 std::string RunDirectory::save_best(const Checkpoint& c) const {
-  saving(dir_, "best.ckpt (step " + std::to_string(c.progress.step) + ")", [&] { save_checkpoint(c, best_path()); });
+  saving(dir_, "best.ckpt (step " + std::to_string(c.progress.step) + ")", [&] { save_checkpoint(best_path(), c); });
   return best_path();
 }
 

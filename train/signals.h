@@ -13,7 +13,7 @@ bool stop_requested();
 // Asks to stop as if `signal` had arrived (tests, embedding applications).
 void request_stop(int signal);
 void clear_stop_request();
-// "SIGINT", "SIGTERM", or "signal N".
+// "SIGINT", "SIGTERM", or "a signal" for any other.
 const char* signal_name(int signal);
 
 }  // namespace pf

@@ -1,4 +1,6 @@
 #include "train/train_config.h"
+#include "base/format.h"
+#include "performer/presets.h"
 
 #include <algorithm>
 #include <charconv>
@@ -18,19 +20,7 @@ namespace {
   throw std::invalid_argument("--" + flag + " " + value + ": " + rule);
 }
 
-// Shortest text that reads back to the same double.
-std::string exact(double v) {
-  char buf[40];
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
-
-std::string num(double v) {
-  return exact(v);
-}
+std::string num(double v) { return exact_str(v); }
 
 void positive(const char* flag, int64_t v) {
   if (v <= 0) bad(flag, std::to_string(v), "must be > 0");
@@ -102,7 +92,7 @@ std::string text_of(const T& v) {
   } else if constexpr (std::is_same_v<T, bool>) {
     return v ? "true" : "false";
   } else if constexpr (std::is_same_v<T, double>) {
-    return exact(v);
+    return exact_str(v);
   } else {
     return std::to_string(v);
   }
@@ -173,23 +163,11 @@ void TrainConfig::validate() const {
           "applies to text corpora; --format fasta is read with the protein vocabulary (give --format text to read "
           "the file as text)");
   }
-  if (!preset.empty() && !presets().count(preset)) one_of("preset", preset, {"tiny", "small", "b1"});
-  positive("dim", dim);
-  positive("depth", depth);
-  positive("heads", heads);
-  if (dim % heads != 0)
-    bad("heads", std::to_string(heads), "must divide --dim " + std::to_string(dim) + " (head dim = dim / heads)");
-  positive("ff-hidden", ff_hidden);
-  positive("features", features);
+  if (!preset.empty() && !presets().count(preset))
+    bad("preset", "'" + preset + "'", "unknown value (expected one of: " + shape_preset_names() + ")");
   one_of("attention", attention, {"favor", "relu", "softmax"});
   one_of("positions", positions, {"learned", "sinusoidal", "rotary"});
-  if (positions == "rotary" && (dim / heads) % 2 != 0)
-    bad("positions", "rotary",
-        "needs an even head dim, but --dim " + std::to_string(dim) + " / --heads " + std::to_string(heads) + " is odd");
-  non_negative("redraw-every", redraw_every);
-  if (antithetic_features && features % 2 != 0)
-    bad("antithetic-features", "true", "needs an even --features, got " + std::to_string(features));
-  if (!(dropout >= 0.0 && dropout < 1.0)) bad("dropout", num(dropout), "must be in [0, 1)");
+  model_config(1).validate_flags();  // the model's own rules (performer/config.h), named by flag
   one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});
   if (!(lr > 0.0 && std::isfinite(lr))) bad("lr", num(lr), "must be finite and > 0");
   if (!(beta1 >= 0.0 && beta1 < 1.0)) bad("beta1", num(beta1), "must be in [0, 1)");
@@ -244,23 +222,30 @@ void TrainConfig::check_files() const {
   if (!init_from.empty()) check("init-from", {init_from});
 }
 
+namespace {
+
+// A field's value as a command line would give it (strings unquoted, unlike field_text).
+std::string flag_value(const TrainConfig& c, const std::string& key) {
+  std::string out;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    if (key != f.key) return;
+    if constexpr (std::is_same_v<std::decay_t<decltype(c.*member)>, std::string>)
+      out = c.*member;
+    else
+      out = text_of(c.*member);
+  });
+  return out;
+}
+
+}  // namespace
+
 ModelConfig TrainConfig::model_config(int64_t vocab_size) const {
   ModelConfig m;
   m.vocab_size = vocab_size;
-  m.dim = dim;
-  m.depth = depth;
-  m.heads = heads;
-  m.ff_hidden = ff_hidden;
-  m.features = features;
-  m.max_seq_len = seq_len;
-  m.attention = parse_attention(attention);
   m.causal = objective == "causal";
-  m.positions = parse_positions(positions);
-  m.tie_embeddings = tie_embeddings;
-  m.dropout = static_cast<float>(dropout);
-  m.redraw_every = redraw_every;
-  m.antithetic_features = antithetic_features;
-  m.seed = seed;
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    if (f.flag) parse_model_field("--" + std::string(f.flag), flag_value(*this, f.flag), m.*member);
+  });
   return m;
 }
 
@@ -300,40 +285,25 @@ int64_t TrainConfig::effective_warmup() const {
 }
 
 const std::map<std::string, std::map<std::string, std::string>>& presets() {
-  static const std::map<std::string, std::map<std::string, std::string>> table = {
-      {"tiny",
-       {{"dim", "64"},
-        {"depth", "2"},
-        {"heads", "2"},
-        {"ff-hidden", "256"},
-        {"features", "32"},
-        {"seq-len", "64"},
-        {"batch-size", "8"}}},
-      {"small",
-       {{"dim", "128"},
-        {"depth", "4"},
-        {"heads", "4"},
-        {"ff-hidden", "512"},
-        {"features", "64"},
-        {"seq-len", "256"},
-        {"batch-size", "8"}}},
-      // The B1 benchmark shape (docs/ARCHITECTURE.md, "Benchmark shapes").
-      {"b1",
-       {{"dim", "256"},
-        {"depth", "4"},
-        {"heads", "4"},
-        {"ff-hidden", "1024"},
-        {"features", "128"},
-        {"seq-len", "1024"},
-        {"batch-size", "4"}}},
-  };
+  static const std::map<std::string, std::map<std::string, std::string>> table = [] {
+    std::map<std::string, std::map<std::string, std::string>> t;
+    for (const ShapePreset& p : shape_presets())
+      t[p.name] = {{"dim", std::to_string(p.dim)},
+                   {"depth", std::to_string(p.depth)},
+                   {"heads", std::to_string(p.heads)},
+                   {"ff-hidden", std::to_string(p.ff_hidden)},
+                   {"features", std::to_string(p.features)},
+                   {"seq-len", std::to_string(p.seq_len)},
+                   {"batch-size", std::to_string(p.batch_size)}};
+    return t;
+  }();
   return table;
 }
 
 void apply_preset(TrainConfig& c, const std::string& preset) {
   if (preset.empty()) return;
   const auto it = presets().find(preset);
-  if (it == presets().end()) one_of("preset", preset, {"tiny", "small", "b1"});
+  if (it == presets().end()) bad("preset", "'" + preset + "'", "unknown value (expected one of: " + shape_preset_names() + ")");
   for (const auto& [key, value] : it->second) set_field(c, key, value);
   c.preset = preset;
 }

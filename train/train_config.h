@@ -47,7 +47,7 @@ struct TrainConfig {
   int64_t vocab_size = 0;               // sentencepiece: pieces of the model trained on the training split
   std::string tokenizer_type = "bpe";   // sentencepiece training: bpe | unigram
   // ---- model
-  std::string preset;  // "" | tiny | small | b1: fills defaults that explicit flags override
+  std::string preset;  // "" | tiny | small | b1 | b2 (performer/presets.h): defaults that explicit flags override
   int64_t dim = 128;
   int64_t depth = 2;
   int64_t heads = 4;
@@ -57,6 +57,10 @@ struct TrainConfig {
   std::string positions = "learned";  // learned | sinusoidal | rotary
   int64_t redraw_every = 0;           // optimizer steps between projection redraws, 0 = never (QUALITY.md)
   bool antithetic_features = false;   // favor: random features in pairs (w, -w)
+  bool orthogonal_features = true;    // favor, relu: orthogonal random features (false: iid Gaussian rows)
+  bool shared_key_shift = false;      // favor: one running key stabilizer instead of one per key
+  double kernel_eps = 1e-6;           // favor: feature floor
+  int64_t chunk_size = 64;            // causal favor, relu: chunk length of the fused kernel
   double dropout = 0.0;
   bool tie_embeddings = false;
   std::string init_from;  // safetensors file whose weights start a fresh run ("" = random initialization)
@@ -156,7 +160,7 @@ void visit_fields(V&& v) {
     "sentencepiece: train a model of this many pieces on the training split (0 = take --tokenizer-model's)");
   f("tokenizer-type", &C::tokenizer_type, K::Model, "sentencepiece training: bpe or unigram");
   group = "Model";
-  f("preset", &C::preset, K::Free, "model and batch shape preset (tiny, small, b1); explicit flags override it");
+  f("preset", &C::preset, K::Free, "model and batch shape preset (tiny, small, b1, b2); explicit flags override it");
   f("dim", &C::dim, K::Model, "model width (C)");
   f("depth", &C::depth, K::Model, "number of blocks (L)");
   f("heads", &C::heads, K::Model, "attention heads (H); must divide --dim");
@@ -168,6 +172,14 @@ void visit_fields(V&& v) {
   f("antithetic-features", &C::antithetic_features, K::Model,
     "draw the random features in antithetic pairs (w, -w): the paper's hyperbolic estimator, lower variance at "
     "the same --features (even)");
+  f("orthogonal-features", &C::orthogonal_features, K::Model,
+    "draw each head's random features as orthogonal blocks (false: independent Gaussian rows)");
+  f("shared-key-shift", &C::shared_key_shift, K::Model,
+    "favor: stabilize keys by one running maximum instead of each key's own (an ablation; QUALITY.md)");
+  f("kernel-eps", &C::kernel_eps, K::Model, "favor: floor added to every positive feature, >= 0");
+  f("chunk-size", &C::chunk_size, K::Model,
+    "causal favor and relu: positions per chunk of the fused kernel (speed only; the result does not depend on it "
+    "beyond rounding)");
   f("dropout", &C::dropout, K::Free, "dropout probability in [0, 1)");
   f("tie-embeddings", &C::tie_embeddings, K::Model, "share the token embedding with the output head");
   f("init-from", &C::init_from, K::Free,

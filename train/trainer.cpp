@@ -119,9 +119,42 @@ void Trainer::init_from_file(const std::string& path) {
   }
 }
 
+Var batch_loss(PerformerLM& model, const Batch& batch, Var* logits_out) {
+  const int64_t B = batch.batch, T = batch.seq;
+  Var logits = model.forward(batch.inputs, B, T, &batch.key_mask);  // (B,T,V)
+  const int64_t V = logits.size(-1);
+  Var loss = cross_entropy(reshape(logits, {B * T, V}), batch.targets);  // mean over targets
+  if (logits_out) *logits_out = logits;
+  return loss;
+}
+
 void Trainer::build_optimizer() {
   schedule_.validate();
   optimizer_ = make_optimizer(config_, model_->named_parameters());
+}
+
+void Trainer::forward_backward(StepResult& r) {
+  // Fetch every micro-batch first so each one's loss can be weighted by its share of the targets:
+  // the accumulated gradient is then that of the mean over all targets of the step.
+  std::vector<Batch> micro;
+  micro.reserve(static_cast<size_t>(config_.grad_accum));
+  for (int64_t i = 0; i < config_.grad_accum; ++i) micro.push_back(data_.next_train_batch());
+  for (const Batch& b : micro) {
+    r.targets += b.num_targets();
+    for (uint8_t m : b.key_mask) r.tokens += m;
+  }
+  double loss_sum = 0.0;  // nats, summed over the step's targets
+  if (r.targets > 0) {
+    for (const Batch& b : micro) {
+      const int64_t n = b.num_targets();
+      if (n == 0) continue;
+      Var loss = batch_loss(*model_, b);  // mean over this micro-batch's targets
+      loss_sum += static_cast<double>(loss.item()) * static_cast<double>(n);
+      Var scaled = mul_scalar(loss, static_cast<float>(static_cast<double>(n) / static_cast<double>(r.targets)));
+      scaled.backward();
+    }
+  }
+  r.loss = r.targets > 0 ? loss_sum / static_cast<double>(r.targets) : 0.0;
 }
 
 StepResult Trainer::step() {
@@ -135,28 +168,7 @@ StepResult Trainer::step() {
   optimizer_->set_lr(static_cast<float>(r.lr));
   optimizer_->zero_grad();
 
-  // Fetch every micro-batch first so each one's loss can be weighted by its share of the targets:
-  // the accumulated gradient is then that of the mean over all targets of the step.
-  std::vector<Batch> micro;
-  micro.reserve(static_cast<size_t>(config_.grad_accum));
-  for (int64_t i = 0; i < config_.grad_accum; ++i) micro.push_back(data_.next_train_batch());
-  for (const Batch& b : micro) {
-    r.targets += b.num_targets();
-    for (uint8_t m : b.key_mask) r.tokens += m;
-  }
-
-  LossStats stats;
-  if (r.targets > 0) {
-    for (const Batch& b : micro) {
-      const int64_t n = b.num_targets();
-      if (n == 0) continue;
-      Var loss = batch_loss(*model_, b, &stats);  // mean over this micro-batch's targets
-      Var scaled = mul_scalar(loss, static_cast<float>(static_cast<double>(n) / static_cast<double>(r.targets)));
-      scaled.backward();
-    }
-  }
-  r.loss = r.targets > 0 ? stats.loss_sum / static_cast<double>(r.targets) : 0.0;
-
+  forward_backward(r);
   const std::vector<Var> params = model_->parameters();
   r.grad_norm = config_.clip > 0 ? clip_grad_norm(params, static_cast<float>(config_.clip)) : grad_norm(params);
 

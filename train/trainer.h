@@ -15,7 +15,7 @@
 //     pf::StepResult r = trainer.step();
 //     if (r.step % 50 == 0) std::printf("%lld %.3f\n", (long long)r.step, trainer.evaluate().loss);
 //   }
-//   pf::save_checkpoint(trainer.checkpoint(), "final.ckpt");
+//   pf::save_checkpoint("final.ckpt", trainer.checkpoint());
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "data/batch.h"
 #include "data/data_module.h"
 #include "nn/optimizer.h"
@@ -34,6 +34,11 @@
 #include "train/train_config.h"
 
 namespace pf {
+
+// The training loss: mean cross-entropy of the model's logits (B,T,V) against the batch targets
+// (kIgnoreIndex skipped), recorded on the tape when recording is on; 0 (no gradient) when the batch
+// has no target. logits_out, if given, receives the logits.
+Var batch_loss(PerformerLM& model, const Batch& batch, Var* logits_out = nullptr);
 
 struct StepResult {
   int64_t step = 0;         // the step just done, 1-based (= progress().step afterwards)
@@ -94,6 +99,9 @@ class Trainer {
 
  private:
   void build_optimizer();
+  // The step's micro-batches through forward and backward: fills r.tokens, r.targets, r.loss and
+  // leaves the gradient of the mean loss over all the step's targets in the parameters.
+  void forward_backward(StepResult& r);
   void init_from_file(const std::string& path);
 
   TrainConfig config_;

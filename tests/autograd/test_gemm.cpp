@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/parallel.h"
 #include "autograd/tensor.h"
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "test_util.h"
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "autograd/recompute.h"
 #include "test_util.h"

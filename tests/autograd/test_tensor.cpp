@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/tensor.h"
 #include "test_util.h"
 

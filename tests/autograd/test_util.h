@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 
@@ -23,12 +23,6 @@ inline Tensor rand(Shape s, uint64_t seed, float low, float high) {
 #define EXPECT_GRADCHECK(fn, inputs)                        \
   do {                                                      \
     auto _r = ::pf::gradcheck((fn), (inputs));              \
-    EXPECT_TRUE(_r.ok) << _r.message;                       \
-  } while (0)
-
-#define EXPECT_GRADCHECK_OPT(fn, inputs, opt)               \
-  do {                                                      \
-    auto _r = ::pf::gradcheck((fn), (inputs), (opt));       \
     EXPECT_TRUE(_r.ok) << _r.message;                       \
   } while (0)
 

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "data/data_module.h"
-#include "data/rng.h"
-#include "temp_dir.h"
+#include "base/random.h"
+#include "tests/temp_dir.h"
 
 namespace pf {
 namespace {
@@ -19,7 +19,7 @@ const std::string kCodes = "ACDEFGHIKLMNPQRSTVWY";
 
 // n records "r<i>" with random standard residues of length in [min_len, max_len].
 std::string random_fasta(int n, int min_len, int max_len, uint64_t seed) {
-  DataRng rng(seed);
+  Generator rng(seed);
   std::string out;
   for (int i = 0; i < n; ++i) {
     out += ">r" + std::to_string(i) + "\n";
@@ -31,7 +31,7 @@ std::string random_fasta(int n, int min_len, int max_len, uint64_t seed) {
 }
 
 std::string random_text(int n, uint64_t seed) {
-  DataRng rng(seed);
+  Generator rng(seed);
   std::string out;
   for (int i = 0; i < n; ++i) out.push_back(static_cast<char>(rng.below(256)));
   return out;

@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "data/data_module.h"
-#include "temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace pf {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "data/fasta.h"
 #include "data/vocab.h"
-#include "temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace pf {
 namespace {

@@ -19,7 +19,7 @@ double five_sigma(double n, double p) {
 TEST(Masking, ProportionsWithinFiveSigma) {
   const Vocab v = Vocab::protein();
   const auto& standard = v.mlm_replacement_ids();
-  DataRng rng(11);
+  Generator rng(11);
   const int rows = 1000, T = 200;  // n = 200000 eligible tokens
   int64_t eligible = 0, selected = 0, to_mask = 0, unchanged = 0, to_other = 0;
   for (int r = 0; r < rows; ++r) {
@@ -58,7 +58,7 @@ TEST(Masking, ProportionsWithinFiveSigma) {
 
 TEST(Masking, PaddingAndSpecialTokensAreNeverSelected) {
   const Vocab v = Vocab::protein();
-  DataRng rng(12);
+  Generator rng(12);
   // Row: bos, 6 residues, eos, 4 pads; mask_prob 1 selects every eligible position.
   std::vector<int32_t> row = {v.bos_id()};
   for (int32_t id : v.encode("MKVLAT")) row.push_back(id);
@@ -85,7 +85,7 @@ TEST(Masking, PaddingAndSpecialTokensAreNeverSelected) {
 
 TEST(Masking, TextReplacementsAreBytes) {
   const Vocab v = Vocab::bytes();
-  DataRng rng(13);
+  Generator rng(13);
   std::vector<int32_t> in(5000, 'a'), tg(5000);
   std::vector<uint8_t> km(5000, 1);
   apply_mlm_mask(in, tg, km, v, 1.0, rng);
@@ -103,7 +103,7 @@ TEST(Masking, IsAFunctionOfTheGeneratorState) {
   const Vocab v = Vocab::protein();
   const std::vector<int32_t> row = v.encode("MKVLATGHIKLMNPQRSTVWYACDE");
   std::vector<uint8_t> km(row.size(), 1);
-  DataRng a(5), b(5);
+  Generator a(5), b(5);
   std::vector<int32_t> in_a = row, in_b = row, tg_a(row.size()), tg_b(row.size());
   apply_mlm_mask(in_a, tg_a, km, v, 0.5, a);
   apply_mlm_mask(in_b, tg_b, km, v, 0.5, b);

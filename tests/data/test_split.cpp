@@ -6,16 +6,16 @@
 
 #include "data/data_module.h"
 #include "data/fasta.h"
-#include "data/rng.h"
+#include "base/random.h"
 #include "data/split.h"
-#include "temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace pf {
 namespace {
 
 using test::TempDir;
 
-std::string random_protein(DataRng& rng, int64_t len) {
+std::string random_protein(Generator& rng, int64_t len) {
   static const std::string codes = "ACDEFGHIKLMNPQRSTVWY";
   std::string s;
   for (int64_t i = 0; i < len; ++i) s.push_back(codes[rng.below(codes.size())]);
@@ -30,7 +30,7 @@ std::string residues(const ProteinCorpus& c, int64_t i) {
 TEST(Split, RecordsAreDisjointAndCoverTheCorpus) {
   ProteinCorpus c;
   FastaStats stats;
-  DataRng rng(1);
+  Generator rng(1);
   std::string fasta;
   for (int i = 0; i < 500; ++i) fasta += ">r" + std::to_string(i) + "\n" + random_protein(rng, 5 + i % 30) + "\n";
   parse_fasta(fasta, "mem", {}, c, stats);
@@ -44,7 +44,7 @@ TEST(Split, RecordsAreDisjointAndCoverTheCorpus) {
 
 TEST(Split, ExactDuplicatesLandOnOneSide) {
   // 1000 distinct sequences, each written 1-4 times with different ids, case, wrapping and '*'.
-  DataRng rng(2);
+  Generator rng(2);
   std::string fasta;
   for (int i = 0; i < 1000; ++i) {
     const std::string seq = random_protein(rng, 10 + static_cast<int64_t>(rng.below(40)));
@@ -73,7 +73,7 @@ TEST(Split, ExactDuplicatesLandOnOneSide) {
 TEST(Split, ValidationShareWithinFiveSigma) {
   // 20000 distinct sequences, fraction p = 0.1: the validation count is Binomial(n, p) if the hash
   // behaves like a random function; sigma = sqrt(n p (1-p)) = 42.4, bound 5 sigma = 212.
-  DataRng rng(3);
+  Generator rng(3);
   std::string fasta;
   const int n = 20000;
   for (int i = 0; i < n; ++i) fasta += ">r\n" + random_protein(rng, 20) + "\n";

@@ -5,7 +5,7 @@
 
 #include "data/corpus_file.h"
 #include "data/text_corpus.h"
-#include "temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace pf {
 namespace {

@@ -15,7 +15,7 @@
 #include "data/text_corpus.h"
 #include "data/tokenizer.h"
 #include "data/vocab.h"
-#include "temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace pf {
 namespace {

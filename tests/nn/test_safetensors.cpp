@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 
 namespace pf {
 namespace {

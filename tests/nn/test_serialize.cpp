@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "autograd/serialize.h"
+#include "base/file_header.h"
 #include "nn_test_util.h"
 
 using namespace pf;

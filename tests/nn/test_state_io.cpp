@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "autograd/serialize.h"
+#include "base/file_header.h"
 #include "nn/attention.h"
 #include "nn/layer_norm.h"
 #include "nn/state_io.h"
@@ -70,7 +71,7 @@ TEST(StateIo, RejectsFilesOfTheWrongKindOrVersion) {
   const std::string random_path = temp_path("random.bin");
   Generator gen(3);
   std::string noise(256, '\0');
-  for (char& c : noise) c = static_cast<char>(gen.integer(256));
+  for (char& c : noise) c = static_cast<char>(gen.below(256));
   write_bytes(random_path, noise);
   std::string e = load_error(random_path);
   EXPECT_NE(e.find(random_path), std::string::npos) << e;
@@ -121,7 +122,7 @@ TEST(StateIo, RejectsFilesOfTheWrongKindOrVersion) {
 }
 
 // ---- failed writes (issue 16): nn's files go through the one atomic-write helper
-// (autograd/atomic_file.h). A write that fails (here: the file-size limit, EFBIG, set in a forked
+// (base/atomic_file.h). A write that fails (here: the file-size limit, EFBIG, set in a forked
 // child so the test process is unaffected) throws naming the file and the system error, leaves the
 // previous file intact and no temporary file behind.
 

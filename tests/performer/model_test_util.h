@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "performer/config.h"
 
 namespace pf::test {
@@ -34,7 +34,7 @@ inline ModelConfig tiny_config(AttentionKind attention, PositionKind positions =
 inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
   Generator g(seed);
   std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = static_cast<int32_t>(g.integer(static_cast<uint64_t>(vocab)));
+  for (auto& t : ids) t = static_cast<int32_t>(g.below(static_cast<uint64_t>(vocab)));
   return ids;
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "performer/config.h"
 
@@ -149,4 +150,89 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   EXPECT_FALSE(c.shared_key_shift);
   EXPECT_FALSE(c.antithetic_features);
   EXPECT_EQ(c.seed, old.c.seed);
+}
+
+namespace {
+
+// A config in which every field differs from its default (and from every other such config's
+// value for the same field when `salt` differs), so that a field the field list forgets shows up.
+ModelConfig all_changed(int salt) {
+  ModelConfig c;
+  ModelConfig::visit_fields([&](const ModelField&, auto member) {
+    auto& v = c.*member;
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, bool>)
+      v = !v;
+    else if constexpr (std::is_same_v<T, AttentionKind>)
+      v = salt % 2 ? AttentionKind::Relu : AttentionKind::Softmax;
+    else if constexpr (std::is_same_v<T, PositionKind>)
+      v = salt % 2 ? PositionKind::Sinusoidal : PositionKind::Rotary;
+    else if constexpr (std::is_same_v<T, float>)
+      v = 0.25f / static_cast<float>(salt + 1);
+    else
+      v = static_cast<T>(v + 2 * (salt + 1));
+  });
+  return c;
+}
+
+}  // namespace
+
+// Serialization is driven by the field list: a config with every listed field changed comes back
+// with every field changed.
+TEST(ModelConfigFields, SerializationCarriesEveryListedField) {
+  const ModelConfig a = all_changed(1);
+  std::stringstream ss;
+  {
+    cereal::BinaryOutputArchive out(ss);
+    out(a);
+  }
+  ModelConfig b;
+  {
+    cereal::BinaryInputArchive in(ss);
+    in(b);
+  }
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    EXPECT_TRUE(a.*member == b.*member) << f.name;
+    EXPECT_FALSE(a.*member == ModelConfig{}.*member) << f.name << " was not changed by all_changed";
+  });
+}
+
+TEST(ModelConfigFields, TextFormsReadBack) {
+  const ModelConfig a = all_changed(2);
+  ModelConfig b;
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    parse_model_field(f.name, model_field_text(a.*member), b.*member);
+    EXPECT_TRUE(a.*member == b.*member) << f.name << " = " << model_field_text(a.*member);
+  });
+  int64_t dim = 0;
+  EXPECT_THROW(parse_model_field("dim", "12x", dim), std::invalid_argument);
+  bool flag = false;
+  EXPECT_THROW(parse_model_field("tie_embeddings", "yes", flag), std::invalid_argument);
+}
+
+TEST(ModelConfigFields, DescribeNamesEveryField) {
+  const std::string text = ModelConfig{}.describe();
+  ModelConfig::visit_fields([&](const ModelField& f, auto) {
+    EXPECT_NE(text.find(std::string(f.name) + " "), std::string::npos) << f.name << " missing from: " << text;
+  });
+}
+
+TEST(ModelConfigFields, FlagNamesInFlagMessages) {
+  ModelConfig c;
+  c.dim = 64;
+  c.heads = 3;
+  try {
+    c.validate_flags();
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--heads 3: must divide --dim 64"), std::string::npos) << e.what();
+  }
+  c = ModelConfig{};
+  c.vocab_size = 0;  // no flag of its own: named by the member
+  try {
+    c.validate_flags();
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("vocab_size (0): must be > 0"), std::string::npos) << e.what();
+  }
 }

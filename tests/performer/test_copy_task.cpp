@@ -24,7 +24,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/ops.h"
 #include "nn/optimizer.h"
 #include "performer/model.h"
@@ -47,7 +47,7 @@ Rows make_rows(Generator& g, int64_t batch) {
   Rows r;
   for (int64_t b = 0; b < batch; ++b) {
     std::vector<int32_t> a(kHalf);
-    for (auto& x : a) x = static_cast<int32_t>(g.integer(kSymbols));
+    for (auto& x : a) x = static_cast<int32_t>(g.below(kSymbols));
     std::vector<int32_t> seq(a);
     seq.push_back(static_cast<int32_t>(kSep));
     seq.insert(seq.end(), a.begin(), a.end());  // 2n + 1 tokens
@@ -66,7 +66,7 @@ double bag_bound(int64_t samples) {
     std::vector<int32_t> a(kHalf);
     std::vector<int> count(kSymbols, 0);
     for (auto& x : a) {
-      x = static_cast<int32_t>(g.integer(kSymbols));
+      x = static_cast<int32_t>(g.below(kSymbols));
       ++count[x];
     }
     for (int64_t i = 0; i < kHalf; ++i) {

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "performer/favor.h"

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "performer/features.h"
 
 using namespace pf;

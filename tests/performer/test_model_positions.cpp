@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "autograd/generator.h"
+#include "base/random.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "performer/positions.h"

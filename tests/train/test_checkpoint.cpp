@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "nn/state_io.h"
-#include "autograd/atomic_file.h"
+#include "base/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/run_directory.h"
 #include "train/trainer.h"
@@ -57,7 +57,7 @@ TEST_F(CheckpointTest, EveryFieldRoundTrips) {
   t.sample(5);  // advances the trainer generator
   const Checkpoint c = t.checkpoint();
   const std::string path = dir_.path("c.ckpt");
-  save_checkpoint(c, path);
+  save_checkpoint(path, c);
   const Checkpoint d = load_checkpoint(path);
 
   EXPECT_EQ(d.config, cfg);
@@ -193,7 +193,7 @@ TEST_F(CheckpointTest, KillNineDuringWritesLeavesALoadableCheckpoint) {
   const std::string path = dir_.path("run/ckpt-00000001.ckpt");
   std::filesystem::create_directories(dir_.path("run"));
   const Checkpoint first = t.checkpoint();
-  save_checkpoint(first, path);
+  save_checkpoint(path, first);
   t.step();
   const std::string second = serialize_checkpoint(t.checkpoint());
 

@@ -19,8 +19,8 @@
 #include <functional>
 #include <thread>
 
-#include "autograd/atomic_file.h"
-#include "autograd/generator.h"
+#include "base/atomic_file.h"
+#include "base/random.h"
 #include "train/checkpoint.h"
 #include "train/run_directory.h"
 #include "train_test_util.h"
@@ -99,7 +99,6 @@ class TrainFaultTest : public ::testing::Test {
   std::string text_;
 };
 
-#define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << (r).err
 
 // ---- 2. Disk full while writing a checkpoint (a file-size limit below the checkpoint's size: every
 // write past it fails with EFBIG, as on a full disk): a clear error naming the file, exit 1, the
@@ -275,11 +274,11 @@ TEST_F(TrainFaultTest, KillNineTwentyTimesThenTheRunEqualsAStraightOne) {
     const pid_t pid = spawn(train_args(round == 0 ? first : resume, round == 0), err_path);
     ASSERT_GT(pid, 0);
     if (round % 4 == 3) {
-      std::this_thread::sleep_for(std::chrono::microseconds(gen.integer(40000)));
+      std::this_thread::sleep_for(std::chrono::microseconds(gen.below(40000)));
     } else {
       const bool moved = wait_until(pid, [&] { return newest_step() > before; });
       if (!moved) FAIL() << "round " << round << ": the run ended before the signal: " << test::read_file(err_path);
-      std::this_thread::sleep_for(std::chrono::microseconds(gen.integer(20000)));
+      std::this_thread::sleep_for(std::chrono::microseconds(gen.below(20000)));
     }
     ::kill(pid, SIGKILL);
     const int code = wait_for(pid);

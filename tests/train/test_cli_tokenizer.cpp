@@ -22,7 +22,6 @@ namespace {
 
 using test::contains;
 
-#define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << (r).err
 
 // Word-like text with punctuation, newlines and multi-byte UTF-8 characters (a fixed LCG).
 std::string syllable_text(int words, uint32_t seed) {

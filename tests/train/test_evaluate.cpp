@@ -45,8 +45,8 @@ Batch batch_with_targets(int64_t B, int64_t T, int64_t vocab, int64_t targets_ke
   b.batch = B;
   b.seq = T;
   for (int64_t i = 0; i < B * T; ++i) {
-    b.inputs.push_back(static_cast<int32_t>(g.integer(static_cast<uint64_t>(vocab))));
-    b.targets.push_back(i < targets_kept ? static_cast<int32_t>(g.integer(static_cast<uint64_t>(vocab)))
+    b.inputs.push_back(static_cast<int32_t>(g.below(static_cast<uint64_t>(vocab))));
+    b.targets.push_back(i < targets_kept ? static_cast<int32_t>(g.below(static_cast<uint64_t>(vocab)))
                                          : kIgnoreIndex);
     b.key_mask.push_back(1);
   }

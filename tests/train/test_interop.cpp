@@ -76,7 +76,7 @@ class InteropTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     export_out_ = r.out;
     Generator g(5);
-    for (int64_t i = 0; i < kBatch * kSeq; ++i) ids_.push_back(static_cast<int32_t>(g.integer(258)));
+    for (int64_t i = 0; i < kBatch * kSeq; ++i) ids_.push_back(static_cast<int32_t>(g.below(258)));
     std::string text;
     for (int64_t b = 0; b < kBatch; ++b) {
       for (int64_t t = 0; t < kSeq; ++t) text += std::to_string(ids_[static_cast<size_t>(b * kSeq + t)]) + " ";

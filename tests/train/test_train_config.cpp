@@ -10,6 +10,8 @@
 
 #include "train/cli.h"
 #include "train/train_config.h"
+#include "train/checkpoint.h"
+#include "performer/presets.h"
 #include "train_test_util.h"
 
 namespace pf {
@@ -195,3 +197,86 @@ TEST(TrainConfig, UsageDocumentsEveryFlag) {
   });
   EXPECT_TRUE(missing.empty()) << "flags missing from train/USAGE.md: " << testing::PrintToString(missing);
 }
+
+namespace pf {
+namespace {
+
+// Every ModelConfig field that has a flag is a TrainConfig field of that name, and goes to the
+// model and back unchanged (TrainConfig::model_config and config_from are driven by the one list).
+TEST(TrainConfigModelFields, EveryFlaggedFieldRoundTrips) {
+  TrainConfig c;
+  c.dim = 96;
+  c.heads = 3;
+  c.depth = 5;
+  c.ff_hidden = 200;
+  c.features = 40;
+  c.seq_len = 48;
+  c.attention = "relu";
+  c.positions = "sinusoidal";
+  c.tie_embeddings = true;
+  c.dropout = 0.25;
+  c.orthogonal_features = false;
+  c.redraw_every = 7;
+  c.kernel_eps = 0.5;
+  c.chunk_size = 16;
+  c.seed = 99;
+  c.shared_key_shift = true;
+  c.antithetic_features = true;
+  const ModelConfig m = c.model_config(300);
+  EXPECT_EQ(m.vocab_size, 300);
+  EXPECT_EQ(m.dim, 96);
+  EXPECT_EQ(m.heads, 3);
+  EXPECT_EQ(m.depth, 5);
+  EXPECT_EQ(m.ff_hidden, 200);
+  EXPECT_EQ(m.features, 40);
+  EXPECT_EQ(m.max_seq_len, 48);
+  EXPECT_EQ(m.attention, AttentionKind::Relu);
+  EXPECT_EQ(m.positions, PositionKind::Sinusoidal);
+  EXPECT_TRUE(m.tie_embeddings);
+  EXPECT_EQ(m.dropout, 0.25f);
+  EXPECT_FALSE(m.orthogonal_features);
+  EXPECT_EQ(m.redraw_every, 7);
+  EXPECT_EQ(m.kernel_eps, 0.5f);
+  EXPECT_EQ(m.chunk_size, 16);
+  EXPECT_EQ(m.seed, 99u);
+  EXPECT_TRUE(m.shared_key_shift);
+  EXPECT_TRUE(m.antithetic_features);
+  EXPECT_TRUE(m.causal);
+
+  DataConfig d = c.data_config();
+  const TrainConfig back = config_from(m, d, nullptr);
+  ModelConfig::visit_fields([&](const ModelField& f, auto) {
+    if (!f.flag) return;
+    EXPECT_EQ(field_text(back, f.flag), field_text(c, f.flag)) << f.flag;
+  });
+}
+
+TEST(TrainConfigModelFields, LibraryOnlyFieldsAreFlagsNow) {
+  for (const std::string key : {"chunk-size", "kernel-eps", "shared-key-shift", "orthogonal-features"})
+    EXPECT_NO_THROW(field_text(TrainConfig{}, key)) << key;
+  TrainConfig c;
+  c.chunk_size = 0;
+  EXPECT_EQ(validation_error(c), "--chunk-size 0: must be > 0");
+  c = TrainConfig{};
+  c.kernel_eps = -1;
+  EXPECT_EQ(validation_error(c), "--kernel-eps -1: must be finite and >= 0");
+}
+
+TEST(TrainConfigModelFields, PresetsComeFromTheOneTable) {
+  for (const ShapePreset& p : shape_presets()) {
+    TrainConfig c;
+    apply_preset(c, p.name);
+    EXPECT_EQ(c.dim, p.dim) << p.name;
+    EXPECT_EQ(c.depth, p.depth) << p.name;
+    EXPECT_EQ(c.heads, p.heads) << p.name;
+    EXPECT_EQ(c.ff_hidden, p.ff_hidden) << p.name;
+    EXPECT_EQ(c.features, p.features) << p.name;
+    EXPECT_EQ(c.seq_len, p.seq_len) << p.name;
+    EXPECT_EQ(c.batch_size, p.batch_size) << p.name;
+  }
+  EXPECT_EQ(shape_preset("b1").dim, 256);
+  EXPECT_THROW(shape_preset("b3"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace pf

@@ -16,38 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "base/random.h"
+#include "tests/temp_dir.h"
 #include "train/train_config.h"
 
 namespace pf::test {
-
-class TempDir {
- public:
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/pf_train_test_XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-  std::string write(const std::string& name, const std::string& content) const {
-    const std::string p = path(name);
-    std::ofstream out(p, std::ios::binary);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    if (!out) throw std::runtime_error("cannot write " + p);
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -67,7 +40,7 @@ inline std::string word_text(int64_t words, uint64_t seed) {
   Generator g(seed);
   std::string s;
   for (int64_t i = 0; i < words; ++i) {
-    s += vocab[g.integer(12)];
+    s += vocab[g.below(12)];
     s += (i % 11 == 10) ? "\n" : " ";
   }
   return s;
@@ -80,8 +53,8 @@ inline std::string random_fasta(int64_t records, uint64_t seed) {
   std::string s;
   for (int64_t r = 0; r < records; ++r) {
     s += ">seq" + std::to_string(r) + " test record\n";
-    const int64_t n = 8 + static_cast<int64_t>(g.integer(33));
-    for (int64_t i = 0; i < n; ++i) s += aa[g.integer(20)];
+    const int64_t n = 8 + static_cast<int64_t>(g.below(33));
+    for (int64_t i = 0; i < n; ++i) s += aa[g.below(20)];
     s += "\n";
   }
   return s;
@@ -179,3 +152,6 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 }  // namespace pf::test
+
+// A command that must have succeeded; its stderr explains a failure.
+#define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << (r).err

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   cfg.threads = 1;
   pf::Trainer trainer(cfg);
   while (!trainer.done()) trainer.step();
-  pf::save_checkpoint(trainer.checkpoint(), dir + "/c.ckpt");
+  pf::save_checkpoint(dir + "/c.ckpt", trainer.checkpoint());
   const pf::Checkpoint c = pf::load_checkpoint(dir + "/c.ckpt");
   std::printf("consumer ok: step %lld, %lld parameters\n", static_cast<long long>(c.progress.step),
               static_cast<long long>(pf::make_model(c)->num_parameters()));

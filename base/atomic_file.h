@@ -1,7 +1,7 @@
 // Writing a file so that a crash at any moment leaves either the old file or the complete new one.
 // The one helper for every file the project writes whole (state dicts and optimizer state in nn/,
-// checkpoints, config and metrics rewrites in train/); it lives here, in the lowest layer, so that
-// nn and train share it.
+// checkpoints, config and metrics rewrites in train/, safetensors files); it lives in base/, the
+// lowest layer, so that every layer shares it.
 //
 // write_file_atomic(path, bytes): write to a temporary file in the same directory (same file system,
 // so rename is atomic), flush, fsync, rename over `path`, then fsync the directory so the rename

@@ -1,0 +1,181 @@
+// The tensor storage allocator: 64-byte aligned blocks, a cache of large blocks that never raises
+// the peak, and the live/peak byte counters (autograd/allocator.h).
+#include "autograd/allocator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <malloc.h>
+#include <map>
+#include <mutex>
+#include <new>
+#include <sys/mman.h>
+
+namespace pf {
+
+namespace {
+
+std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_peak_live_bytes{0};
+
+// Training allocates and frees the same large activation buffers every step. By default glibc
+// serves each one with a fresh mmap, so every step pays page faults and kernel zeroing on
+// hundreds of megabytes. Keeping large blocks on the heap (and not trimming it) lets freed
+// buffers be reused, like a caching allocator. Runs once, before the first tensor exists.
+// (glibc caps the mmap threshold at 32 MiB; larger blocks are still mapped per allocation.)
+const bool g_malloc_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
+
+// Blocks of 32 MiB and more are mapped by glibc per allocation whatever mallopt says, so a
+// long-sequence step would pay page faults on every activation, every step. Freed large blocks
+// are kept in a cache and handed out again: the next step's allocations then touch no new pages.
+// A request takes the smallest cached block of at least its size, if that block is less than
+// kMaxSlack times the request (a block keeps its own size while in use, and live bytes count it).
+//
+// The cache must not raise peak memory. With F = live + cached bytes and P the peak of live
+// bytes so far: a free leaves F unchanged, a hit leaves it unchanged, and on a miss cached blocks
+// are released (the smallest single block that is enough, else the largest ones first) until the
+// new block fits under max(P, live after the allocation). So F never exceeds the peak of live
+// tensor bytes, and the process's large-block footprint is what the computation itself needed
+// at its peak; blocks are released only when keeping them would break that bound.
+constexpr size_t kLargeBlock = size_t{32} << 20;
+constexpr size_t kLargeCacheBytes = size_t{4} << 30;
+constexpr size_t kMaxSlack = 2;
+
+// Large blocks are mapped directly, 2 MiB-aligned and marked for transparent huge pages where the
+// kernel offers them (madvise mode): a block the cache could not supply then costs one fault per
+// 2 MiB instead of one per 4 KiB.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+void* map_large(size_t bytes) {
+  const size_t span = bytes + kHugePage;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t start = (base + kHugePage - 1) / kHugePage * kHugePage;
+  if (start > base) munmap(raw, start - base);
+  const uintptr_t end = base + span, used_end = start + (bytes + 4095) / 4096 * 4096;
+  if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
+  void* p = reinterpret_cast<void*>(start);
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void unmap_large(void* p, size_t bytes) { munmap(p, bytes); }
+
+struct LargeBlockCache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> blocks;
+  size_t bytes = 0;
+  LargeBlockStats stats;
+  ~LargeBlockCache() {
+    for (auto& [size, p] : blocks) unmap_large(p, size);
+  }
+};
+
+LargeBlockCache& large_cache() {
+  static LargeBlockCache* cache = new LargeBlockCache();  // never destroyed: tensors may outlive statics
+  return *cache;
+}
+
+void release(LargeBlockCache& c, std::multimap<size_t, void*>::iterator it) {
+  c.bytes -= it->first;
+  c.stats.released_bytes += static_cast<int64_t>(it->first);
+  unmap_large(it->second, it->first);
+  c.blocks.erase(it);
+}
+
+// Releases cached blocks totalling at least `bytes` (or all of them). Caller holds the mutex.
+void evict_for(LargeBlockCache& c, size_t bytes) {
+  auto fit = c.blocks.lower_bound(bytes);
+  if (fit != c.blocks.end()) {
+    release(c, fit);
+    return;
+  }
+  size_t freed = 0;
+  while (freed < bytes && !c.blocks.empty()) {
+    auto last = std::prev(c.blocks.end());
+    freed += last->first;
+    release(c, last);
+  }
+}
+
+// Returns a block of at least `bytes` and sets `capacity` to its size.
+void* take_block(size_t bytes, size_t& capacity) {
+  capacity = bytes;
+  if (bytes >= kLargeBlock) {
+    LargeBlockCache& c = large_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.blocks.lower_bound(bytes);
+    if (it != c.blocks.end() && it->first < kMaxSlack * bytes) {
+      void* p = it->second;
+      capacity = it->first;
+      c.bytes -= capacity;
+      c.blocks.erase(it);
+      ++c.stats.hits;
+      return p;
+    }
+    ++c.stats.misses;
+    const size_t live = static_cast<size_t>(g_live_bytes.load());
+    const size_t bound = std::max(static_cast<size_t>(g_peak_live_bytes.load()), live + bytes);
+    if (live + c.bytes + bytes > bound) evict_for(c, live + c.bytes + bytes - bound);
+    return map_large(bytes);
+  }
+  return std::aligned_alloc(64, bytes);
+}
+
+void give_block(void* p, size_t bytes) {
+  if (bytes >= kLargeBlock) {
+    LargeBlockCache& c = large_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.bytes + bytes <= kLargeCacheBytes) {
+      c.blocks.emplace(bytes, p);
+      c.bytes += bytes;
+      return;
+    }
+    unmap_large(p, bytes);
+    return;
+  }
+  std::free(p);
+}
+
+}  // namespace
+
+std::shared_ptr<float[]> allocate_floats(int64_t numel) {
+  // Round up to a whole number of 64-byte lines; aligned_alloc requires it.
+  size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
+  bytes = (bytes + 63) / 64 * 64;
+  size_t capacity = 0;
+  void* p = take_block(bytes, capacity);
+  if (!p) throw std::bad_alloc();
+  const int64_t live = g_live_bytes += static_cast<int64_t>(capacity);
+  int64_t peak = g_peak_live_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak_live_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+  return std::shared_ptr<float[]>(static_cast<float*>(p), [capacity](float* q) {
+    g_live_bytes -= static_cast<int64_t>(capacity);
+    give_block(q, capacity);
+  });
+}
+
+int64_t live_tensor_bytes() { return g_live_bytes.load(); }
+int64_t peak_live_tensor_bytes() { return g_peak_live_bytes.load(); }
+
+int64_t cached_tensor_bytes() {
+  LargeBlockCache& c = large_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return static_cast<int64_t>(c.bytes);
+}
+
+LargeBlockStats large_block_stats() {
+  LargeBlockCache& c = large_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.stats;
+}
+
+}  // namespace pf
