@@ -305,7 +305,7 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 #endif  // PF_HAVE_DNNL
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float beta, float* C, int64_t ldc, Precision precision) {
+          int64_t ldb, float beta, float* C, int64_t ldc, [[maybe_unused]] Precision precision) {
   if (M == 0 || N == 0) return;
 #ifdef PF_HAVE_DNNL
   if (K > 0 && M * N * K >= kSmallProduct) {
@@ -336,8 +336,11 @@ void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t*
 #endif
 }
 
-void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const uint16_t* A16,
-               int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_bf16([[maybe_unused]] bool ta, [[maybe_unused]] bool tb, [[maybe_unused]] int64_t M,
+               [[maybe_unused]] int64_t N, [[maybe_unused]] int64_t K, [[maybe_unused]] float alpha,
+               [[maybe_unused]] const float* A, [[maybe_unused]] const uint16_t* A16, [[maybe_unused]] int64_t lda,
+               [[maybe_unused]] const float* B, [[maybe_unused]] const uint16_t* B16, [[maybe_unused]] int64_t ldb,
+               [[maybe_unused]] float beta, [[maybe_unused]] float* C, [[maybe_unused]] int64_t ldc) {
   if (!bf16_supported()) throw std::runtime_error("gemm_bf16: " + bf16_unsupported_reason());
 #ifdef PF_HAVE_DNNL
   if (M == 0 || N == 0) return;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "autograd/ops.h"
+#include "base/format.h"
 
 namespace pf {
 
@@ -53,7 +54,7 @@ Tensor Decoder::softmax_step(int64_t layer, const Tensor& q, const Tensor& k, co
 Tensor Decoder::step(int32_t token) {
   const ModelConfig& cfg = model_.config();
   if (model_.is_training() && cfg.dropout > 0.0f)
-    throw std::logic_error("Decoder::step: the model is in training mode with dropout " + std::to_string(cfg.dropout) +
+    throw std::logic_error("Decoder::step: the model is in training mode with dropout " + float_str(cfg.dropout) +
                            "; call model.eval() before generating");
   NoGradGuard no_grad;
   const int64_t H = cfg.heads, D = cfg.head_dim();

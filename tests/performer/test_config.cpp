@@ -25,6 +25,21 @@ struct ModelConfigV0 {
 
 namespace {
 
+// The config written to a binary archive and read back into a default one.
+ModelConfig round_trip(const ModelConfig& a) {
+  std::stringstream ss;
+  {
+    cereal::BinaryOutputArchive out(ss);
+    out(a);
+  }
+  ModelConfig b;
+  {
+    cereal::BinaryInputArchive in(ss);
+    in(b);
+  }
+  return b;
+}
+
 // Expects cfg.validate() to throw std::invalid_argument whose message contains every `needle`.
 void expect_rejected(const std::function<void(ModelConfig&)>& change, std::initializer_list<std::string> needles) {
   ModelConfig cfg;
@@ -114,16 +129,7 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   a.heads = 3;
   a.shared_key_shift = true;
   a.antithetic_features = true;
-  std::stringstream ss;
-  {
-    cereal::BinaryOutputArchive out(ss);
-    out(a);
-  }
-  ModelConfig b;
-  {
-    cereal::BinaryInputArchive in(ss);
-    in(b);
-  }
+  const ModelConfig b = round_trip(a);
   EXPECT_EQ(b.dim, 96);
   EXPECT_EQ(b.heads, 3);
   EXPECT_TRUE(b.shared_key_shift);
@@ -181,16 +187,7 @@ ModelConfig all_changed(int salt) {
 // with every field changed.
 TEST(ModelConfigFields, SerializationCarriesEveryListedField) {
   const ModelConfig a = all_changed(1);
-  std::stringstream ss;
-  {
-    cereal::BinaryOutputArchive out(ss);
-    out(a);
-  }
-  ModelConfig b;
-  {
-    cereal::BinaryInputArchive in(ss);
-    in(b);
-  }
+  const ModelConfig b = round_trip(a);
   ModelConfig::visit_fields([&](const ModelField& f, auto member) {
     EXPECT_TRUE(a.*member == b.*member) << f.name;
     EXPECT_FALSE(a.*member == ModelConfig{}.*member) << f.name << " was not changed by all_changed";
