@@ -18,6 +18,9 @@ struct Batch {
   std::vector<int32_t> inputs;    // (B,T) token ids fed to the model
   std::vector<int32_t> targets;   // (B,T) token ids to predict, or kIgnoreIndex
   std::vector<uint8_t> key_mask;  // (B,T) 1 = real token, 0 = padding (attention must ignore it)
+  // Causal text evaluation batches: bytes of the original text that the targets stand for (for bits per
+  // byte); 0 when not defined (training batches, proteins, masked LM).
+  int64_t target_bytes = 0;
 
   // Positions that contribute to the loss (targets != kIgnoreIndex).
   int64_t num_targets() const {

@@ -10,6 +10,7 @@
 #include "data/split.h"
 #include "data/text_batcher.h"
 #include "data/text_corpus.h"
+#include "data/tokenizer.h"
 
 namespace pf {
 
@@ -49,6 +50,20 @@ void DataConfig::validate() const {
   parse_objective(objective);
   if (!(mask_prob > 0.0 && mask_prob <= 1.0))
     throw std::invalid_argument(bad_field("mask_prob", float_str(mask_prob), "must be in (0, 1]"));
+  if (tokenizer != "bytes" && tokenizer != "sentencepiece")
+    throw std::invalid_argument("--tokenizer '" + tokenizer + "': unknown value (expected one of: bytes, sentencepiece)");
+  if (tokenizer == "bytes" && (!tokenizer_model.empty() || !tokenizer_proto.empty() || vocab_size != 0))
+    throw std::invalid_argument(std::string(vocab_size != 0 ? "--vocab-size" : "--tokenizer-model") +
+                                " applies to --tokenizer sentencepiece only (the byte tokenizer has 256 bytes)");
+  if (tokenizer == "sentencepiece" && tokenizer_model.empty() && tokenizer_proto.empty() && vocab_size <= 0)
+    throw std::invalid_argument(
+        "--tokenizer sentencepiece needs --tokenizer-model FILE (an existing model) or --vocab-size N (train one on "
+        "the training split)");
+  if (vocab_size < 0) throw std::invalid_argument("--vocab-size " + std::to_string(vocab_size) + ": must be > 0");
+  if (format == Format::Fasta && tokenizer != "bytes")
+    throw std::invalid_argument("--tokenizer " + tokenizer +
+                                " applies to text corpora; FASTA is read with the protein vocabulary (give --format "
+                                "text to read the file as text)");
 }
 
 DataModule::DataModule(const DataConfig& config) : config_(config) {
@@ -113,6 +128,36 @@ void DataModule::build_text(std::vector<MappedFile>& train_maps, std::vector<Map
   if (!config_.eval_only && train_range.size() == 0)
     throw std::invalid_argument("text: the training files (--data) are empty; give a non-empty corpus");
   const int64_t files = train->num_files() + static_cast<int64_t>(val_maps.size());
+  if (config_.tokenizer == "sentencepiece") {
+    // The held-out tail starts at a character boundary: a UTF-8 continuation byte moves to training.
+    if (val == train)
+      while (val_range.begin < val_range.end) {
+        char c = 0;
+        for (int64_t f = 0, start = 0; f < train->num_files(); ++f) {
+          const int64_t size = static_cast<int64_t>(train->file(f).size());
+          if (val_range.begin < start + size) {
+            c = train->file(f).view()[static_cast<size_t>(val_range.begin - start)];
+            break;
+          }
+          start += size;
+        }
+        if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) break;
+        ++val_range.begin;
+        ++train_range.end;
+      }
+    build_sentencepiece(*train, train_range, val.get(), val_range);
+    const int64_t tokens_train = tokens_train_, tokens_val = tokens_val_;
+    if (!config_.eval_only && tokens_train < 1)
+      throw std::invalid_argument("text: the training part encodes to no token; give more text");
+    description_ = "text: " + std::to_string(files) + (files == 1 ? " file, " : " files, ") +
+                   human(bytes_train_ + bytes_val_) + " bytes; sentencepiece " + std::to_string(vocab_.size() - 2) +
+                   " pieces (" + tokenizer_origin_ + "); train " + human(tokens_train) + " tokens (" +
+                   human(bytes_train_) + " bytes) / val " + human(tokens_val) + " tokens (" + human(bytes_val_) +
+                   " bytes)" + (val_maps.empty() ? "" : " (val files)");
+    batcher_ = std::make_unique<TextBatcher>(encoded_train_, TextRange{0, tokens_train}, encoded_val_,
+                                             TextRange{0, tokens_val}, vocab_, options_);
+    return;
+  }
   description_ = "text: " + std::to_string(files) + (files == 1 ? " file, " : " files, ") +
                  human(train->size() + (val_maps.empty() ? 0 : val_range.size())) + " bytes; train " +
                  human(train_range.size()) + " / val " + human(val_range.size()) + " bytes" +
@@ -120,7 +165,68 @@ void DataModule::build_text(std::vector<MappedFile>& train_maps, std::vector<Map
   batcher_ = std::make_unique<TextBatcher>(train, train_range, val, val_range, vocab_, options_);
 }
 
+namespace {
+
+// The bytes [range) of a text corpus, in memory.
+std::string corpus_text(const TextCorpus& corpus, TextRange range) {
+  std::string out;
+  out.reserve(static_cast<size_t>(range.size()));
+  int64_t start = 0;
+  for (int64_t f = 0; f < corpus.num_files(); ++f) {
+    const std::string_view v = corpus.file(f).view();
+    const int64_t end = start + static_cast<int64_t>(v.size());
+    const int64_t b = std::max(start, range.begin), e = std::min(end, range.end);
+    if (b < e) out.append(v.substr(static_cast<size_t>(b - start), static_cast<size_t>(e - b)));
+    start = end;
+  }
+  return out;
+}
+
+}  // namespace
+
+void DataModule::build_sentencepiece(const TextCorpus& train, TextRange train_range, const TextCorpus* val,
+                                     TextRange val_range) {
+  std::string train_text = corpus_text(train, train_range);
+  std::string val_text = val ? corpus_text(*val, val_range) : std::string();
+  std::shared_ptr<const SentencePieceModel> model;
+  std::string origin;
+  if (!config_.tokenizer_proto.empty()) {
+    model = SentencePieceModel::from_bytes(config_.tokenizer_proto, "the checkpoint's tokenizer");
+    origin = "from the checkpoint";
+  } else if (!config_.tokenizer_model.empty()) {
+    model = SentencePieceModel::from_file(config_.tokenizer_model);
+    origin = config_.tokenizer_model;
+  } else {
+    if (train_text.empty())
+      throw std::invalid_argument("--vocab-size: there is no training text to train the SentencePiece model on");
+    model = SentencePieceModel::train(train_text, {.vocab_size = config_.vocab_size, .model_type = config_.tokenizer_type});
+    origin = config_.tokenizer_type + ", trained on the training split";
+  }
+  if (config_.vocab_size > 0 && config_.vocab_size != model->size())
+    throw std::invalid_argument("--vocab-size " + std::to_string(config_.vocab_size) + ": the tokenizer model (" +
+                                origin + ") has " + std::to_string(model->size()) +
+                                " pieces; drop --vocab-size or give the model's size");
+  vocab_ = Vocab::sentencepiece(model);
+  std::vector<int32_t> train_ids, val_ids, val_bytes;
+  model->encode(train_text, train_ids);
+  model->encode(val_text, val_ids, &val_bytes);
+  tokens_train_ = static_cast<int64_t>(train_ids.size());
+  tokens_val_ = static_cast<int64_t>(val_ids.size());
+  bytes_train_ = train_range.size();
+  bytes_val_ = val_range.size();
+  tokenizer_origin_ = origin;
+  encoded_train_ = std::make_shared<TextCorpus>(TextCorpus::from_tokens(std::move(train_ids), {}));
+  encoded_val_ = val ? std::make_shared<TextCorpus>(TextCorpus::from_tokens(std::move(val_ids), val_bytes)) : nullptr;
+}
+
 void DataModule::build_fasta(std::vector<MappedFile>& train_maps, std::vector<MappedFile>& val_maps) {
+  if (config_.tokenizer != "bytes") {
+    const std::vector<std::string>& files = config_.eval_only ? config_.val_files : config_.train_files;
+    throw std::invalid_argument("--tokenizer " + config_.tokenizer + " applies to text corpora, but " +
+                                (files.empty() ? std::string("the data") : files[0]) +
+                                " is FASTA, which is read with the protein vocabulary (give --format text to read it "
+                                "as text)");
+  }
   vocab_ = Vocab::protein();
   FastaOptions fasta;
   fasta.skip_bad_records = config_.skip_bad_records;

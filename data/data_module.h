@@ -12,6 +12,13 @@
 // of the training files (data/split.h: by content hash for FASTA, the tail for text); val_fraction 0
 // and no val_files means no validation (eval_batches returns nothing). A FASTA split always keeps at
 // least one training record (data/split.h).
+// Text tokenizer: bytes (the default), or SentencePiece (tokenizer = "sentencepiece", data/tokenizer.h):
+// the model comes from tokenizer_proto (a checkpoint's), else the file tokenizer_model, else it is
+// trained on the training split (vocab_size pieces, tokenizer_type bpe | unigram). The text is split
+// by bytes first (the held-out tail starts at a UTF-8 character boundary), then the training and the
+// validation text are each encoded once to token ids, which the text batcher windows like bytes. The
+// validation ids remember how many bytes of the original text each one stands for (bits per byte,
+// Batch::target_bytes).
 // Batching rules: data/text_batcher.h and data/protein_batcher.h; masking: data/masking.h;
 // .gz handling and its cache: data/corpus_file.h; FASTA rules: data/fasta.h.
 #pragma once
@@ -27,6 +34,7 @@
 #include "data/fasta.h"
 #include "data/format.h"
 #include "data/mapped_file.h"
+#include "data/text_corpus.h"
 #include "data/vocab.h"
 
 namespace pf {
@@ -43,6 +51,12 @@ struct DataConfig {
   double mask_prob = 0.15;           // masked LM: selection probability per eligible token
   uint64_t seed = 0;
   std::string cache_dir;  // where .gz corpora are decompressed ("" = automatic, data/corpus_file.h)
+  // Text tokenizer (see above). Errors name the flags (--tokenizer, --tokenizer-model, --vocab-size).
+  std::string tokenizer = "bytes";     // "bytes" | "sentencepiece"
+  std::string tokenizer_model;         // a SentencePiece .model file
+  std::string tokenizer_proto;         // the serialized model itself (wins over tokenizer_model)
+  int64_t vocab_size = 0;              // pieces to train; with a given model, 0 or its size
+  std::string tokenizer_type = "bpe";  // "bpe" | "unigram" (training only)
   // Evaluation only (performer-eval): train_files must be empty, val_files are read whole (no split,
   // no minimum length: a text shorter than seq_len is one partial window); next_train_batch throws.
   bool eval_only = false;
@@ -79,6 +93,7 @@ class DataModule {
  private:
   void build_text(std::vector<MappedFile>& train_maps, std::vector<MappedFile>& val_maps);
   void build_fasta(std::vector<MappedFile>& train_maps, std::vector<MappedFile>& val_maps);
+  void build_sentencepiece(const TextCorpus& train, TextRange train_range, const TextCorpus* val, TextRange val_range);
 
   DataConfig config_;
   BatchOptions options_;
@@ -88,6 +103,10 @@ class DataModule {
   FastaStats fasta_stats_;
   std::string description_;
   std::vector<std::string> warnings_;
+  // SentencePiece text: the encoded corpora and their sizes.
+  std::shared_ptr<TextCorpus> encoded_train_, encoded_val_;
+  int64_t tokens_train_ = 0, tokens_val_ = 0, bytes_train_ = 0, bytes_val_ = 0;
+  std::string tokenizer_origin_;
 };
 
 }  // namespace pf

@@ -83,11 +83,13 @@ std::vector<Batch> TextBatcher::eval_batches(int64_t max_batches) const {
       uint8_t* km = batch.key_mask.data() + rows * T;
       std::copy(buf.begin(), buf.begin() + n, in);
       std::fill(km, km + n, uint8_t{1});
-      if (causal)
+      if (causal) {
         std::copy(buf.begin() + 1, buf.begin() + n + 1, tg);
-      else
+        batch.target_bytes += std::max<int64_t>(0, val_corpus_->bytes(start + 1, n));
+      } else {
         apply_mlm_mask({in, static_cast<size_t>(n)}, {tg, static_cast<size_t>(n)}, {km, static_cast<size_t>(n)}, vocab_,
                        options_.mask_prob, rng);
+      }
     }
     batch.batch = rows;
     batch.inputs.resize(static_cast<size_t>(rows * T));

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "data/tokenizer.h"
+
 namespace pf {
 
 namespace {
@@ -62,12 +64,57 @@ Vocab Vocab::protein() {
 Vocab Vocab::from_name(std::string_view name) {
   if (name == "bytes") return bytes();
   if (name == "protein") return protein();
+  if (name == "sentencepiece")
+    throw std::invalid_argument("Vocab: a 'sentencepiece' vocabulary needs its model (Vocab::sentencepiece)");
   throw std::invalid_argument("Vocab: unknown vocabulary name '" + std::string(name) +
-                              "'; expected 'bytes' or 'protein'");
+                              "'; expected 'bytes', 'protein' or 'sentencepiece'");
+}
+
+Vocab Vocab::sentencepiece(std::shared_ptr<const SentencePieceModel> model) {
+  if (!model) throw std::invalid_argument("Vocab::sentencepiece: no model");
+  Vocab v(VocabKind::Bytes);
+  v.kind_ = VocabKind::SentencePiece;
+  v.name_ = "sentencepiece";
+  v.tokens_.clear();
+  v.replacement_ids_.clear();
+  v.char_to_id_.fill(-1);
+  const int32_t n = model->size();
+  for (int32_t id = 0; id < n; ++id) {
+    v.tokens_.push_back(model->piece(id));
+    if (!model->is_control(id) && !model->is_unknown(id)) v.replacement_ids_.push_back(id);
+  }
+  v.pad_ = n;
+  v.mask_ = n + 1;
+  v.tokens_.push_back("<pad>");
+  v.tokens_.push_back("<mask>");
+  v.spm_ = std::move(model);
+  return v;
+}
+
+Vocab Vocab::from_serialized(const std::string& name, std::string model) {
+  if (name != "sentencepiece") {
+    if (!model.empty())
+      throw std::runtime_error("Vocab(" + name + "): the archive carries a tokenizer model this vocabulary does not use");
+    return from_name(name);
+  }
+  try {
+    return sentencepiece(SentencePieceModel::from_bytes(std::move(model), "the embedded tokenizer"));
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("Vocab(sentencepiece): ") + e.what());
+  }
+}
+
+const std::string& Vocab::model_proto() const {
+  static const std::string none;
+  return spm_ ? spm_->proto() : none;
 }
 
 std::vector<int32_t> Vocab::encode(std::string_view text) const {
   std::vector<int32_t> ids;
+  if (spm_) {
+    spm_->encode(text, ids);
+    return ids;
+  }
   ids.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
@@ -83,6 +130,19 @@ std::vector<int32_t> Vocab::encode(std::string_view text) const {
 
 std::string Vocab::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string out;
+  if (spm_) {  // runs of pieces decoded by the model, <pad> and <mask> between them
+    size_t run = 0;
+    for (size_t i = 0; i <= ids.size(); ++i) {
+      if (i < ids.size() && !is_special(ids[i])) {
+        token(ids[i]);  // range check
+        continue;
+      }
+      if (i > run) out += spm_->decode(ids.subspan(run, i - run));
+      if (i < ids.size() && !skip_special) out += token(ids[i]);
+      run = i + 1;
+    }
+    return out;
+  }
   out.reserve(ids.size());
   for (int32_t id : ids) {
     if (skip_special && is_special(id)) continue;

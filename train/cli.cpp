@@ -23,6 +23,7 @@ void absolutize(TrainConfig& c) {
   for (std::string& f : c.data) f = absolute(f);
   for (std::string& f : c.val_data) f = absolute(f);
   c.cache_dir = absolute(c.cache_dir);
+  c.tokenizer_model = absolute(c.tokenizer_model);
   c.init_from = absolute(c.init_from);
   c.out = absolute(c.out);
 }

@@ -45,20 +45,21 @@ void DataParallel::after_step(const PerformerLM& model) {
 }
 
 EvalMetrics DataParallel::evaluate(PerformerLM& model, const std::vector<Batch>& batches) const {
-  // Rank r scores batches r, r + N, ...; each batch's (loss sum, targets, correct) goes to its own slot
+  // Rank r scores batches r, r + N, ...; each batch's (loss sum, targets, correct, bytes) goes to its own slot
   // (zeros elsewhere), so the sum over ranks is exact and the slots are added up in batch order, as
   // one process adds them.
   const size_t n = batches.size();
-  std::vector<double> slots(3 * n, 0.0);
+  std::vector<double> slots(4 * n, 0.0);
   const bool was_training = model.is_training();
   model.eval();
   {
     NoGradGuard no_grad;
     for (size_t i = static_cast<size_t>(rank_); i < n; i += static_cast<size_t>(size_)) {
       const LossStats s = batch_stats(model, batches[i]);
-      slots[3 * i] = s.loss_sum;
-      slots[3 * i + 1] = static_cast<double>(s.targets);
-      slots[3 * i + 2] = static_cast<double>(s.correct);
+      slots[4 * i] = s.loss_sum;
+      slots[4 * i + 1] = static_cast<double>(s.targets);
+      slots[4 * i + 2] = static_cast<double>(s.correct);
+      slots[4 * i + 3] = static_cast<double>(s.target_bytes);
     }
   }
   model.train(was_training);
@@ -66,9 +67,10 @@ EvalMetrics DataParallel::evaluate(PerformerLM& model, const std::vector<Batch>&
   LossStats total;
   for (size_t i = 0; i < n; ++i) {
     LossStats s;
-    s.loss_sum = slots[3 * i];
-    s.targets = static_cast<int64_t>(slots[3 * i + 1]);
-    s.correct = static_cast<int64_t>(slots[3 * i + 2]);
+    s.loss_sum = slots[4 * i];
+    s.targets = static_cast<int64_t>(slots[4 * i + 1]);
+    s.correct = static_cast<int64_t>(slots[4 * i + 2]);
+    s.target_bytes = static_cast<int64_t>(slots[4 * i + 3]);
     total.add(s);
   }
   return EvalMetrics::from(total, static_cast<int64_t>(n));

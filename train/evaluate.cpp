@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numbers>
 
@@ -19,6 +20,9 @@ EvalMetrics EvalMetrics::from(const LossStats& s, int64_t batches) {
     m.accuracy = static_cast<double>(s.correct) / static_cast<double>(s.targets);
   }
   m.bits_per_token = m.loss / std::numbers::ln2;
+  m.bytes = s.target_bytes;
+  m.bits_per_byte = s.target_bytes > 0 ? s.loss_sum / std::numbers::ln2 / static_cast<double>(s.target_bytes)
+                                       : std::numeric_limits<double>::quiet_NaN();
   m.perplexity = std::exp(m.loss);
   return m;
 }
@@ -30,6 +34,7 @@ LossStats batch_stats(PerformerLM& model, const Batch& batch) {
   const int64_t rows = batch.batch * batch.seq, V = logits.size(-1);
   LossStats s;
   s.targets = batch.num_targets();
+  s.target_bytes = batch.target_bytes;
   s.loss_sum = static_cast<double>(loss.item()) * static_cast<double>(s.targets);
   const float* z = logits.value().data();
   for (int64_t r = 0; r < rows; ++r) {

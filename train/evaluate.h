@@ -16,10 +16,12 @@ struct LossStats {
   double loss_sum = 0.0;  // nats, summed over targets
   int64_t targets = 0;
   int64_t correct = 0;
+  int64_t target_bytes = 0;  // bytes of the original text the targets stand for (Batch::target_bytes)
   void add(const LossStats& o) {
     loss_sum += o.loss_sum;
     targets += o.targets;
     correct += o.correct;
+    target_bytes += o.target_bytes;
   }
 };
 
@@ -30,6 +32,13 @@ struct EvalMetrics {
   double accuracy = 0.0;        // in [0, 1]
   int64_t tokens = 0;           // targets evaluated
   int64_t batches = 0;
+  // Causal text models: total nats / ln 2 / bytes, where bytes counts the bytes of the original text
+  // that the scored targets stand for (every byte of the evaluated text but those of its first token,
+  // which has no context; data/tokenizer.h says how subword bytes are counted). Byte tokenizers: equal
+  // to bits_per_token. NaN and bytes = 0 when not defined (proteins, masked LM).
+  double bits_per_byte = 0.0;
+  int64_t bytes = 0;
+  bool has_bits_per_byte() const { return bytes > 0; }
   static EvalMetrics from(const LossStats& s, int64_t batches);
 };
 

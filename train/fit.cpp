@@ -188,19 +188,21 @@ class FitLoop {
 
   // One evaluation: a metrics line and a message (best = a new lowest validation loss).
   void report_eval(int64_t step, const EvalMetrics& m, bool best) {
-    if (log_)
-      log_->write(JsonLine()
-                      .add("type", "eval")
-                      .add("step", step)
-                      .add("val_loss", m.loss)
-                      .add("val_bits_per_token", m.bits_per_token)
-                      .add("val_perplexity", m.perplexity)
-                      .add("val_accuracy", m.accuracy)
-                      .add("val_tokens", m.tokens)
-                      .add("best", best)
-                      .add("elapsed_s", elapsed_before_ + seconds()));
+    if (log_) {
+      JsonLine line;
+      line.add("type", "eval")
+          .add("step", step)
+          .add("val_loss", m.loss)
+          .add("val_bits_per_token", m.bits_per_token)
+          .add("val_perplexity", m.perplexity)
+          .add("val_accuracy", m.accuracy)
+          .add("val_tokens", m.tokens);
+      if (m.has_bits_per_byte()) line.add("val_bits_per_byte", m.bits_per_byte).add("val_bytes", m.bytes);
+      log_->write(line.add("best", best).add("elapsed_s", elapsed_before_ + seconds()));
+    }
     say("eval step " + std::to_string(step) + ": val loss " + fmt("%.4f", m.loss) + " | " +
-        fmt("%.3f", m.bits_per_token) + " bits/token | ppl " + fmt("%.2f", m.perplexity) + " | acc " +
+        fmt("%.3f", m.bits_per_token) + " bits/token | " +
+        (m.has_bits_per_byte() ? fmt("%.4f", m.bits_per_byte) + " bits/byte | " : std::string()) + "ppl " + fmt("%.2f", m.perplexity) + " | acc " +
         fmt("%.1f%%", 100.0 * m.accuracy) + (best ? " (best)" : ""));
   }
 

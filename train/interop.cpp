@@ -1,9 +1,13 @@
 #include "train/interop.h"
 #include "base/format.h"
 
+#include "data/base64.h"
+#include "data/tokenizer.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 
@@ -48,6 +52,23 @@ void export_safetensors(const PerformerLM& model, const std::string& vocab_name,
                         const std::string& path) {
   save_safetensors(path, model.state_dict(), model_metadata(model.config(), vocab_name, step));
 }
+
+void export_safetensors(const PerformerLM& model, const Vocab& vocab, int64_t step, const std::string& path) {
+  SafetensorsMetadata m = model_metadata(model.config(), vocab.name(), step);
+  for (auto& [key, value] : tokenizer_metadata(vocab)) m[key] = value;
+  save_safetensors(path, model.state_dict(), m);
+}
+
+SafetensorsMetadata tokenizer_metadata(const Vocab& vocab) {
+  SafetensorsMetadata m;
+  const SentencePieceModel* spm = vocab.sentencepiece_model();
+  if (!spm) return m;
+  m["tokenizer"] = "sentencepiece";
+  m["tokenizer_model"] = base64_encode(spm->proto());
+  m["tokenizer_fnv1a64"] = spm->hash_hex();
+  return m;
+}
+
 
 std::string metadata_mismatch(const SafetensorsMetadata& metadata, const ModelConfig& model,
                               const std::string& model_name) {

@@ -10,6 +10,9 @@
 //   "positions" (learned | sinusoidal | rotary), "tie_embeddings", "dropout", "orthogonal_features",
 //   "redraw_every", "kernel_eps", "chunk_size", "shared_key_shift", "antithetic_features", "seed".
 // Numbers are decimal text that reads back to the same value; booleans are "true" / "false".
+// A SentencePiece model (vocab "sentencepiece") adds its tokenizer: "tokenizer": "sentencepiece",
+// "tokenizer_model": the serialized model (the bytes of its .model file) in standard base64 (RFC 4648,
+// with padding), "tokenizer_fnv1a64": 16 hex digits of the FNV-1a 64 hash of those bytes.
 //
 // Import (load_safetensors_into, performer-train --init-from): the model is built from its own
 // config (the flags); the file's metadata fields that are present must agree with it (all but seed,
@@ -20,6 +23,7 @@
 
 #include <string>
 
+#include "data/vocab.h"
 #include "nn/safetensors.h"
 #include "performer/config.h"
 #include "performer/model.h"
@@ -32,6 +36,11 @@ SafetensorsMetadata model_metadata(const ModelConfig& config, const std::string&
 // Writes model.state_dict() with model_metadata() atomically.
 void export_safetensors(const PerformerLM& model, const std::string& vocab_name, int64_t step,
                         const std::string& path);
+// The same, with the vocabulary's tokenizer in the metadata (tokenizer_metadata).
+void export_safetensors(const PerformerLM& model, const Vocab& vocab, int64_t step, const std::string& path);
+// The tokenizer keys above for a SentencePiece vocabulary; empty for bytes and protein.
+SafetensorsMetadata tokenizer_metadata(const Vocab& vocab);
+// (Standard base64 for the tokenizer_model value: data/base64.h.)
 
 // Every metadata field that disagrees with `model` (or cannot be read), as
 // "kernel_eps 0.001 in the file, 1e-06 <model_name>, ..."; "" when all present fields agree.

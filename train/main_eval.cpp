@@ -66,6 +66,8 @@ pf::DataModule load_data(const EvalArgs& a, const pf::TrainConfig& tc, const pf:
   dc.train_files.clear();
   dc.val_files = a.data;
   dc.eval_only = true;
+  dc.tokenizer_proto = ckpt.vocab.model_proto();  // a SentencePiece model evaluates with its embedded tokenizer
+  dc.tokenizer_model.clear();
   pf::DataModule dm = [&] {
     try {
       return pf::DataModule(dc);
@@ -99,6 +101,9 @@ void print_json(const EvalArgs& a, const pf::OpenedCheckpoint& opened, bool mlm,
                          .add("batches", m.batches)
                          .add("unigram_entropy", unigram)
                          .str();
+  if (m.has_bits_per_byte())
+    line.insert(line.size() - 1, ",\"bits_per_byte\":" + pf::json_number(m.bits_per_byte) +
+                                     ",\"bytes\":" + std::to_string(m.bytes));
   line.insert(line.size() - 1, ",\"data\":" + files);
   std::printf("%s\n", line.c_str());
 }
@@ -116,6 +121,9 @@ void print_text(const EvalArgs& a, const pf::OpenedCheckpoint& opened, const pf:
               m.loss, m.bits_per_token, m.perplexity, mlm ? "masked-token " : "", 100.0 * m.accuracy,
               static_cast<long long>(m.tokens), static_cast<long long>(m.batches));
   std::printf("unigram entropy of these targets: %.4f nats/token\n", unigram);
+  if (m.has_bits_per_byte())
+    std::printf("%.4f bits per byte of the original text (%lld bytes: every byte but those of the first token)\n",
+                m.bits_per_byte, static_cast<long long>(m.bytes));
 }
 
 int run(const EvalArgs& a) {

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   std::error_code ec;
   if (std::filesystem::is_directory(out, ec)) return fail(2, "--out " + out + ": is a directory; give a file name");
   try {
-    pf::export_safetensors(*model, opened.checkpoint.vocab.name(), opened.checkpoint.progress.step, out);
+    pf::export_safetensors(*model, opened.checkpoint.vocab, opened.checkpoint.progress.step, out);
   } catch (const std::exception& e) {
     return fail(1, std::string("--out: ") + e.what());
   }

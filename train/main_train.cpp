@@ -171,8 +171,8 @@ double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<p
 }
 
 // Phase 4: from here on the output directory changes (rank 0 only).
-void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::RunDirectory& dir, pf::RunLock& lock,
-                           bool foreign_out) {
+void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::Trainer& trainer,
+                           const pf::RunDirectory& dir, pf::RunLock& lock, bool foreign_out) {
   if (pf::dist::rank() != 0) return;
   try {
     dir.create();
@@ -181,6 +181,9 @@ void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::
     dir.remove_stale_temp_files();
     if (plan.ckpt) pf::MetricsLog::truncate_after(dir.metrics_path(), plan.ckpt->progress.step);
     pf::write_file_atomic(dir.config_path(), pf::to_config_file(plan.config));
+    // The SentencePiece model of the run (also embedded in every checkpoint).
+    if (trainer.data().vocab().kind() == pf::VocabKind::SentencePiece)
+      pf::write_file_atomic(plan.config.out + "/tokenizer.model", trainer.data().vocab().model_proto());
   } catch (const pf::RunInUseError& e) {
     exit_with(2, e.what());
   } catch (const std::exception& e) {
@@ -200,8 +203,16 @@ void print_validation_banner(const pf::TrainConfig& config, pf::Trainer& trainer
     return;
   }
   const double h = pf::unigram_entropy(trainer.eval_batches(), trainer.data().vocab().size());
-  int64_t targets = 0;
-  for (const pf::Batch& b : trainer.eval_batches()) targets += b.num_targets();
+  int64_t targets = 0, bytes = 0;
+  for (const pf::Batch& b : trainer.eval_batches()) {
+    targets += b.num_targets();
+    bytes += b.target_bytes;
+  }
+  if (bytes > 0)
+    std::fprintf(stderr,
+                 "validation reports nats/token and bits per byte of the original text: total nats / ln 2 / %lld "
+                 "bytes (the held-out bytes the %lld scored tokens stand for)\n",
+                 static_cast<long long>(bytes), static_cast<long long>(targets));
   std::fprintf(stderr,
                "validation: %zu batches%s, %lld target tokens scored per evaluation (%s); unigram entropy %.4f nats "
                "(%.3f bits)/token: the loss of a model that only knows token frequencies\n",
@@ -309,6 +320,9 @@ void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf
     std::printf(
         "validation: loss %.4f nats/token | %.3f bits/token | perplexity %.2f | accuracy %.1f%% (%lld tokens)\n",
         m.loss, m.bits_per_token, m.perplexity, 100.0 * m.accuracy, static_cast<long long>(m.tokens));
+    if (m.has_bits_per_byte())
+      std::printf("validation: %.4f bits per byte of the original text (%lld bytes)\n", m.bits_per_byte,
+                  static_cast<long long>(m.bytes));
     std::printf("best validation loss %.4f at step %lld\n", trainer.progress().best_val_loss,
                 static_cast<long long>(trainer.progress().best_step));
   }
@@ -344,7 +358,7 @@ int run(int argc, char** argv) {
                  static_cast<long long>(trainer->progress().step), static_cast<long long>(plan.config.steps));
     return 0;
   }
-  prepare_run_directory(cli, plan, dir, lock, foreign_out);
+  prepare_run_directory(cli, plan, *trainer, dir, lock, foreign_out);
   print_banner(cli, plan.config, *trainer, load_s, parallel_note);
   const pf::FitResult result = train(cli, plan.config, *trainer, dir);
   if (result.status == pf::FitStatus::NonFinite || result.status == pf::FitStatus::Stopped)

@@ -142,6 +142,27 @@ void TrainConfig::validate() const {
   positive("seq-len", seq_len);
   positive("batch-size", batch_size);
   if (!(mask_prob > 0.0 && mask_prob <= 1.0)) bad("mask-prob", num(mask_prob), "must be in (0, 1]");
+  one_of("tokenizer", tokenizer, {"bytes", "sentencepiece"});
+  one_of("tokenizer-type", tokenizer_type, {"bpe", "unigram"});
+  non_negative("vocab-size", vocab_size);
+  if (tokenizer == "bytes") {
+    if (!tokenizer_model.empty())
+      bad("tokenizer-model", tokenizer_model, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
+    if (vocab_size != 0)
+      bad("vocab-size", std::to_string(vocab_size),
+          "applies to --tokenizer sentencepiece only (the byte tokenizer has 256 tokens)");
+    if (tokenizer_type != "bpe")
+      bad("tokenizer-type", tokenizer_type, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
+  } else {
+    if (tokenizer_model.empty() && vocab_size == 0)
+      bad("tokenizer", tokenizer,
+          "needs --tokenizer-model FILE (an existing SentencePiece model) or --vocab-size N (train one on the "
+          "training split)");
+    if (format == "fasta")
+      bad("tokenizer", tokenizer,
+          "applies to text corpora; --format fasta is read with the protein vocabulary (give --format text to read "
+          "the file as text)");
+  }
   if (!preset.empty() && !presets().count(preset))
     bad("preset", "'" + preset + "'", "unknown value (expected one of: " + shape_preset_names() + ")");
   one_of("attention", attention, {"favor", "relu", "softmax"});
@@ -202,6 +223,7 @@ void TrainConfig::check_files() const {
   };
   check("data", data);
   check("val-data", val_data);
+  if (!tokenizer_model.empty()) check("tokenizer-model", {tokenizer_model});
   if (!init_from.empty()) check("init-from", {init_from});
 }
 
@@ -246,6 +268,10 @@ DataConfig TrainConfig::data_config() const {
   d.mask_prob = mask_prob;
   d.seed = seed;
   d.cache_dir = cache_dir;
+  d.tokenizer = tokenizer;
+  d.tokenizer_model = tokenizer_model;
+  d.vocab_size = vocab_size;
+  d.tokenizer_type = tokenizer_type;
   return d;
 }
 

@@ -42,6 +42,10 @@ struct TrainConfig {
   bool pack = false;                 // proteins: records end to end
   bool skip_bad_records = false;     // FASTA: skip malformed records
   std::string cache_dir;             // where .gz corpora are decompressed ("" = data/corpus_file.h rule)
+  std::string tokenizer = "bytes";      // text: bytes | sentencepiece (data/tokenizer.h)
+  std::string tokenizer_model;          // sentencepiece: an existing .model file
+  int64_t vocab_size = 0;               // sentencepiece: pieces of the model trained on the training split
+  std::string tokenizer_type = "bpe";   // sentencepiece training: bpe | unigram
   // ---- model
   std::string preset;  // "" | tiny | small | b1 | b2 (performer/presets.h): defaults that explicit flags override
   int64_t dim = 128;
@@ -147,6 +151,15 @@ void visit_fields(V&& v) {
   f("cache-dir", &C::cache_dir, K::Free,
     "where .gz corpora are decompressed once (default: $XDG_CACHE_HOME/performer-cpp, else "
     "~/.cache/performer-cpp, else $TMPDIR)");
+  f("tokenizer", &C::tokenizer, K::Model,
+    "text tokenizer: bytes (256 byte tokens) or sentencepiece (subwords: --tokenizer-model FILE, or --vocab-size N "
+    "to train one on the training split)");
+  // Compared by content on resume (the checkpoint embeds the model), so a moved file may be given.
+  f("tokenizer-model", &C::tokenizer_model, K::Free,
+    "sentencepiece: an existing SentencePiece .model file (on resume it must be the checkpoint's own tokenizer)");
+  f("vocab-size", &C::vocab_size, K::Model,
+    "sentencepiece: train a model of this many pieces on the training split (0 = take --tokenizer-model's)");
+  f("tokenizer-type", &C::tokenizer_type, K::Model, "sentencepiece training: bpe or unigram");
   group = "Model";
   f("preset", &C::preset, K::Free, "model and batch shape preset (tiny, small, b1, b2); explicit flags override it");
   f("dim", &C::dim, K::Model, "model width (C)");

@@ -7,6 +7,7 @@
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 #include "nn/clip.h"
+#include "data/tokenizer.h"
 #include "performer/generate.h"
 #include "train/distributed.h"
 #include "train/interop.h"
@@ -22,6 +23,26 @@ const TrainConfig& checked(const TrainConfig& c) {
   if (c.threads > 0) set_num_threads(static_cast<int>(c.threads));
   set_matmul_precision(c.matmul_precision());
   return c;
+}
+
+// A resumed run tokenizes with the checkpoint's own tokenizer (never a new one trained on the data). A
+// --tokenizer-model in the configuration must be that same model, byte for byte.
+DataConfig resume_data_config(const TrainConfig& c, const Checkpoint& ckpt) {
+  DataConfig d = c.data_config();
+  if (ckpt.vocab.kind() != VocabKind::SentencePiece) return d;
+  d.tokenizer_proto = ckpt.vocab.model_proto();
+  if (!c.tokenizer_model.empty()) {
+    const auto file = SentencePieceModel::from_file(c.tokenizer_model);
+    if (file->proto() != d.tokenizer_proto)
+      throw CheckpointError("--tokenizer-model " + c.tokenizer_model + " (" + std::to_string(file->size()) +
+                            " pieces, fnv1a64 " + file->hash_hex() +
+                            ") is not the tokenizer embedded in the checkpoint (" +
+                            std::to_string(ckpt.vocab.sentencepiece_model()->size()) + " pieces, fnv1a64 " +
+                            ckpt.vocab.sentencepiece_model()->hash_hex() +
+                            "); a run keeps its tokenizer: give the tokenizer.model of the run directory, or the "
+                            "model the run started from");
+  }
+  return d;
 }
 
 }  // namespace
@@ -56,7 +77,7 @@ Trainer::Trainer(const TrainConfig& config)
 }
 
 Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
-    : config_(checked(config)), data_(config_.data_config()), schedule_(config_.schedule_config()) {
+    : config_(checked(config)), data_(resume_data_config(config_, ckpt)), schedule_(config_.schedule_config()) {
   ModelConfig mc = ckpt.model_config;
   mc.dropout = static_cast<float>(config_.dropout);  // Free flags may change on resume
   mc.redraw_every = config_.redraw_every;
@@ -87,6 +108,12 @@ void Trainer::init_from_file(const std::string& path) {
     if (vocab != file.metadata.end() && vocab->second != data_.vocab().name())
       throw SafetensorsError(path + ": the weights were trained with the '" + vocab->second +
                              "' vocabulary but the data uses '" + data_.vocab().name() + "'");
+    const auto tok = file.metadata.find("tokenizer_fnv1a64");
+    const SentencePieceModel* spm = data_.vocab().sentencepiece_model();
+    if (tok != file.metadata.end() && spm && tok->second != spm->hash_hex())
+      throw SafetensorsError(path + ": the weights were trained with another SentencePiece model (fnv1a64 " +
+                             tok->second + ") than the data's (" + spm->hash_hex() +
+                             "); give that model with --tokenizer-model");
     load_safetensors_into(*model_, file, path, "from the flags");
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("--init-from ") + e.what());
@@ -217,7 +244,7 @@ std::string Trainer::sample(int64_t max_tokens, bool* stopped_at_end) {
   if (vocab.bos_id() >= 0) {
     prompt.push_back(vocab.bos_id());
   } else {
-    // The first line (at most 32 bytes) of the validation text, else a newline.
+    // The first 32 tokens (bytes or subwords) of the validation text, else a newline.
     const std::vector<Batch>& val = eval_batches();
     if (!val.empty())
       for (int64_t t = 0; t < std::min<int64_t>(32, val[0].seq); ++t) {
@@ -225,7 +252,7 @@ std::string Trainer::sample(int64_t max_tokens, bool* stopped_at_end) {
         if (id == vocab.pad_id()) break;
         prompt.push_back(id);
       }
-    if (prompt.empty()) prompt.push_back('\n');
+    if (prompt.empty()) prompt = vocab.kind() == VocabKind::SentencePiece ? vocab.encode("\n") : std::vector<int32_t>{'\n'};
   }
   if (model_->config().positions == PositionKind::Learned)
     max_tokens = std::min<int64_t>(max_tokens, model_->config().max_seq_len - static_cast<int64_t>(prompt.size()) + 1);

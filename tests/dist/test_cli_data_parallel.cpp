@@ -74,6 +74,11 @@ TEST(CliDataParallel, TwoRanksTrainToOneProcessLosses) {
   ASSERT_EQ(v1.size(), v2.size());
   ASSERT_FALSE(v1.empty());
   EXPECT_EQ(v2[0], v1[0]);  // step 0: the same weights, sharded evaluation is bit-identical
+  const auto b1 = values(dir.path("one/metrics.jsonl"), "eval", "val_bits_per_byte");
+  const auto b2 = values(dir.path("two/metrics.jsonl"), "eval", "val_bits_per_byte");
+  ASSERT_EQ(b1.size(), v1.size());
+  ASSERT_EQ(b2.size(), v2.size());
+  EXPECT_EQ(b2[0], b1[0]);
   for (size_t i = 0; i < v1.size(); ++i) EXPECT_NEAR(v2[i], v1[i], 1e-5 * v1[i]);
   EXPECT_EQ(values(dir.path("two/metrics.jsonl"), "train", "comm_ms").size(), 20u);
   EXPECT_TRUE(values(dir.path("one/metrics.jsonl"), "train", "comm_ms").empty());

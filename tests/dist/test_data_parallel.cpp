@@ -273,6 +273,8 @@ TEST_F(DataParallel2, ShardedValidationLossEqualsOneProcessBitForBit) {
   EXPECT_EQ(sharded.loss, ref_loss);
   EXPECT_EQ(sharded.tokens, one.tokens);
   EXPECT_EQ(sharded.batches, one.batches);
+  EXPECT_EQ(sharded.bytes, one.bytes);  // bits per byte too: every batch's byte count is carried
+  EXPECT_GT(sharded.bytes, 0);
 }
 
 TEST_F(DataParallel2, StopAndResumeUnderTwoRanksIsBitExact) {
