@@ -8,13 +8,20 @@
 
 namespace pf {
 
-enum class AttentionKind { Favor, Relu, Softmax };  // FAVOR+ softmax kernel, generalized ReLU, exact
+// FAVOR+ softmax kernel, generalized ReLU, exact, and favor-local: exact softmax over a window of recent
+// keys plus FAVOR+ for the keys before it (performer/favor_local.h; causal only).
+enum class AttentionKind { Favor, Relu, Softmax, FavorLocal };
+// Random features of the softmax kernel (favor, favor-local): FAVOR+ positive features, or FAVOR++
+// (optimal positive random features, performer/favor.h).
+enum class FeatureMapKind { FavorPlus, FavorPlusPlus };
 enum class PositionKind { Learned, Sinusoidal, Rotary };
 
 std::string to_string(AttentionKind kind);
 std::string to_string(PositionKind kind);
-// Parse "favor" | "relu" | "softmax"; throws std::invalid_argument naming the bad value.
+std::string to_string(FeatureMapKind kind);
+// Parse "favor" | "relu" | "softmax" | "favor-local"; throws std::invalid_argument naming the bad value.
 AttentionKind parse_attention(const std::string& s);
+FeatureMapKind parse_feature_map(const std::string& s);  // "favor+" | "favor++"
 PositionKind parse_positions(const std::string& s);  // "learned" | "sinusoidal" | "rotary"
 
 struct ModelConfig {
@@ -40,6 +47,12 @@ struct ModelConfig {
   // Random features in antithetic pairs W = [V; -V] (performer/features.h): the paper's hyperbolic
   // estimator, lower variance at the same M (features must be even). An option; see QUALITY.md.
   bool antithetic_features = false;
+  // favor-local: the number of recent keys (the query's own included) scored exactly; >= 1.
+  int64_t local_window = 64;
+  // favor, favor-local: FAVOR+ or FAVOR++ features. FAVOR++ uses the A that is optimal for
+  // |q' + k'|^2 = favorpp_z (performer/favor.h, favorpp_optimal_a); >= 0, 0 gives A = 0 (FAVOR+).
+  FeatureMapKind feature_map = FeatureMapKind::FavorPlus;
+  float favorpp_z = 4.0f;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -55,10 +68,18 @@ struct ModelConfig {
       ar(shared_key_shift, antithetic_features);
     else
       shared_key_shift = antithetic_features = false;  // version 0 (before these options)
+    if (version >= 2) {
+      ar(local_window, feature_map, favorpp_z);
+    } else {  // before favor-local and FAVOR++
+      local_window = ModelConfig().local_window;
+      feature_map = FeatureMapKind::FavorPlus;
+      favorpp_z = ModelConfig().favorpp_z;
+    }
   }
 };
 
 }  // namespace pf
 
-// Version 1 added shared_key_shift and antithetic_features; version-0 archives (earlier checkpoints) still load.
-CEREAL_CLASS_VERSION(pf::ModelConfig, 1);
+// Version 1 added shared_key_shift and antithetic_features, version 2 local_window, feature_map and
+// favorpp_z; earlier archives (checkpoints) still load.
+CEREAL_CLASS_VERSION(pf::ModelConfig, 2);

@@ -172,6 +172,9 @@ TrainConfig config_from(const ModelConfig& model, const DataConfig& data, const 
   c.positions = to_string(model.positions);
   c.redraw_every = model.redraw_every;
   c.antithetic_features = model.antithetic_features;
+  c.local_window = model.local_window;
+  c.feature_map = to_string(model.feature_map);
+  c.favorpp_z = model.favorpp_z;
   c.dropout = model.dropout;
   c.tie_embeddings = model.tie_embeddings;
   if (optimizer) {
@@ -218,7 +221,8 @@ std::string model_config_mismatch(const ModelConfig& checkpoint, const ModelConf
       return std::string(v ? "true" : "false");
     else if constexpr (std::is_same_v<T, float>)
       return float_str(v);
-    else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
+    else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind> ||
+                       std::is_same_v<T, FeatureMapKind>)
       return to_string(v);
     else
       return std::to_string(v);
@@ -245,6 +249,9 @@ std::string model_config_mismatch(const ModelConfig& checkpoint, const ModelConf
   field("chunk_size", checkpoint.chunk_size, model.chunk_size);
   field("shared_key_shift", checkpoint.shared_key_shift, model.shared_key_shift);
   field("antithetic_features", checkpoint.antithetic_features, model.antithetic_features);
+  field("local_window", checkpoint.local_window, model.local_window);
+  field("feature_map", checkpoint.feature_map, model.feature_map);
+  field("favorpp_z", checkpoint.favorpp_z, model.favorpp_z);
   field("seed", checkpoint.seed, model.seed);
   return out;
 }

@@ -26,7 +26,8 @@ std::string text(const T& v) {
     return v ? "true" : "false";
   else if constexpr (std::is_same_v<T, float>)
     return float_text(v);
-  else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
+  else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind> ||
+                     std::is_same_v<T, FeatureMapKind>)
     return to_string(v);
   else
     return std::to_string(v);
@@ -50,6 +51,8 @@ T parse(const std::string& s) {
     return parse_attention(s);
   } else if constexpr (std::is_same_v<T, PositionKind>) {
     return parse_positions(s);
+  } else if constexpr (std::is_same_v<T, FeatureMapKind>) {
+    return parse_feature_map(s);
   } else {
     static_assert(std::is_integral_v<T>);
     char* end = nullptr;
@@ -84,6 +87,9 @@ void visit_model_fields(F&& f) {
   f("chunk_size", &M::chunk_size, true);
   f("shared_key_shift", &M::shared_key_shift, true);
   f("antithetic_features", &M::antithetic_features, true);
+  f("local_window", &M::local_window, true);
+  f("feature_map", &M::feature_map, true);
+  f("favorpp_z", &M::favorpp_z, true);
   f("seed", &M::seed, false);
 }
 

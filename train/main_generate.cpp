@@ -101,7 +101,9 @@ int main(int argc, char** argv) {
     std::printf("%s\n", vocab.decode(all, /*skip_special=*/true).c_str());
     std::fprintf(stderr, "generated %zu tokens in %.3f s (%.1f tokens/s, %s decoding)%s\n", out.size(), s,
                  s > 0 ? static_cast<double>(out.size()) / s : 0.0,
-                 mc.attention == pf::AttentionKind::Softmax ? "key/value cache" : "recurrent FAVOR state",
+                 mc.attention == pf::AttentionKind::Softmax      ? "key/value cache"
+                 : mc.attention == pf::AttentionKind::FavorLocal ? "recurrent FAVOR state + window of keys"
+                                                                 : "recurrent FAVOR state",
                  at_eos ? "; stopped at <eos>" : "");
   } catch (const std::exception& e) {
     return fail(e.what());

@@ -160,7 +160,14 @@ void TrainConfig::validate() const {
     bad("heads", std::to_string(heads), "must divide --dim " + std::to_string(dim) + " (head dim = dim / heads)");
   positive("ff-hidden", ff_hidden);
   positive("features", features);
-  one_of("attention", attention, {"favor", "relu", "softmax"});
+  one_of("attention", attention, {"favor", "relu", "softmax", "favor-local"});
+  if (attention == "favor-local" && objective != "causal")
+    bad("attention", attention, "is causal only, but --objective is " + objective);
+  positive("local-window", local_window);
+  one_of("feature-map", feature_map, {"favor+", "favor++"});
+  if (feature_map == "favor++" && attention != "favor" && attention != "favor-local")
+    bad("feature-map", feature_map, "needs --attention favor or favor-local, got " + attention);
+  if (!(favorpp_z >= 0.0 && std::isfinite(favorpp_z))) bad("favorpp-z", num(favorpp_z), "must be finite and >= 0");
   one_of("positions", positions, {"learned", "sinusoidal", "rotary"});
   if (positions == "rotary" && (dim / heads) % 2 != 0)
     bad("positions", "rotary",
@@ -238,6 +245,9 @@ ModelConfig TrainConfig::model_config(int64_t vocab_size) const {
   m.dropout = static_cast<float>(dropout);
   m.redraw_every = redraw_every;
   m.antithetic_features = antithetic_features;
+  m.local_window = local_window;
+  m.feature_map = parse_feature_map(feature_map);
+  m.favorpp_z = static_cast<float>(favorpp_z);
   m.seed = seed;
   return m;
 }
