@@ -5,6 +5,7 @@
 //   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
 //               [--features 128 --kernel-eps 1e-6 --redraw-every 0 --key-shift perkey|shared --antithetic]
+//               [--attention favor-local --local-window 64] [--feature-map favor+|favor++ --favorpp-z 4]
 //               [--precision fp32|bf16]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
@@ -98,14 +99,22 @@ void diagnose(PerformerLM& model, const Batch& b, int64_t step) {
 
 int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
-  std::string data, attention = "favor", key_shift = "perkey";
+  std::string data, attention = "favor", key_shift = "perkey", feature_map = "favor+";
+  int64_t local_window = 64;
+  float favorpp_z = 4.0f;
   bool antithetic = false;
   int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 0;
   float lr = 1e-3f, eps = 1e-6f;
   int threads = 1;
   uint64_t seed = 1;
   app.add_option("--data", data, "text file")->required()->check(CLI::ExistingFile);
-  app.add_option("--attention", attention)->check(CLI::IsMember({"favor", "relu", "softmax"}));
+  app.add_option("--attention", attention)->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  app.add_option("--local-window", local_window, "favor-local: recent keys scored exactly")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--feature-map", feature_map, "favor, favor-local: favor+ or favor++")
+      ->check(CLI::IsMember({"favor+", "favor++"}));
+  app.add_option("--favorpp-z", favorpp_z, "favor++: the |q' + k'|^2 its parameter A is optimal for")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--steps", steps)->check(CLI::PositiveNumber);
   app.add_option("--seq", seq)->check(CLI::PositiveNumber);
   app.add_option("--batch", batch)->check(CLI::PositiveNumber);
@@ -153,6 +162,9 @@ int main(int argc, char** argv) {
   mc.kernel_eps = eps;
   mc.shared_key_shift = key_shift == "shared";
   mc.antithetic_features = antithetic;
+  mc.local_window = local_window;
+  mc.feature_map = parse_feature_map(feature_map);
+  mc.favorpp_z = favorpp_z;
   mc.seed = seed;
   PerformerLM model(mc);
   AdamOptions ao;

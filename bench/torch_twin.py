@@ -487,10 +487,13 @@ def config_from_metadata(meta):
     """The twin's cfg for a performer-cpp model described by safetensors metadata (train/interop.h).
     The twin implements the causal model with learned positions, an untied head and per-key FAVOR+
     shifts; any other configuration is refused (ValueError) rather than computed differently."""
-    need = {"causal": "true", "positions": "learned", "tie_embeddings": "false", "shared_key_shift": "false"}
+    need = {"causal": "true", "positions": "learned", "tie_embeddings": "false", "shared_key_shift": "false",
+            "feature_map": "favor+"}
     for key, want in need.items():
         if meta.get(key, want) != want:
             raise ValueError(f"the twin implements {key} = {want} only; this model has {key} = {meta[key]}")
+    if meta.get("attention", "favor") not in ("favor", "relu", "softmax"):
+        raise ValueError(f"the twin implements attention favor, relu or softmax; this model has {meta['attention']}")
     cfg = dict(dim=int(meta["dim"]), depth=int(meta["depth"]), heads=int(meta["heads"]), ff=int(meta["ff_hidden"]),
                features=int(meta.get("features", 1)), attention=meta.get("attention", "favor"),
                chunk=int(meta.get("chunk_size", 64)), vocab=int(meta["vocab_size"]),

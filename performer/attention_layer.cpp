@@ -4,6 +4,7 @@
 
 #include "autograd/ops.h"
 #include "nn/attention.h"
+#include "performer/favor_local.h"
 #include "performer/features.h"
 
 namespace pf {
@@ -34,6 +35,7 @@ FavorOptions PerformerAttention::favor_options() const {
   opt.eps = cfg_.kernel_eps;
   opt.chunk_size = cfg_.chunk_size;
   opt.key_shift = cfg_.shared_key_shift ? KeyShift::Shared : KeyShift::PerKey;
+  if (cfg_.feature_map == FeatureMapKind::FavorPlusPlus) opt.feature_a = favorpp_optimal_a(cfg_.favorpp_z, cfg_.head_dim());
   return opt;
 }
 
@@ -67,6 +69,8 @@ Var PerformerAttention::forward(const Var& x, const RotaryTables* rotary, const 
   Var out;  // (B,H,T,D)
   if (cfg_.attention == AttentionKind::Softmax) {
     out = softmax_attention(h.q, h.k, h.v, cfg_.causal, mask);
+  } else if (cfg_.attention == AttentionKind::FavorLocal) {
+    out = favor_local_attention(h.q, h.k, h.v, projection(), cfg_.local_window, favor_options());  // causal only
   } else {
     out = favor_attention(h.q, h.k, h.v, projection(), cfg_.causal, favor_options(), mask);
   }

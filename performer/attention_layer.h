@@ -1,12 +1,13 @@
 // PerformerAttention: multi-head self-attention whose kernel is chosen by the model config:
-// `favor` (FAVOR+ positive softmax features), `relu` (generalized attention, ReLU features) or
-// `softmax` (exact, quadratic; the baseline). Causal or bidirectional.
+// `favor` (FAVOR+ positive softmax features, or FAVOR++), `relu` (generalized attention, ReLU
+// features), `softmax` (exact, quadratic; the baseline) or `favor-local` (exact softmax over the last
+// local_window keys plus favor for the earlier ones; causal only). Causal or bidirectional.
 //
 //   x (B,T,C) -> q, k, v = x Wq, x Wk, x Wv  (B,T,C) -> split heads (B,H,T,D)
 //             -> [rotary on q, k]             (before the feature map, so phi sees rotated vectors)
 //             -> attention                    (B,H,T,D) -> merge heads (B,T,C) -> out projection
 //
-// favor / relu keep their random projection W (M, D), shared by the heads of the layer, as the
+// favor / relu / favor-local keep their random projection W (M, D), shared by the heads of the layer, as the
 // buffer "projection": saved in state dicts, never trained, redrawn only by redraw() between
 // optimizer steps (the model's maybe_redraw), never inside forward.
 #pragma once

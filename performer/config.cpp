@@ -18,6 +18,8 @@ std::string to_string(AttentionKind kind) {
       return "relu";
     case AttentionKind::Softmax:
       return "softmax";
+    case AttentionKind::FavorLocal:
+      return "favor-local";
   }
   throw std::invalid_argument("to_string: invalid AttentionKind " + std::to_string(static_cast<int>(kind)));
 }
@@ -34,11 +36,28 @@ std::string to_string(PositionKind kind) {
   throw std::invalid_argument("to_string: invalid PositionKind " + std::to_string(static_cast<int>(kind)));
 }
 
+std::string to_string(FeatureMapKind kind) {
+  switch (kind) {
+    case FeatureMapKind::FavorPlus:
+      return "favor+";
+    case FeatureMapKind::FavorPlusPlus:
+      return "favor++";
+  }
+  throw std::invalid_argument("to_string: invalid FeatureMapKind " + std::to_string(static_cast<int>(kind)));
+}
+
 AttentionKind parse_attention(const std::string& s) {
   if (s == "favor") return AttentionKind::Favor;
   if (s == "relu") return AttentionKind::Relu;
   if (s == "softmax") return AttentionKind::Softmax;
-  throw std::invalid_argument("attention: unknown kind '" + s + "' (expected favor, relu or softmax)");
+  if (s == "favor-local") return AttentionKind::FavorLocal;
+  throw std::invalid_argument("attention: unknown kind '" + s + "' (expected favor, relu, softmax or favor-local)");
+}
+
+FeatureMapKind parse_feature_map(const std::string& s) {
+  if (s == "favor+") return FeatureMapKind::FavorPlus;
+  if (s == "favor++") return FeatureMapKind::FavorPlusPlus;
+  throw std::invalid_argument("feature map: unknown kind '" + s + "' (expected favor+ or favor++)");
 }
 
 PositionKind parse_positions(const std::string& s) {
@@ -54,7 +73,7 @@ std::string model_field_text(const T& v) {
     return v ? "true" : "false";
   else if constexpr (std::is_same_v<T, float>)
     return exact_str(v);
-  else if constexpr (std::is_same_v<T, AttentionKind> || std::is_same_v<T, PositionKind>)
+  else if constexpr (std::is_enum_v<T>)
     return to_string(v);
   else
     return std::to_string(v);
@@ -76,6 +95,8 @@ void parse_model_field(const std::string& what, const std::string& text, T& out)
     out = parse_attention(text);
   } else if constexpr (std::is_same_v<T, PositionKind>) {
     out = parse_positions(text);
+  } else if constexpr (std::is_same_v<T, FeatureMapKind>) {
+    out = parse_feature_map(text);
   } else if constexpr (std::is_same_v<T, float>) {
     char* end = nullptr;
     const float v = std::strtof(text.c_str(), &end);
@@ -98,9 +119,17 @@ PF_MODEL_FIELD_TYPE(float)
 PF_MODEL_FIELD_TYPE(bool)
 PF_MODEL_FIELD_TYPE(AttentionKind)
 PF_MODEL_FIELD_TYPE(PositionKind)
+PF_MODEL_FIELD_TYPE(FeatureMapKind)
 #undef PF_MODEL_FIELD_TYPE
 
 namespace {
+
+int enum_last(AttentionKind) { return static_cast<int>(AttentionKind::FavorLocal); }
+int enum_last(PositionKind) { return static_cast<int>(PositionKind::Rotary); }
+int enum_last(FeatureMapKind) { return static_cast<int>(FeatureMapKind::FavorPlusPlus); }
+std::string enum_name(AttentionKind) { return "AttentionKind"; }
+std::string enum_name(PositionKind) { return "PositionKind"; }
+std::string enum_name(FeatureMapKind) { return "FeatureMapKind"; }
 
 // One rule set, two ways of naming a field: the library's "heads (3)" and the command line's
 // "--heads 3" (a field without a flag of its own keeps its member name).
@@ -118,11 +147,8 @@ void check(const ModelConfig& c, bool as_flags) {
     const auto& v = c.*member;
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_enum_v<T>) {
-      constexpr int last = static_cast<int>(std::is_same_v<T, AttentionKind> ? static_cast<int>(AttentionKind::Softmax)
-                                                                             : static_cast<int>(PositionKind::Rotary));
-      if (static_cast<int>(v) < 0 || static_cast<int>(v) > last)
-        reject(std::string(f.name) + " (" + std::to_string(static_cast<int>(v)) + ")",
-               std::is_same_v<T, AttentionKind> ? "is not a valid AttentionKind" : "is not a valid PositionKind");
+      if (static_cast<int>(v) < 0 || static_cast<int>(v) > enum_last(v))
+        reject(std::string(f.name) + " (" + std::to_string(static_cast<int>(v)) + ")", "is not a valid " + enum_name(v));
     }
     named[f.name] = name(f, model_field_text(v));
     if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
@@ -153,6 +179,12 @@ void check(const ModelConfig& c, bool as_flags) {
                                    std::to_string(c.head_dim()));
   if (c.antithetic_features && c.features % 2 != 0)
     reject(named["antithetic_features"], "needs an even number of features, got " + named["features"]);
+  if (c.attention == AttentionKind::FavorLocal && !c.causal)
+    reject(named["attention"], as_flags ? "is causal only, but --objective is mlm" : "is causal only, but causal = false");
+  if (c.feature_map == FeatureMapKind::FavorPlusPlus && c.attention != AttentionKind::Favor &&
+      c.attention != AttentionKind::FavorLocal)
+    reject(named["feature_map"], std::string(as_flags ? "needs --attention" : "needs attention") +
+                                     " favor or favor-local, got " + to_string(c.attention));
 }
 
 }  // namespace

@@ -9,13 +9,20 @@
 
 namespace pf {
 
-enum class AttentionKind { Favor, Relu, Softmax };  // FAVOR+ softmax kernel, generalized ReLU, exact
+// FAVOR+ softmax kernel, generalized ReLU, exact, and favor-local: exact softmax over a window of recent
+// keys plus FAVOR+ for the keys before it (performer/favor_local.h; causal only).
+enum class AttentionKind { Favor, Relu, Softmax, FavorLocal };
+// Random features of the softmax kernel (favor, favor-local): FAVOR+ positive features, or FAVOR++
+// (optimal positive random features, performer/favor.h).
+enum class FeatureMapKind { FavorPlus, FavorPlusPlus };
 enum class PositionKind { Learned, Sinusoidal, Rotary };
 
 std::string to_string(AttentionKind kind);
 std::string to_string(PositionKind kind);
-// Parse "favor" | "relu" | "softmax"; throws std::invalid_argument naming the bad value.
+std::string to_string(FeatureMapKind kind);
+// Parse "favor" | "relu" | "softmax" | "favor-local"; throws std::invalid_argument naming the bad value.
 AttentionKind parse_attention(const std::string& s);
+FeatureMapKind parse_feature_map(const std::string& s);  // "favor+" | "favor++"
 PositionKind parse_positions(const std::string& s);  // "learned" | "sinusoidal" | "rotary"
 
 // One field of ModelConfig as ModelConfig::visit_fields describes it.
@@ -53,6 +60,12 @@ struct ModelConfig {
   // Random features in antithetic pairs W = [V; -V] (performer/features.h): the paper's hyperbolic
   // estimator, lower variance at the same M (features must be even). An option; see QUALITY.md.
   bool antithetic_features = false;
+  // favor-local: the number of recent keys (the query's own included) scored exactly; >= 1.
+  int64_t local_window = 64;
+  // favor, favor-local: FAVOR+ or FAVOR++ features. FAVOR++ uses the A that is optimal for
+  // |q' + k'|^2 = favorpp_z (performer/favor.h, favorpp_optimal_a); >= 0, 0 gives A = 0 (FAVOR+).
+  FeatureMapKind feature_map = FeatureMapKind::FavorPlus;
+  float favorpp_z = 4.0f;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -83,6 +96,9 @@ struct ModelConfig {
     v(ModelField{"seed", "seed", true, false, 0, R::None}, &C::seed);
     v(ModelField{"shared_key_shift", "shared-key-shift", true, true, 1, R::None}, &C::shared_key_shift);
     v(ModelField{"antithetic_features", "antithetic-features", true, true, 1, R::None}, &C::antithetic_features);
+    v(ModelField{"local_window", "local-window", true, true, 2, R::Positive}, &C::local_window);
+    v(ModelField{"feature_map", "feature-map", true, true, 2, R::None}, &C::feature_map);
+    v(ModelField{"favorpp_z", "favorpp-z", true, true, 2, R::FiniteNonNegative}, &C::favorpp_z);
   }
 
   // Throws std::invalid_argument naming the field and its value, e.g.
@@ -113,5 +129,6 @@ void parse_model_field(const std::string& what, const std::string& text, T& out)
 
 }  // namespace pf
 
-// Version 1 added shared_key_shift and antithetic_features; version-0 archives (earlier checkpoints) still load.
-CEREAL_CLASS_VERSION(pf::ModelConfig, 1);
+// Version 1 added shared_key_shift and antithetic_features, version 2 local_window, feature_map and
+// favorpp_z; earlier archives (checkpoints) still load.
+CEREAL_CLASS_VERSION(pf::ModelConfig, 2);

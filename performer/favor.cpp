@@ -24,6 +24,21 @@ void FavorOptions::validate() const {
     throw std::invalid_argument("FavorOptions: eps must be finite and >= 0, got " + float_str(eps));
   if (!(relu_floor >= 0.0f) || !std::isfinite(relu_floor))
     throw std::invalid_argument("FavorOptions: relu_floor must be finite and >= 0, got " + float_str(relu_floor));
+  if (!(feature_a < 0.125f) || !std::isfinite(feature_a))
+    throw std::invalid_argument("FavorOptions: feature_a (FAVOR++ A) must be finite and < 1/8, got " +
+                                float_str(feature_a));
+  if (feature_a != 0.0f && kind != FeatureKind::Softmax)
+    throw std::invalid_argument("FavorOptions: feature_a (FAVOR++) needs the softmax kernel, got " +
+                                float_str(feature_a) + " with relu features");
+}
+
+float favorpp_optimal_a(double z, int64_t d) {
+  if (!(z >= 0.0) || !std::isfinite(z) || d < 1)
+    throw std::invalid_argument("favorpp_optimal_a: need z >= 0 and d >= 1, got z = " + float_str(float(z)) +
+                                ", d = " + std::to_string(d));
+  const double D = static_cast<double>(d), b = D + 2.0 * z;
+  const double t = (b + std::sqrt(b * b + 8.0 * D * z)) / (2.0 * D);  // t = 1 - 8A >= 1
+  return static_cast<float>((1.0 - t) / 8.0);
 }
 
 Var favor_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,

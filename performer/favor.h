@@ -43,6 +43,20 @@
 // each have one feature of M^(-1/2)) and far above the float32 subnormals (1.2e-38), so a denominator
 // that passes the guard carries full precision.
 //
+// FAVOR++ (Likhosherstov et al., "Chefs' Random Tables", NeurIPS 2022: optimal positive random features).
+// For w ~ N(0, I_D) and any A < 1/8, with B = sqrt(1 - 4A),
+//   E_w[ (1-4A)^(D/2) exp(2A |w|^2 + B w.(x + y) - |x|^2/2 - |y|^2/2) ] = exp(x.y),
+// so f_A(w, x) = (1-4A)^(D/4) exp(A |w|^2 + B w.x - |x|^2/2) are positive features of the softmax kernel
+// for every A (A = 0: FAVOR+). Their relative second moment is
+//   (1-4A)^D (1-8A)^(-D/2) exp(2(1-4A) z / (1-8A) - z),   z = |x + y|^2,
+// which A = (1 - t) / 8, t = ((D + 2z) + sqrt((D + 2z)^2 + 8 D z)) / (2 D) minimizes (favorpp_optimal_a):
+// exp(z) for FAVOR+ becomes polynomial in z. Implemented as FAVOR+ with the projection scaled by B and a
+// per-feature log-weight b_f = A |w_f|^2 + (D/4) log(1 - 4A) added to u_f (so the shifts, eps and the
+// kernels are unchanged). Equivalently: importance sampling of FAVOR+'s features from the wider Gaussian
+// N(0, (1-4A) I). A must be one constant for a whole call (it is shared by every query-key pair), which
+// is why the model takes it from its config (ModelConfig::favorpp_z) and not from the data of a batch:
+// a batch statistic would let later tokens change earlier outputs.
+//
 // Causal attention is one fused autograd node (favor_causal.cpp) computing chunk by chunk: inside a
 // chunk of C positions the masked (C x C) product of phi(Q) phi(K)^T with the factors exp(s_j - r_i)
 // (entries above the diagonal SET to 0), times V; across chunks a carried state (S, z) at the running
@@ -73,6 +87,10 @@ struct FavorOptions {
   int64_t chunk_size = 64;  // C: positions per chunk (causal and bidirectional kernels); >= 1
   KeyShift key_shift = KeyShift::PerKey;
   float relu_floor = 1e-3f;  // Relu feature floor (the Performer-ReLU constant); >= 0
+  // FAVOR++ (optimal positive random features, see "FAVOR++" below): the parameter A < 1/8 of
+  // phi(x)_f ~ (1 - 4A)^(D/4) exp(A |w_f|^2 + sqrt(1 - 4A) w_f.x' - |x'|^2 / 2). 0 is FAVOR+.
+  // Softmax features only.
+  float feature_a = 0.0f;
   // Throws std::invalid_argument naming the bad field and its value.
   void validate() const;
 };
@@ -96,6 +114,11 @@ Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Te
 // signal part alone, so 1 - den(eps = 0) / den(eps) is the share of the denominator that eps makes up.
 Tensor favor_denominator(const Tensor& q, const Tensor& k, const Tensor& projection, bool causal,
                          const FavorOptions& opt, const Tensor* key_mask = nullptr);
+
+// The FAVOR++ parameter A that minimizes the relative second moment of the estimate of exp(x.y) for
+// |x + y|^2 = z (x' scale) in D dimensions (see "FAVOR++" above); 0 for z = 0, negative for z > 0.
+// Throws std::invalid_argument if z < 0 or d < 1.
+float favorpp_optimal_a(double z, int64_t d);
 
 // Recurrent (RNN) form of causal FAVOR+ for generation: per (batch, head) the state below; one token
 // at a time, O(M Dv + M D) per head per token, independent of the context length.

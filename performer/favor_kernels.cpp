@@ -56,7 +56,22 @@ FeatureMap::FeatureMap(const FavorOptions& opt, int64_t d, int64_t m, const floa
       M(m),
       sigma(static_cast<float>(std::pow(static_cast<double>(d), -0.25))),
       scale(opt.kind == FeatureKind::Softmax ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(m))) : 1.0f),
-      W(w) {}
+      W(w) {
+  if (opt.feature_a == 0.0f || kind != FeatureKind::Softmax) return;
+  const double A = opt.feature_a, B = std::sqrt(1.0 - 4.0 * A), c = 0.25 * static_cast<double>(d) * std::log(1.0 - 4.0 * A);
+  w_scaled.resize(static_cast<size_t>(m * d));
+  bias.resize(static_cast<size_t>(m));
+  for (int64_t f = 0; f < m; ++f) {
+    double sq = 0.0;
+    for (int64_t e = 0; e < d; ++e) {
+      const double x = w[f * d + e];
+      sq += x * x;
+      w_scaled[f * d + e] = static_cast<float>(B * x);
+    }
+    bias[f] = static_cast<float>(A * sq + c);
+  }
+  W = w_scaled.data();
+}
 
 void FeatureMap::project(const float* X, int64_t n, float* U, float* h, float* a) const {
   // (n, M) = sigma X W^T, always fp32: exp() below turns an absolute error in u into a relative error
@@ -65,6 +80,10 @@ void FeatureMap::project(const float* X, int64_t n, float* U, float* h, float* a
   if (!shifted()) {
     for (int64_t i = 0; i < n; ++i) h[i] = a[i] = 0.0f;
     return;
+  }
+  if (!bias.empty()) {
+    UnalignedMatrixMap ub(U, n, M);
+    ub.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data(), M);
   }
   const float half_s2 = 0.5f * sigma * sigma;
   ConstUnalignedMatrixMap x(X, n, D);

@@ -41,12 +41,17 @@ struct FeatureMap {
   int64_t D = 0, M = 0;
   float sigma = 1.0f;        // D^(-1/4)
   float scale = 1.0f;        // M^(-1/2) for Softmax, 1 for Relu
-  const float* W = nullptr;  // (M, D)
+  const float* W = nullptr;  // (M, D): the projection, or with FAVOR++ (A != 0) w_scaled
+  // FAVOR++ (performer/favor.h): W scaled by sqrt(1 - 4A) and the log-weights b_f = A |w_f|^2 +
+  // (D/4) log(1 - 4A) added to U. Empty for FAVOR+ (A = 0) and Relu.
+  Buffer w_scaled, bias;
 
   FeatureMap(const FavorOptions& opt, int64_t d, int64_t m, const float* w);
+  FeatureMap(const FeatureMap&) = delete;  // W may point into w_scaled
+  FeatureMap& operator=(const FeatureMap&) = delete;
   bool shifted() const { return kind == FeatureKind::Softmax; }
 
-  // U = sigma X W^T (n, M); h_i = |x'_i|^2 / 2 and a_i = max_f U_if - h_i (Softmax; both 0 for Relu).
+  // U = sigma X W^T (+ b) (n, M); h_i = |x'_i|^2 / 2 and a_i = max_f U_if - h_i (Softmax; both 0 for Relu).
   void project(const float* X, int64_t n, float* U, float* h, float* a) const;
   // P (n, M) from U at the row shifts s: Softmax P = scale (exp(U - h - s) + eps), Relu P = relu(U) + floor.
   // If Dr is not null it receives dP/dU (Softmax: scale exp(U - h - s); Relu: [U > 0]).

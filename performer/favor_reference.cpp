@@ -4,10 +4,12 @@
 // constants, exactly as in the fused nodes.
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "autograd/ops.h"
 #include "performer/favor.h"
 #include "performer/favor_kernels.h"
+#include "performer/favor_local.h"
 
 namespace pf {
 
@@ -22,10 +24,12 @@ struct Projected {
   Tensor a;  // (B, H, T) = max_f u_f - h, a constant (Softmax only)
 };
 
-Projected project(const Var& x, const Var& w, float sigma, bool shifted) {
+// bias: the FAVOR++ log-weights (M) added to u, or undefined (FAVOR+, Relu).
+Projected project(const Var& x, const Var& w, float sigma, bool shifted, const Tensor& bias) {
   Projected p;
   Var xs = x * sigma;  // x' (B, H, T, D)
   p.u = matmul(xs, w, false, true);
+  if (bias.defined()) p.u = p.u + constant(bias);
   if (!shifted) return p;
   p.h = sum(xs * xs, -1, true) * 0.5f;
   const int64_t rows = p.u.numel() / p.u.size(-1), M = p.u.size(-1);
@@ -46,6 +50,27 @@ Var features(const Projected& p, const Tensor& s, const FavorOptions& opt, int64
   return (e + opt.eps) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(M)));
 }
 
+// FAVOR++ (favor.h): u_f = sqrt(1 - 4A) w_f.x' + A |w_f|^2 + (D/4) log(1 - 4A), computed here in double:
+// w_used = sqrt(1 - 4A) W and bias (M) the log-weights; for FAVOR+ and Relu w_used = W, bias undefined.
+void favorpp_weights(const Tensor& projection, const FavorOptions& opt, Tensor& w_used, Tensor& bias) {
+  w_used = projection;
+  bias = Tensor();
+  if (opt.kind != FeatureKind::Softmax || opt.feature_a == 0.0f) return;
+  const int64_t M = projection.size(0), D = projection.size(1);
+  const double A = opt.feature_a, Bs = std::sqrt(1.0 - 4.0 * A);
+  w_used = Tensor(projection.shape());
+  bias = Tensor({M});
+  for (int64_t f = 0; f < M; ++f) {
+    double sq = 0.0;
+    for (int64_t e = 0; e < D; ++e) {
+      const double x = projection.data()[f * D + e];
+      sq += x * x;
+      w_used.data()[f * D + e] = static_cast<float>(Bs * x);
+    }
+    bias.data()[f] = static_cast<float>(A * sq + 0.25 * static_cast<double>(D) * std::log(1.0 - 4.0 * A));
+  }
+}
+
 }  // namespace
 
 Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
@@ -55,7 +80,9 @@ Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Te
   const int64_t B = d.B, H = d.H, T = d.T, M = d.M, BH = d.BH();
   const bool shifted = opt.kind == FeatureKind::Softmax;
   const float sigma = static_cast<float>(std::pow(static_cast<double>(d.D), -0.25));
-  const Var w = constant(projection);
+  Tensor w_used, bias;
+  favorpp_weights(projection, opt, w_used, bias);
+  const Var w = constant(w_used);
 
   // Padded keys and values are SET to 0 before use (pad = 1 in this mask, broadcast over heads and features).
   Tensor pad;
@@ -68,9 +95,9 @@ Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Te
   }
   auto real = [&](int64_t bh, int64_t j) { return !key_mask || key_mask->data()[(bh / H) * T + j] != 0.0f; };
 
-  const Projected pq = project(q, w, sigma, shifted);
+  const Projected pq = project(q, w, sigma, shifted, bias);
   const Var phi_q = features(pq, shifted ? pq.a : Tensor({B, H, T}), opt, M);  // (B, H, T, M)
-  const Projected pk = project(km, w, sigma, shifted);
+  const Projected pk = project(km, w, sigma, shifted, bias);
 
   // Key shifts s_j and the common shifts r: per query (causal) or per head (bidirectional).
   Tensor s({B, H, T}), r({B, H, T});
@@ -123,6 +150,72 @@ Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Te
     den = matmul(phi_q, z, false, true);            // (B, H, T, 1)
   }
   // The guard max(den, floor), written as den + relu(floor - den) (gradient 0 below the floor).
+  const Var den_guarded = den + relu(add_scalar(neg(den), kFavorDenominatorFloor));
+  return num / den_guarded;
+}
+
+Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
+                                    int64_t window, const FavorOptions& opt) {
+  const FavorDims d = favor_detail::check_favor_args("favor_local_attention_reference", q.value(), k.value(),
+                                                     &v.value(), projection, opt, nullptr, true);
+  if (window < 1 || opt.kind != FeatureKind::Softmax)
+    throw std::invalid_argument("favor_local_attention_reference: needs window >= 1 and softmax features");
+  const int64_t B = d.B, H = d.H, T = d.T, M = d.M, BH = d.BH(), w = window;
+  const float sigma = static_cast<float>(std::pow(static_cast<double>(d.D), -0.25));
+  Tensor w_used, bias;
+  favorpp_weights(projection, opt, w_used, bias);
+  const Var wv = constant(w_used);
+  const Projected pq = project(q, wv, sigma, true, bias);
+  const Var phi_q = features(pq, pq.a, opt, M);  // (B, H, T, M), at the query shifts a_i
+  const Projected pk = project(k, wv, sigma, true, bias);
+  // Key shifts s_j as in causal FAVOR+; the far field of query i reads the keys j <= i - w at
+  // rF_i = max_{j <= i - w} s_j (-inf when there is none).
+  Tensor s({B, H, T}), rF({B, H, T});
+  for (int64_t bh = 0; bh < BH; ++bh) {
+    float run = kNegInf;
+    for (int64_t j = 0; j < T; ++j) {
+      run = std::max(run, pk.a.data()[bh * T + j]);
+      s.data()[bh * T + j] = opt.key_shift == KeyShift::Shared ? run : pk.a.data()[bh * T + j];
+    }
+    run = kNegInf;
+    for (int64_t i = 0; i < T; ++i) {
+      if (i - w >= 0) run = std::max(run, pk.a.data()[bh * T + i - w]);
+      rF.data()[bh * T + i] = run;
+    }
+  }
+  const Var phi_k = features(pk, s, opt, M);
+  // Far weights exp(s_j - rF_i) for j <= i - w; the far mask (1 = not a far key) and the near mask.
+  Tensor wgt({B, H, T, T}), not_far({T, T}), not_near({T, T});
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j < T; ++j) {
+      not_far.data()[i * T + j] = j <= i - w ? 0.0f : 1.0f;
+      not_near.data()[i * T + j] = (j > i - w && j <= i) ? 0.0f : 1.0f;
+    }
+  for (int64_t bh = 0; bh < BH; ++bh)
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = 0; j <= i - w; ++j)
+        wgt.data()[(bh * T + i) * T + j] = std::exp(s.data()[bh * T + j] - rF.data()[bh * T + i]);
+  const Var lf = masked_fill(matmul(phi_q, phi_k, false, true) * constant(wgt), not_far, 0.0f);  // (B, H, T, T)
+  const Var num_f = matmul(lf, v);
+  const Var den_f = sum(lf, -1, true);  // (B, H, T, 1)
+  // Near logits and the shared scale c_i = max(m_i, lF_i), g_i = exp(a_i + rF_i - c_i), as constants.
+  const Var logits = matmul(q, k, false, true) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.D)));
+  Tensor c({B, H, T, 1}), g({B, H, T, 1});
+  for (int64_t bh = 0; bh < BH; ++bh)
+    for (int64_t i = 0; i < T; ++i) {
+      float m = kNegInf;
+      for (int64_t j = std::max<int64_t>(0, i - w + 1); j <= i; ++j)
+        m = std::max(m, logits.value().data()[(bh * T + i) * T + j]);
+      const float dF = den_f.value().data()[bh * T + i], r = rF.data()[bh * T + i], a = pq.a.data()[bh * T + i];
+      const bool far = r > kNegInf && dF >= kFavorDenominatorFloor;
+      const float lF = far ? a + r + std::log(dF) : kNegInf;
+      c.data()[bh * T + i] = std::max(m, lF);
+      g.data()[bh * T + i] = far ? std::exp(a + r - c.data()[bh * T + i]) : 0.0f;
+    }
+  // Logits outside the window are SET to -1e30 before exp (weight 0, gradient 0).
+  const Var pn = exp(masked_fill(logits - constant(c), not_near, -1e30f));
+  const Var num = matmul(pn, v) + num_f * constant(g);
+  const Var den = sum(pn, -1, true) + den_f * constant(g);
   const Var den_guarded = den + relu(add_scalar(neg(den), kFavorDenominatorFloor));
   return num / den_guarded;
 }

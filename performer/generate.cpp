@@ -20,11 +20,15 @@ void Decoder::reset() {
   const int64_t L = model_.num_blocks(), H = cfg.heads;
   position_ = 0;
   favor_.clear();
+  local_.clear();
   keys_.clear();
   values_.clear();
   if (cfg.attention == AttentionKind::Softmax) {
     keys_.assign(L, std::vector<Cache>(H));
     values_.assign(L, std::vector<Cache>(H));
+  } else if (cfg.attention == AttentionKind::FavorLocal) {
+    local_.resize(L);
+    for (auto& s : local_) s.reset(1, H, cfg.features, cfg.head_dim(), cfg.head_dim(), cfg.local_window);
   } else {
     favor_.resize(L);
     for (auto& s : favor_) s.reset(1, H, cfg.features, cfg.head_dim());
@@ -69,9 +73,14 @@ Tensor Decoder::step(int32_t token) {
     const Tensor q = heads.q.value().reshape({1, H, D});
     const Tensor k = heads.k.value().reshape({1, H, D});
     const Tensor v = heads.v.value().reshape({1, H, D});
-    Tensor o = cfg.attention == AttentionKind::Softmax
-                   ? softmax_step(l, q, k, v)
-                   : favor_step(favor_[l], q, k, v, attn.projection(), attn.favor_options());  // (1,H,D)
+    Tensor o;  // (1,H,D)
+    if (cfg.attention == AttentionKind::Softmax) {
+      o = softmax_step(l, q, k, v);
+    } else if (cfg.attention == AttentionKind::FavorLocal) {
+      o = favor_local_step(local_[l], q, k, v, attn.projection(), attn.favor_options());
+    } else {
+      o = favor_step(favor_[l], q, k, v, attn.projection(), attn.favor_options());
+    }
     x = add(x, attn.merge(constant(o.reshape({1, H, 1, D}))));  // (1,1,C); dropout is off
     x = add(x, block.ff().forward(block.ln2().forward(x)));
   }

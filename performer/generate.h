@@ -2,7 +2,9 @@
 //
 // Causal FAVOR+ is an RNN (docs/ARCHITECTURE.md, "Recurrent form"): for favor and relu each layer and
 // head carries the prefix state (S (M, Dv), z (M), the running key shift), so each new token costs O(L (C^2 + H M D))
-// whatever the context length; there is no key/value cache. The exact softmax kind keeps a
+// whatever the context length; there is no key/value cache. favor-local carries the same state for the
+// keys that have left its window plus a ring buffer of the last local_window keys and values
+// (FavorLocalState), so its cost per token is bounded too. The exact softmax kind keeps a
 // key/value cache instead (O(t) per token at position t).
 //
 // The decoder runs the model's own pieces (PerformerLM::embed, the blocks' LayerNorms, projections
@@ -17,6 +19,7 @@
 #include "base/random.h"
 #include "autograd/tensor.h"
 #include "performer/favor.h"
+#include "performer/favor_local.h"
 #include "performer/model.h"
 #include "performer/sampling.h"
 
@@ -41,7 +44,8 @@ class Decoder {
 
   const PerformerLM& model_;
   int64_t position_ = 0;
-  std::vector<FavorState> favor_;  // favor / relu: one per layer
+  std::vector<FavorState> favor_;         // favor / relu: one per layer
+  std::vector<FavorLocalState> local_;    // favor-local: one per layer
   // softmax: per layer, per head, the keys and values seen so far, (t, D) row-major. 64-byte aligned
   // storage so Eigen's vectorized products take the same path on every run (bit-reproducible sampling).
   using Cache = std::vector<float, Eigen::aligned_allocator<float>>;

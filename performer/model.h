@@ -6,7 +6,7 @@
 //
 // Parameter names: tok_emb.weight, pos_emb.weight (learned positions), blocks.{l}.{ln1, attn, ln2,
 // ff}.*, blocks.{l}.attn.{q,k,v,out}_proj.*, ln_f.*, head.* (untied). Buffers: the random
-// projections blocks.{l}.attn.projection (favor, relu).
+// projections blocks.{l}.attn.projection (favor, relu, favor-local).
 //
 // Initialization (GPT-2 style, Radford et al. 2019): every weight matrix and embedding N(0, 0.02),
 // every bias 0, LayerNorm gain 1; the matrices that write into the residual stream (attention

@@ -111,7 +111,9 @@ int run(const GenerateArgs& a) {
   std::printf("%s\n", vocab.decode(all, /*skip_special=*/true).c_str());
   std::fprintf(stderr, "generated %zu tokens in %.3f s (%.1f tokens/s, %s decoding)%s\n", out.size(), s,
                s > 0 ? static_cast<double>(out.size()) / s : 0.0,
-               mc.attention == pf::AttentionKind::Softmax ? "key/value cache" : "recurrent FAVOR state",
+               mc.attention == pf::AttentionKind::Softmax      ? "key/value cache"
+               : mc.attention == pf::AttentionKind::FavorLocal ? "recurrent FAVOR state + window of keys"
+                                                               : "recurrent FAVOR state",
                at_eos ? "; stopped at <eos>" : "");
   return 0;
 }

@@ -165,7 +165,8 @@ void TrainConfig::validate() const {
   }
   if (!preset.empty() && !presets().count(preset))
     bad("preset", "'" + preset + "'", "unknown value (expected one of: " + shape_preset_names() + ")");
-  one_of("attention", attention, {"favor", "relu", "softmax"});
+  one_of("attention", attention, {"favor", "relu", "softmax", "favor-local"});
+  one_of("feature-map", feature_map, {"favor+", "favor++"});
   one_of("positions", positions, {"learned", "sinusoidal", "rotary"});
   model_config(1).validate_flags();  // the model's own rules (performer/config.h), named by flag
   one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});

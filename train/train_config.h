@@ -53,7 +53,7 @@ struct TrainConfig {
   int64_t heads = 4;
   int64_t ff_hidden = 512;
   int64_t features = 64;
-  std::string attention = "favor";    // favor | relu | softmax
+  std::string attention = "favor";    // favor | relu | softmax | favor-local
   std::string positions = "learned";  // learned | sinusoidal | rotary
   int64_t redraw_every = 0;           // optimizer steps between projection redraws, 0 = never (QUALITY.md)
   bool antithetic_features = false;   // favor: random features in pairs (w, -w)
@@ -61,6 +61,9 @@ struct TrainConfig {
   bool shared_key_shift = false;      // favor: one running key stabilizer instead of one per key
   double kernel_eps = 1e-6;           // favor: feature floor
   int64_t chunk_size = 64;            // causal favor, relu: chunk length of the fused kernel
+  int64_t local_window = 64;          // favor-local: recent keys scored exactly
+  std::string feature_map = "favor+";  // favor, favor-local: favor+ | favor++
+  double favorpp_z = 4.0;             // favor++: the |q' + k'|^2 its parameter A is optimal for
   double dropout = 0.0;
   bool tie_embeddings = false;
   std::string init_from;  // safetensors file whose weights start a fresh run ("" = random initialization)
@@ -167,7 +170,9 @@ void visit_fields(V&& v) {
   f("heads", &C::heads, K::Model, "attention heads (H); must divide --dim");
   f("ff-hidden", &C::ff_hidden, K::Model, "feed-forward width");
   f("features", &C::features, K::Model, "random features per head (M) for favor and relu");
-  f("attention", &C::attention, K::Model, "favor (FAVOR+ softmax kernel), relu (generalized) or softmax (exact)");
+  f("attention", &C::attention, K::Model,
+    "favor (FAVOR+ softmax kernel), relu (generalized), softmax (exact) or favor-local (exact softmax over the "
+    "last --local-window keys, favor before them; causal only)");
   f("positions", &C::positions, K::Model, "learned, sinusoidal or rotary");
   f("redraw-every", &C::redraw_every, K::Free, "optimizer steps between random-feature redraws (0 = never)");
   f("antithetic-features", &C::antithetic_features, K::Model,
@@ -181,6 +186,12 @@ void visit_fields(V&& v) {
   f("chunk-size", &C::chunk_size, K::Model,
     "causal favor and relu: positions per chunk of the fused kernel (speed only; the result does not depend on it "
     "beyond rounding)");
+  f("local-window", &C::local_window, K::Model,
+    "favor-local: the number of most recent keys (the query's own included) scored exactly");
+  f("feature-map", &C::feature_map, K::Model,
+    "random features of favor and favor-local: favor+ (positive) or favor++ (optimal positive, lower variance)");
+  f("favorpp-z", &C::favorpp_z, K::Model,
+    "favor++: the mean |q' + k'|^2 (q' = q D^-1/4) its parameter A is chosen for; 0 = FAVOR+");
   f("dropout", &C::dropout, K::Free, "dropout probability in [0, 1)");
   f("tie-embeddings", &C::tie_embeddings, K::Model, "share the token embedding with the output head");
   f("init-from", &C::init_from, K::Free,

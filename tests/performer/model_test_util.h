@@ -11,7 +11,8 @@
 namespace pf::test {
 
 // A model small enough to run dozens of forwards per test on two cores: C 16, L 2, H 2 (D 8),
-// M 16, chunk 4 (so causal FAVOR+ crosses several chunk boundaries at T ~ 12).
+// M 16, chunk 4 (so causal FAVOR+ crosses several chunk boundaries at T ~ 12); favor-local window 3
+// (so its far field is in use from position 3 on).
 inline ModelConfig tiny_config(AttentionKind attention, PositionKind positions = PositionKind::Learned,
                                bool causal = true, uint64_t seed = 7) {
   ModelConfig c;
@@ -26,6 +27,7 @@ inline ModelConfig tiny_config(AttentionKind attention, PositionKind positions =
   c.positions = positions;
   c.causal = causal;
   c.chunk_size = 4;
+  c.local_window = 3;
   c.redraw_every = 0;
   c.seed = seed;
   return c;
@@ -39,6 +41,9 @@ inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) 
 }
 
 inline const AttentionKind kAllAttention[] = {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax};
+// The kinds a causal model may use (favor-local is causal only).
+inline const AttentionKind kCausalAttention[] = {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax,
+                                                 AttentionKind::FavorLocal};
 inline const PositionKind kAllPositions[] = {PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::Rotary};
 
 inline std::string describe(const ModelConfig& c) {

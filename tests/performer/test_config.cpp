@@ -83,6 +83,31 @@ TEST(ModelConfig, RangesAreChecked) {
   expect_rejected([](ModelConfig& c) { c.kernel_eps = -1e-6f; }, {"kernel_eps"});
   expect_rejected([](ModelConfig& c) { c.attention = static_cast<AttentionKind>(7); }, {"attention (7)"});
   expect_rejected([](ModelConfig& c) { c.positions = static_cast<PositionKind>(9); }, {"positions (9)"});
+  expect_rejected([](ModelConfig& c) { c.local_window = 0; }, {"local_window (0)"});
+  expect_rejected([](ModelConfig& c) { c.feature_map = static_cast<FeatureMapKind>(5); }, {"feature_map (5)"});
+  expect_rejected([](ModelConfig& c) { c.favorpp_z = -1.0f; }, {"favorpp_z"});
+}
+
+TEST(ModelConfig, FavorLocalAndFavorPlusPlusCombinations) {
+  expect_rejected(
+      [](ModelConfig& c) {
+        c.attention = AttentionKind::FavorLocal;
+        c.causal = false;
+      },
+      {"favor-local", "causal"});
+  for (auto kind : {AttentionKind::Relu, AttentionKind::Softmax})
+    expect_rejected(
+        [&](ModelConfig& c) {
+          c.attention = kind;
+          c.feature_map = FeatureMapKind::FavorPlusPlus;
+        },
+        {"favor++", to_string(kind)});
+  for (auto kind : {AttentionKind::Favor, AttentionKind::FavorLocal}) {
+    ModelConfig c;
+    c.attention = kind;
+    c.feature_map = FeatureMapKind::FavorPlusPlus;
+    EXPECT_NO_THROW(c.validate()) << to_string(kind);
+  }
 }
 
 TEST(ModelConfig, RotaryNeedsEvenHeadDim) {
@@ -100,8 +125,12 @@ TEST(ModelConfig, RotaryNeedsEvenHeadDim) {
 }
 
 TEST(ModelConfig, ParseRoundTripsAndNamesBadStrings) {
-  for (auto k : {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax})
+  for (auto k : {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax, AttentionKind::FavorLocal})
     EXPECT_EQ(parse_attention(to_string(k)), k);
+  EXPECT_EQ(to_string(AttentionKind::FavorLocal), "favor-local");
+  for (auto k : {FeatureMapKind::FavorPlus, FeatureMapKind::FavorPlusPlus}) EXPECT_EQ(parse_feature_map(to_string(k)), k);
+  EXPECT_EQ(to_string(FeatureMapKind::FavorPlusPlus), "favor++");
+  EXPECT_THROW(parse_feature_map("favor+++"), std::invalid_argument);
   for (auto k : {PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::Rotary})
     EXPECT_EQ(parse_positions(to_string(k)), k);
   EXPECT_EQ(to_string(AttentionKind::Favor), "favor");
@@ -129,11 +158,19 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   a.heads = 3;
   a.shared_key_shift = true;
   a.antithetic_features = true;
+  a.attention = AttentionKind::FavorLocal;
+  a.local_window = 17;
+  a.feature_map = FeatureMapKind::FavorPlusPlus;
+  a.favorpp_z = 9.5f;
   const ModelConfig b = round_trip(a);
   EXPECT_EQ(b.dim, 96);
   EXPECT_EQ(b.heads, 3);
   EXPECT_TRUE(b.shared_key_shift);
   EXPECT_TRUE(b.antithetic_features);
+  EXPECT_EQ(b.attention, AttentionKind::FavorLocal);
+  EXPECT_EQ(b.local_window, 17);
+  EXPECT_EQ(b.feature_map, FeatureMapKind::FavorPlusPlus);
+  EXPECT_EQ(b.favorpp_z, 9.5f);
 
   // A version-0 archive (no shared_key_shift) loads with the default, PerKey.
   ModelConfigV0 old;
@@ -147,6 +184,9 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   ModelConfig c;
   c.shared_key_shift = true;
   c.antithetic_features = true;
+  c.local_window = 5;
+  c.feature_map = FeatureMapKind::FavorPlusPlus;
+  c.favorpp_z = 1.0f;
   {
     cereal::BinaryInputArchive in(s0);
     in(c);
@@ -155,6 +195,9 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   EXPECT_EQ(c.heads, 5);
   EXPECT_FALSE(c.shared_key_shift);
   EXPECT_FALSE(c.antithetic_features);
+  EXPECT_EQ(c.local_window, ModelConfig().local_window);  // version < 2: the defaults
+  EXPECT_EQ(c.feature_map, FeatureMapKind::FavorPlus);
+  EXPECT_EQ(c.favorpp_z, ModelConfig().favorpp_z);
   EXPECT_EQ(c.seed, old.c.seed);
 }
 
@@ -173,6 +216,8 @@ ModelConfig all_changed(int salt) {
       v = salt % 2 ? AttentionKind::Relu : AttentionKind::Softmax;
     else if constexpr (std::is_same_v<T, PositionKind>)
       v = salt % 2 ? PositionKind::Sinusoidal : PositionKind::Rotary;
+    else if constexpr (std::is_same_v<T, FeatureMapKind>)
+      v = FeatureMapKind::FavorPlusPlus;
     else if constexpr (std::is_same_v<T, float>)
       v = 0.25f / static_cast<float>(salt + 1);
     else

@@ -15,8 +15,8 @@
 //    so the best such model has loss >= E[-ln(c_i(a_i) / (n - i))], c_i = counts of a_i .. a_{n-1}.
 //    bag_bound() computes that expectation by Monte Carlo (about 1.63 nats for K = 16, n = 16).
 // A model with working attention copies: its loss goes far below both. The test asks for half the
-// bag bound after a few hundred steps, for FAVOR+ and ReLU (and exact softmax as the reference), and
-// checks the bound is a real one: the same model whose attention is forced to a uniform prefix
+// bag bound after a few hundred steps, for FAVOR+, ReLU and favor-local (and exact softmax as the
+// reference), and checks the bound is a real one: the same model whose attention is forced to a uniform prefix
 // average (ReLU kernel with a zero projection: every feature is the constant floor) stays above it.
 #include <gtest/gtest.h>
 
@@ -141,6 +141,16 @@ TEST(CopyTask, Favor) {
 TEST(CopyTask, Relu) {
   const double loss = train_copy(copy_config(AttentionKind::Relu), kSteps);
   std::printf("relu copy loss %.4f\n", loss);
+  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+}
+
+// favor-local with a window of 4 (of 32 positions): every copied symbol is 16 positions back, far
+// outside the window, so the copy has to go through the FAVOR+ far field, on one scale with the window.
+TEST(CopyTask, FavorLocal) {
+  ModelConfig cfg = copy_config(AttentionKind::FavorLocal);
+  cfg.local_window = 4;
+  const double loss = train_copy(cfg, kSteps);
+  std::printf("favor-local (window 4) copy loss %.4f\n", loss);
   EXPECT_LT(loss, 0.5 * bag_bound(20000));
 }
 

@@ -31,7 +31,7 @@ float relative_diff(const Tensor& step_logits, const Tensor& full, int64_t t, in
 
 TEST(Decoder, StepsMatchTheFullForwardPass) {
   const int64_t T = 14, V = 11;  // crosses three chunk boundaries (chunk 4)
-  for (auto kind : test::kAllAttention) {
+  for (auto kind : test::kCausalAttention) {
     for (auto pos : test::kAllPositions) {
       PerformerLM model(tiny_config(kind, pos));
       model.eval();
@@ -56,8 +56,28 @@ TEST(Decoder, StepsMatchTheFullForwardPass) {
   }
 }
 
+// FAVOR++ features (feature_map favor++, A optimal for the default |q' + k'|^2 = 4) in the recurrent forms too.
+TEST(Decoder, StepsMatchTheFullForwardPassWithFavorPlusPlus) {
+  const int64_t T = 14, V = 11;
+  for (auto kind : {AttentionKind::Favor, AttentionKind::FavorLocal}) {
+    ModelConfig cfg = tiny_config(kind, PositionKind::Rotary);
+    cfg.feature_map = FeatureMapKind::FavorPlusPlus;
+    PerformerLM model(cfg);
+    ASSERT_LT(model.block(0).attn().favor_options().feature_a, -0.01f);  // FAVOR++ is in use
+    const auto ids = test::random_ids(T, V, 24);
+    Tensor full;
+    {
+      NoGradGuard no_grad;
+      full = model.forward(ids, 1, T).value();
+    }
+    Decoder decoder(model);
+    for (int64_t t = 0; t < T; ++t)
+      EXPECT_LE(relative_diff(decoder.step(ids[t]), full, t, V), 1e-4f) << describe(cfg) << " at position " << t;
+  }
+}
+
 TEST(Decoder, TwoDecodersAreBitIdentical) {
-  for (auto kind : test::kAllAttention) {
+  for (auto kind : test::kCausalAttention) {
     PerformerLM model(tiny_config(kind, PositionKind::Rotary));
     const auto ids = test::random_ids(12, 11, 23);
     Decoder a(model);
@@ -110,7 +130,7 @@ TEST(Decoder, RejectsWhatItCannotDo) {
 }
 
 TEST(Generate, GreedyFollowsTheArgmaxOfTheFullForward) {
-  for (auto kind : test::kAllAttention) {
+  for (auto kind : test::kCausalAttention) {
     PerformerLM model(tiny_config(kind));
     model.eval();
     SamplingOptions opt;

@@ -76,7 +76,7 @@ TEST(PerformerLM, RepeatedForwardIsBitIdentical) {
 // Changing the tokens after position t never changes the logits at positions <= t, bit for bit.
 TEST(PerformerLM, CausalBitForBit) {
   const int64_t B = 2, T = 13, V = 11;
-  for (auto kind : test::kAllAttention) {
+  for (auto kind : test::kCausalAttention) {
     for (auto pos : test::kAllPositions) {
       PerformerLM model(tiny_config(kind, pos));
       const auto ids = test::random_ids(B * T, V, 2);
@@ -367,7 +367,7 @@ TEST(PerformerLM, RecomputedBlocksGiveIdenticalGradientsWithLessMemory) {
 // positions are those of the unpadded sequence); left padding is refused naming row and position.
 TEST(PerformerLM, CausalModelsRefuseLeftPaddingAndAcceptRightPadding) {
   const int64_t B = 2, T = 8, V = 11, real = 5;
-  for (auto kind : test::kAllAttention) {
+  for (auto kind : test::kCausalAttention) {
     PerformerLM model(tiny_config(kind, PositionKind::Rotary, /*causal=*/true));
     const auto ids = test::random_ids(B * T, V, 7);
     std::vector<uint8_t> right(B * T, 1), left(B * T, 1);

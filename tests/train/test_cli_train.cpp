@@ -55,7 +55,13 @@ TEST_F(TrainCliTest, BadFlagsAreRefusedWithTheFlagNamed) {
       {{"--data", text_, "--dim", "0"}, "--dim 0: must be > 0"},
       {{"--data", text_, "--dim", "64", "--heads", "3"}, "--heads 3: must divide --dim 64"},
       {{"--data", text_, "--attention", "linear"},
-       "--attention 'linear': unknown value (expected one of: favor, relu, softmax)"},
+       "--attention 'linear': unknown value (expected one of: favor, relu, softmax, favor-local)"},
+      {{"--data", text_, "--attention", "favor-local", "--objective", "mlm"},
+       "--attention favor-local: is causal only, but --objective is mlm"},
+      {{"--data", text_, "--attention", "favor-local", "--local-window", "0"}, "--local-window 0: must be > 0"},
+      {{"--data", text_, "--attention", "relu", "--feature-map", "favor++"},
+       "--feature-map favor++: needs --attention favor or favor-local, got relu"},
+      {{"--data", text_, "--feature-map", "favor"}, "--feature-map 'favor': unknown value"},
       {{"--data", text_, "--optimizer", "rmsprop"}, "--optimizer 'rmsprop': unknown value"},
       {{"--data", text_, "--schedule", "exp"}, "--schedule 'exp': unknown value"},
       {{"--data", text_, "--format", "csv"}, "--format 'csv': unknown value"},
@@ -131,6 +137,14 @@ TEST_F(TrainCliTest, ResumeIsBitExactForMaskedProteinModel) {
                       {"--data", fasta_, "--steps", "16", "--objective", "mlm", "--attention", "relu", "--positions",
                        "rotary", "--save-every", "4", "--seq-len", "24"},
                       "8");
+}
+
+// favor-local with FAVOR++ features: the window, feature map and z are part of the checkpoint.
+TEST_F(TrainCliTest, ResumeIsBitExactForFavorLocalWithFavorPlusPlus) {
+  expect_exact_resume(*this,
+                      {"--data", text_, "--steps", "16", "--attention", "favor-local", "--local-window", "5",
+                       "--feature-map", "favor++", "--favorpp-z", "6", "--save-every", "4"},
+                      "7");
 }
 
 class RefusedCheckpoint : public TrainCliTest {

@@ -61,7 +61,7 @@ TEST(TrainConfig, ValidationNamesTheFlag) {
       {[](TrainConfig& c) { c.seq_len = -4; }, "--seq-len -4: must be > 0"},
       {[](TrainConfig& c) { c.batch_size = 0; }, "--batch-size 0"},
       {[](TrainConfig& c) { c.attention = "linear"; },
-       "--attention 'linear': unknown value (expected one of: favor, relu, softmax)"},
+       "--attention 'linear': unknown value (expected one of: favor, relu, softmax, favor-local)"},
       {[](TrainConfig& c) { c.optimizer = "lamb"; }, "--optimizer 'lamb'"},
       {[](TrainConfig& c) { c.schedule = "step"; }, "--schedule 'step'"},
       {[](TrainConfig& c) { c.format = "csv"; }, "--format 'csv'"},

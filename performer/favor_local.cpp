@@ -1,0 +1,451 @@
+// favor-local as one fused autograd node, chunk by chunk, and its recurrent step (math in
+// performer/favor_local.h).
+//
+// Per (batch, head), for the chunk of queries [t0, t0 + n):
+//   far:  the delayed keys of the chunk are positions p_j = t0 - w + j, j < n (absent when p_j < 0).
+//         With R the running max of the key shifts in the carried state Saug = [S z] (M, Dv + 1):
+//           r_i   = max(R, s_j for present j <= i)
+//           Wgt   = exp(s_j - r_i) for present j <= i, SET to 0 elsewhere          (n, n)
+//           LF    = (phi(Q) phi(Kd)^T) o Wgt
+//           NF    = LF [Vd 1] + diag(exp(R - r_i)) phi(Q) Saug   (the state term when R > -inf)
+//           Saug <- exp(R - R') Saug + (diag(exp(s_j - R')) phi(Kd))^T [Vd 1],  R' = r_{n-1}
+//         i.e. causal FAVOR+ (favor_causal.cpp) over the keys delayed by w.
+//   near: the keys [kb, t0 + n), kb = max(0, t0 - w + 1); logits Ln = Q K^T / sqrt(D) (n, nk);
+//         query i reads the keys i - w < j <= i; c_i, g_i as in favor_local.h;
+//         Pn = exp(Ln - c_i) on those keys, SET to 0 elsewhere;  NA = Pn [V 1] + diag(g) NF.
+// Backward, chunks in reverse: dNA from the normalization; near: dLn = Pn o (dNA [V 1]^T); far: the
+// FAVOR+ chunk backward of favor_causal.cpp with dNF = diag(g) dNA, carrying the gradient of the state.
+#include "performer/favor_local.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "base/format.h"
+#include "autograd/gemm.h"
+#include "performer/favor_kernels.h"
+
+namespace pf {
+
+using favor_detail::Buffer;
+using favor_detail::FavorDims;
+using favor_detail::FeatureMap;
+using favor_detail::kNegInf;
+
+namespace {
+
+using ArrayXfMap = Eigen::Map<Eigen::ArrayXf>;
+using ConstArrayXfMap = Eigen::Map<const Eigen::ArrayXf>;
+
+void check_local_options(const char* op, int64_t window, const FavorOptions& opt) {
+  if (window < 1)
+    throw std::invalid_argument(std::string(op) + ": window must be >= 1, got " + std::to_string(window));
+  if (opt.kind != FeatureKind::Softmax)
+    throw std::invalid_argument(std::string(op) +
+                                ": the far field must estimate the softmax kernel (FeatureKind::Softmax), got relu");
+}
+
+// Positions of one chunk of queries [t0, t0 + n).
+struct Chunk {
+  int64_t t0 = 0, n = 0;
+  int64_t j0 = 0;          // first present delayed key: block key j is position t0 - w + j
+  int64_t kb = 0, nk = 0;  // near keys [kb, kb + nk)
+  Chunk(int64_t t0_, int64_t n_, int64_t w) : t0(t0_), n(n_) {
+    j0 = std::clamp<int64_t>(w - t0, 0, n);
+    kb = std::max<int64_t>(0, t0 - w + 1);
+    nk = t0 + n - kb;
+  }
+  int64_t present() const { return n - j0; }
+};
+
+// Scratch of one (batch, head); C is the chunk length, E = Dv + 1.
+struct Buffers {
+  Buffer PQ, PK, DrQ, DrK, Wgt, G, LF, VF, NF, tmp;
+  Buffer hq, aq, hk, ak, s, r, alpha, kw;
+  Buffer Pn, VN, NA;
+  Buffers(int64_t C, int64_t w, int64_t M, int64_t E, bool backward)
+      : PQ(C * M),
+        PK(C * M),
+        DrQ(backward ? C * M : 0),
+        DrK(backward ? C * M : 0),
+        Wgt(C * C),
+        G(C * C),
+        LF(C * C),
+        VF(C * E),
+        NF(C * E),
+        tmp(C * M),
+        hq(C),
+        aq(C),
+        hk(C),
+        ak(C),
+        s(C),
+        r(C),
+        alpha(C),
+        kw(C),
+        Pn(C * (C + w - 1)),
+        VN((C + w - 1) * E),
+        NA(C * E) {}
+};
+
+// The far-field pieces of a chunk: query features (shift a_i in b.aq), delayed-key features, shifts,
+// Wgt, LF = (PQ PK^T) o Wgt and VF = [Vd 1] (absent rows 0).
+void prepare_far(const FeatureMap& fm, const float* Q, const float* K, const float* V, const Chunk& ch, int64_t w,
+                 int64_t Dv, float R, bool with_dr, Buffers& b) {
+  const int64_t M = fm.M, D = fm.D, E = Dv + 1, n = ch.n, j0 = ch.j0, np = ch.present();
+  fm.project(Q + ch.t0 * D, n, b.PQ.data(), b.hq.data(), b.aq.data());
+  fm.features(b.PQ.data(), b.hq.data(), b.aq.data(), n, b.PQ.data(), with_dr ? b.DrQ.data() : nullptr);
+  std::fill(b.PK.begin(), b.PK.begin() + j0 * M, 0.0f);
+  float run = R;
+  for (int64_t j = 0; j < j0; ++j) {
+    b.s[j] = kNegInf;
+    b.r[j] = R;
+  }
+  if (np > 0) {
+    const int64_t p0 = ch.t0 - w + j0;  // position of the first present delayed key
+    fm.project(K + p0 * D, np, b.PK.data() + j0 * M, b.hk.data() + j0, b.ak.data() + j0);
+    for (int64_t j = j0; j < n; ++j) {
+      run = std::max(run, b.ak[j]);
+      b.s[j] = fm.key_shift == KeyShift::Shared ? run : b.ak[j];
+      b.r[j] = run;
+    }
+    fm.features(b.PK.data() + j0 * M, b.hk.data() + j0, b.s.data() + j0, np, b.PK.data() + j0 * M,
+                with_dr ? b.DrK.data() + j0 * M : nullptr);
+  }
+  // Wgt_ij = exp(s_j - r_i) for present j <= i; SET to 0 elsewhere.
+  for (int64_t i = 0; i < n; ++i) {
+    float* wr = b.Wgt.data() + i * n;
+    std::fill(wr, wr + n, 0.0f);
+    if (i >= j0) ArrayXfMap(wr + j0, i + 1 - j0) = (ConstArrayXfMap(b.s.data() + j0, i + 1 - j0) - b.r[i]).exp();
+  }
+  gemm(false, true, n, n, M, 1.0f, b.PQ.data(), M, b.PK.data(), M, 0.0f, b.G.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* g = b.G.data() + i * n;
+    const float* wr = b.Wgt.data() + i * n;
+    float* l = b.LF.data() + i * n;
+    std::fill(l, l + n, 0.0f);
+    for (int64_t j = j0; j <= i; ++j) l[j] = g[j] * wr[j];
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    float* row = b.VF.data() + j * E;
+    if (j < j0) {
+      std::fill(row, row + E, 0.0f);
+    } else {
+      const int64_t p = ch.t0 - w + j;
+      std::copy(V + p * Dv, V + (p + 1) * Dv, row);
+      row[Dv] = 1.0f;
+    }
+  }
+}
+
+// Near-field keys of query i of the chunk: [lo, hi] in the chunk's near span.
+inline int64_t near_lo(const Chunk& ch, int64_t i, int64_t w) {
+  return std::max(ch.kb, ch.t0 + i - w + 1) - ch.kb;
+}
+inline int64_t near_hi(const Chunk& ch, int64_t i) { return ch.t0 + i - ch.kb; }
+
+// Ln = Q K_near^T / sqrt(D) into b.Pn (n, nk) and VN = [V 1] of the near keys.
+void near_logits(const float* Q, const float* K, const float* V, const Chunk& ch, int64_t D, int64_t Dv, Buffers& b) {
+  const int64_t E = Dv + 1;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  gemm(false, true, ch.n, ch.nk, D, scale, Q + ch.t0 * D, D, K + ch.kb * D, D, 0.0f, b.Pn.data(), ch.nk);
+  for (int64_t j = 0; j < ch.nk; ++j) {
+    std::copy(V + (ch.kb + j) * Dv, V + (ch.kb + j + 1) * Dv, b.VN.data() + j * E);
+    b.VN[j * E + Dv] = 1.0f;
+  }
+}
+
+// Pn row i <- exp(Ln - c_i) on the near keys of query i, SET to 0 elsewhere.
+void near_weights(const Chunk& ch, int64_t w, const float* c, Buffers& b) {
+  for (int64_t i = 0; i < ch.n; ++i) {
+    float* row = b.Pn.data() + i * ch.nk;
+    const int64_t lo = near_lo(ch, i, w), hi = near_hi(ch, i);
+    std::fill(row, row + lo, 0.0f);
+    ArrayXfMap(row + lo, hi + 1 - lo) = (ArrayXfMap(row + lo, hi + 1 - lo) - c[i]).exp();
+    std::fill(row + hi + 1, row + ch.nk, 0.0f);
+  }
+}
+
+// Forward of one (batch, head). Writes O (T, Dv), den (T), c (T), g (T); with `states` not null also the
+// state Saug (M, Dv + 1) and its shift R entering every chunk.
+void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t Dv, const float* Q, const float* K,
+                  const float* V, float* O, float* den, float* c, float* g, float* states, float* shifts) {
+  const int64_t M = fm.M, D = fm.D, E = Dv + 1;
+  Buffers b(C, w, M, E, false);
+  Buffer S(M * E, 0.0f);  // Saug at shift R
+  float R = kNegInf;
+  for (int64_t ci = 0, t0 = 0; t0 < T; ++ci, t0 += C) {
+    const Chunk ch(t0, std::min(C, T - t0), w);
+    const int64_t n = ch.n;
+    if (states) {
+      std::copy(S.begin(), S.end(), states + ci * M * E);
+      shifts[ci] = R;
+    }
+    // Far field, at each query's shifts (a_i, r_i).
+    prepare_far(fm, Q, K, V, ch, w, Dv, R, false, b);
+    gemm(false, false, n, E, n, 1.0f, b.LF.data(), n, b.VF.data(), E, 0.0f, b.NF.data(), E);
+    if (R > kNegInf) {
+      for (int64_t i = 0; i < n; ++i) b.alpha[i] = std::exp(R - b.r[i]);
+      UnalignedMatrixMap(b.tmp.data(), n, M) =
+          Eigen::Map<Eigen::VectorXf>(b.alpha.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PQ.data(), n, M);
+      gemm(false, false, n, E, M, 1.0f, b.tmp.data(), M, S.data(), E, 1.0f, b.NF.data(), E);
+    }
+    // Near field and the shared scale c_i = max(m_i, lF_i).
+    near_logits(Q, K, V, ch, D, Dv, b);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = b.Pn.data() + i * ch.nk;
+      const int64_t lo = near_lo(ch, i, w), hi = near_hi(ch, i);
+      const float m = ConstArrayXfMap(row + lo, hi + 1 - lo).maxCoeff();
+      const float denF = b.NF[i * E + Dv];
+      const bool far = b.r[i] > kNegInf && denF >= kFavorDenominatorFloor;
+      const float lF = far ? b.aq[i] + b.r[i] + std::log(denF) : kNegInf;
+      c[t0 + i] = std::max(m, lF);
+      g[t0 + i] = far ? std::exp(b.aq[i] + b.r[i] - c[t0 + i]) : 0.0f;
+    }
+    near_weights(ch, w, c + t0, b);
+    gemm(false, false, n, E, ch.nk, 1.0f, b.Pn.data(), ch.nk, b.VN.data(), E, 0.0f, b.NA.data(), E);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t e = 0; e < E; ++e) b.NA[i * E + e] += g[t0 + i] * b.NF[i * E + e];
+    favor_detail::finish_rows(b.NA.data(), n, Dv, O + t0 * Dv, den + t0);
+    if (t0 + n >= T) break;  // no later chunk reads the state
+    // The delayed keys of this chunk join the state.
+    const float R_new = b.r[n - 1];
+    if (R_new == kNegInf) continue;  // no far key yet
+    if (R > kNegInf) {
+      const float beta = std::exp(R - R_new);
+      for (float& x : S) x *= beta;
+    }
+    for (int64_t j = 0; j < n; ++j) b.kw[j] = j < ch.j0 ? 0.0f : std::exp(b.s[j] - R_new);
+    UnalignedMatrixMap(b.tmp.data(), n, M) =
+        Eigen::Map<Eigen::VectorXf>(b.kw.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PK.data(), n, M);
+    gemm(true, false, M, E, n, 1.0f, b.tmp.data(), M, b.VF.data(), E, 1.0f, S.data(), E);
+    R = R_new;
+  }
+}
+
+// Backward of one (batch, head); dQ, dK, dV (+=), null targets skipped.
+void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t Dv, const float* Q, const float* K,
+                   const float* V, const float* gout, const float* O, const float* den, const float* c,
+                   const float* g, const float* states, const float* shifts, float* dQ, float* dK, float* dV) {
+  const int64_t M = fm.M, D = fm.D, E = Dv + 1;
+  const int64_t nc = (T + C - 1) / C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Buffers b(C, w, M, E, true);
+  Buffer dNA(C * E), dNF(C * E), dPQ(C * M), dPK(C * M), dG(C * C), dVF(C * E), dPn(C * (C + w - 1)),
+      dVN((C + w - 1) * E);
+  Buffer dS(M * E, 0.0f);  // gradient of Saug leaving the current chunk
+  for (int64_t ci = nc - 1; ci >= 0; --ci) {
+    const Chunk ch(ci * C, std::min(C, T - ci * C), w);
+    const int64_t t0 = ch.t0, n = ch.n, nk = ch.nk, j0 = ch.j0;
+    const float* S_prev = states + ci * M * E;
+    const float R = shifts[ci];
+    prepare_far(fm, Q, K, V, ch, w, Dv, R, true, b);
+    near_logits(Q, K, V, ch, D, Dv, b);
+    near_weights(ch, w, c + t0, b);
+    favor_detail::finish_rows_backward(gout + t0 * Dv, O + t0 * Dv, den + t0, n, Dv, dNA.data());
+    // Near field: dLn = Pn o (dNA VN^T); Ln = scale Q K^T.
+    gemm(false, true, n, nk, E, 1.0f, dNA.data(), E, b.VN.data(), E, 0.0f, dPn.data(), nk);
+    for (int64_t i = 0; i < n * nk; ++i) dPn[i] *= b.Pn[i];
+    if (dQ) gemm(false, false, n, D, nk, scale, dPn.data(), nk, K + ch.kb * D, D, 1.0f, dQ + t0 * D, D);
+    if (dK) gemm(true, false, nk, D, n, scale, dPn.data(), nk, Q + t0 * D, D, 1.0f, dK + ch.kb * D, D);
+    if (dV) {
+      gemm(true, false, nk, E, n, 1.0f, b.Pn.data(), nk, dNA.data(), E, 0.0f, dVN.data(), E);
+      for (int64_t j = 0; j < nk; ++j)
+        for (int64_t e = 0; e < Dv; ++e) dV[(ch.kb + j) * Dv + e] += dVN[j * E + e];
+    }
+    // Far field: the FAVOR+ chunk backward with dNF = diag(g) dNA.
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t e = 0; e < E; ++e) dNF[i * E + e] = g[t0 + i] * dNA[i * E + e];
+    if (R > kNegInf) {
+      for (int64_t i = 0; i < n; ++i) b.alpha[i] = std::exp(R - b.r[i]);
+      gemm(false, true, n, M, E, 1.0f, dNF.data(), E, S_prev, E, 0.0f, dPQ.data(), M);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t f = 0; f < M; ++f) dPQ[i * M + f] *= b.alpha[i];
+    }
+    gemm(false, true, n, n, E, 1.0f, dNF.data(), E, b.VF.data(), E, 0.0f, dG.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      float* dg = dG.data() + i * n;
+      const float* wr = b.Wgt.data() + i * n;
+      for (int64_t j = 0; j < n; ++j) dg[j] = (j >= j0 && j <= i) ? dg[j] * wr[j] : 0.0f;
+    }
+    gemm(false, false, n, M, n, 1.0f, dG.data(), n, b.PK.data(), M, R > kNegInf ? 1.0f : 0.0f, dPQ.data(), M);
+    gemm(true, false, n, M, n, 1.0f, dG.data(), n, b.PQ.data(), M, 0.0f, dPK.data(), M);
+    gemm(true, false, n, E, n, 1.0f, b.LF.data(), n, dNF.data(), E, 0.0f, dVF.data(), E);
+    const float R_new = b.r[n - 1];
+    if (ci < nc - 1 && R_new > kNegInf) {  // this chunk's delayed keys fed the state read by later chunks
+      for (int64_t j = 0; j < n; ++j) b.kw[j] = j < j0 ? 0.0f : std::exp(b.s[j] - R_new);
+      gemm(false, true, n, M, E, 1.0f, b.VF.data(), E, dS.data(), E, 0.0f, b.tmp.data(), M);  // VF dS^T
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t f = 0; f < M; ++f) dPK[j * M + f] += b.kw[j] * b.tmp[j * M + f];
+      UnalignedMatrixMap(b.tmp.data(), n, M) =
+          Eigen::Map<Eigen::VectorXf>(b.kw.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PK.data(), n, M);
+      gemm(false, false, n, E, M, 1.0f, b.tmp.data(), M, dS.data(), E, 1.0f, dVF.data(), E);
+    }
+    if (R > kNegInf) {  // carry to the state entering this chunk
+      const float beta = std::exp(R - R_new);
+      for (float& x : dS) x *= beta;
+      UnalignedMatrixMap(b.tmp.data(), n, M) =
+          Eigen::Map<Eigen::VectorXf>(b.alpha.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PQ.data(), n, M);
+      gemm(true, false, M, E, n, 1.0f, b.tmp.data(), M, dNF.data(), E, 1.0f, dS.data(), E);
+    }
+    const int64_t p0 = t0 - w + j0, np = ch.present();
+    if (dV)
+      for (int64_t j = j0; j < n; ++j)
+        for (int64_t e = 0; e < Dv; ++e) dV[(t0 - w + j) * Dv + e] += dVF[j * E + e];
+    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), dPQ.data(), n, dQ + t0 * D, true);
+    if (dK && np > 0) fm.backward(K + p0 * D, b.DrK.data() + j0 * M, dPK.data() + j0 * M, np, dK + p0 * D, true);
+  }
+}
+
+int64_t chunk_length(const FavorOptions& opt, int64_t T) { return std::max<int64_t>(1, std::min(opt.chunk_size, T)); }
+
+}  // namespace
+
+Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+                          const FavorOptions& opt) {
+  check_local_options("favor_local_attention", window, opt);
+  const FavorDims d = favor_detail::check_favor_args("favor_local_attention", q.value(), k.value(), &v.value(),
+                                                     projection, opt, nullptr, true);
+  const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, w = window;
+  const int64_t C = chunk_length(opt, T), nc = (T + C - 1) / C;
+  const bool grad = needs_grad({&q, &k, &v});
+  Tensor out = Tensor::empty({d.B, d.H, T, Dv});
+  Tensor den = Tensor::empty({BH, T}), c = Tensor::empty({BH, T}), g = Tensor::empty({BH, T});
+  Tensor states, shifts;
+  if (grad) {
+    states = Tensor::empty({BH, nc, M, E});
+    shifts = Tensor::empty({BH, nc});
+  }
+  const FeatureMap fm(opt, D, M, projection.data());
+  const float *pq = q.value().data(), *pk = k.value().data(), *pv = v.value().data();
+#pragma omp parallel for schedule(static)
+  for (int64_t bh = 0; bh < BH; ++bh)
+    forward_head(fm, T, C, w, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv, out.data() + bh * T * Dv,
+                 den.data() + bh * T, c.data() + bh * T, g.data() + bh * T,
+                 grad ? states.data() + bh * nc * M * E : nullptr, grad ? shifts.data() + bh * nc : nullptr);
+  if (!grad) return make_result(std::move(out), false, "favor_local", nullptr);
+  // Saves: the input handles, a copy of W, the output, den, c, g (B*H, T each) and the chunk-boundary
+  // states (B*H, ceil(T/C), M, Dv + 1) with their shifts.
+  Tensor wc = projection.clone();
+  Tensor saved_out = out;
+  return make_result(
+      std::move(out), true, "favor_local",
+      [q = q.impl_ptr(), k = k.impl_ptr(), v = v.impl_ptr(), wc, opt, d, C, w, saved_out, den, c, g, states,
+       shifts](const Tensor& grad_out) {
+        const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, nc = (T + C - 1) / C;
+        const FeatureMap fm(opt, D, M, wc.data());
+        float* dq = q->requires_grad ? q->grad_buffer().data() : nullptr;
+        float* dk = k->requires_grad ? k->grad_buffer().data() : nullptr;
+        float* dv = v->requires_grad ? v->grad_buffer().data() : nullptr;
+        const float *pq = q->value.data(), *pk = k->value.data(), *pv = v->value.data();
+#pragma omp parallel for schedule(static)
+        for (int64_t bh = 0; bh < BH; ++bh)
+          backward_head(fm, T, C, w, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv,
+                        grad_out.data() + bh * T * Dv, saved_out.data() + bh * T * Dv, den.data() + bh * T,
+                        c.data() + bh * T, g.data() + bh * T, states.data() + bh * nc * M * E,
+                        shifts.data() + bh * nc, dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr,
+                        dv ? dv + bh * T * Dv : nullptr);
+      });
+}
+
+void FavorLocalState::reset(int64_t B, int64_t H, int64_t M, int64_t D, int64_t Dv, int64_t w) {
+  if (w < 1) throw std::invalid_argument("FavorLocalState::reset: window must be >= 1, got " + std::to_string(w));
+  if (D < 1) throw std::invalid_argument("FavorLocalState::reset: D must be >= 1, got " + std::to_string(D));
+  far.reset(B, H, M, Dv);
+  keys = Tensor({B, H, w, D});
+  values = Tensor({B, H, w, Dv});
+  window = w;
+  position = 0;
+}
+
+Tensor favor_local_step(FavorLocalState& state, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
+                        const Tensor& projection, const FavorOptions& opt) {
+  opt.validate();
+  check_local_options("favor_local_step", state.window, opt);
+  if (q_t.dim() != 3) throw_shape_error("favor_local_step", "q_t must be (B, H, D)", q_t.shape(), k_t.shape());
+  if (k_t.shape() != q_t.shape())
+    throw_shape_error("favor_local_step", "k_t must have the shape of q_t", k_t.shape(), q_t.shape());
+  const int64_t B = q_t.size(0), H = q_t.size(1), D = q_t.size(2);
+  if (v_t.dim() != 3 || v_t.size(0) != B || v_t.size(1) != H)
+    throw_shape_error("favor_local_step", "v_t must be (B, H, Dv) with the B, H of q_t", v_t.shape(), q_t.shape());
+  const int64_t Dv = v_t.size(2);
+  if (projection.dim() != 2 || projection.size(1) != D)
+    throw_shape_error("favor_local_step", "projection must be (M, D) with the D of q_t", projection.shape(),
+                      q_t.shape());
+  const int64_t M = projection.size(0), w = state.window;
+  if (!state.far.S.defined() || state.far.S.shape() != Shape{B, H, M, Dv} || state.keys.shape() != Shape{B, H, w, D})
+    throw_shape_error("favor_local_step",
+                      "state does not match the inputs; call state.reset(B, H, M, D, Dv, window)",
+                      state.far.S.defined() ? state.far.S.shape() : Shape{}, Shape{B, H, M, Dv});
+  const FeatureMap fm(opt, D, M, projection.data());
+  const int64_t t = state.position, BH = B * H, E = Dv + 1;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Tensor out({B, H, Dv});
+#pragma omp parallel for schedule(static) if (BH * (M + w) * (D + Dv) > (1 << 16))
+  for (int64_t bh = 0; bh < BH; ++bh) {
+    float* S = state.far.S.data() + bh * M * Dv;
+    float* z = state.far.z.data() + bh * M;
+    float& R = state.far.shift.data()[bh];
+    float* keys = state.keys.data() + bh * w * D;
+    float* values = state.values.data() + bh * w * Dv;
+    Buffer pk(M), pq(M), num(E);
+    float hk, ak, hq, aq;
+    // 1. The key at t - w leaves the window and joins the far state (the same shifts as the batch kernel).
+    if (t >= w) {
+      const float* k_old = keys + (t % w) * D;
+      const float* v_old = values + (t % w) * Dv;
+      fm.project(k_old, 1, pk.data(), &hk, &ak);
+      const float r = std::max(R, ak);
+      const float s = opt.key_shift == KeyShift::Shared ? r : ak;
+      fm.features(pk.data(), &hk, &s, 1, pk.data(), nullptr);
+      const float beta = std::exp(R - r), kw = std::exp(s - r);  // beta = 0 for the first far key
+      for (int64_t f = 0; f < M; ++f) {
+        const float wf = kw * pk[f];
+        z[f] = beta * z[f] + wf;
+        for (int64_t e = 0; e < Dv; ++e) S[f * Dv + e] = beta * S[f * Dv + e] + wf * v_old[e];
+      }
+      R = r;
+    }
+    // 2. The new key enters the window, in the slot of the one that left.
+    std::copy(k_t.data() + bh * D, k_t.data() + (bh + 1) * D, keys + (t % w) * D);
+    std::copy(v_t.data() + bh * Dv, v_t.data() + (bh + 1) * Dv, values + (t % w) * Dv);
+    // 3. The query: far part at (a, R), near logits, the shared scale.
+    const float* q = q_t.data() + bh * D;
+    fm.project(q, 1, pq.data(), &hq, &aq);
+    fm.features(pq.data(), &hq, &aq, 1, pq.data(), nullptr);
+    std::fill(num.begin(), num.end(), 0.0f);
+    float lF = kNegInf;
+    if (R > kNegInf) {
+      for (int64_t f = 0; f < M; ++f) {
+        for (int64_t e = 0; e < Dv; ++e) num[e] += pq[f] * S[f * Dv + e];
+        num[Dv] += pq[f] * z[f];
+      }
+      if (num[Dv] >= kFavorDenominatorFloor) lF = aq + R + std::log(num[Dv]);
+    }
+    const int64_t first = std::max<int64_t>(0, t - w + 1);
+    Buffer logit(t + 1 - first);
+    float m = kNegInf;
+    for (int64_t p = first; p <= t; ++p) {
+      const float* kp = keys + (p % w) * D;
+      float dot = 0.0f;
+      for (int64_t e = 0; e < D; ++e) dot += q[e] * kp[e];
+      logit[p - first] = dot * scale;
+      m = std::max(m, logit[p - first]);
+    }
+    const float c = std::max(m, lF);
+    const float gF = lF > kNegInf ? std::exp(aq + R - c) : 0.0f;
+    for (int64_t e = 0; e < E; ++e) num[e] *= gF;
+    for (int64_t p = first; p <= t; ++p) {
+      const float wgt = std::exp(logit[p - first] - c);
+      const float* vp = values + (p % w) * Dv;
+      for (int64_t e = 0; e < Dv; ++e) num[e] += wgt * vp[e];
+      num[Dv] += wgt;
+    }
+    const float inv = 1.0f / std::max(num[Dv], kFavorDenominatorFloor);
+    for (int64_t e = 0; e < Dv; ++e) out.data()[bh * Dv + e] = num[e] * inv;
+  }
+  ++state.position;
+  return out;
+}
+
+}  // namespace pf

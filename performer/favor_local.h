@@ -1,0 +1,69 @@
+// favor-local attention: exact softmax attention over a window of recent keys plus FAVOR+ (or FAVOR++)
+// for every key before the window, in one normalization (docs/ARCHITECTURE.md, "favor-local").
+//
+// Causal. For query i with window w >= 1:
+//   near keys  N(i) = { j : i - w < j <= i }   scored exactly: exp(q_i.k_j / sqrt(D))
+//   far keys   F(i) = { j : j <= i - w }       scored by the random features of performer/favor.h
+//   out_i = ( sum_{N(i)} exp(l_ij) v_j + sum_{F(i)} phi(q_i).phi(k_j) e^(a_i + s_j) v_j )
+//           / ( the same sums with v_j = 1 ),                              l_ij = q_i.k_j / sqrt(D)
+// The far sum is an unbiased estimate of sum_{F(i)} exp(l_ij) v_j, so out_i estimates softmax attention
+// with the near field exact (Scatterbrain's sparse + low-rank split, Chen et al. NeurIPS 2021, with the
+// sparse part a sliding window). With w >= T it is exact softmax attention; the far field alone is
+// causal FAVOR+ over the keys delayed by w positions.
+//
+// One shared scale. The far sum is computed as in causal FAVOR+ (favor.h): at the query's shift a_i and
+// the common key shift r_i = max_{j in F(i)} s_j, giving NF_i = [numerator, denominator] with true-scale
+// value NF_i e^(a_i + r_i). Both parts are then brought to the scale c_i = max(m_i, lF_i):
+//   m_i  = max_{j in N(i)} l_ij                          (the largest near logit)
+//   lF_i = a_i + r_i + log(den F_i)                      (the log of the far denominator; -inf when
+//                                                         F(i) is empty or den F_i < kFavorDenominatorFloor)
+//   NA_i = sum_{N(i)} exp(l_ij - c_i) [v_j 1] + g_i NF_i,    g_i = exp(a_i + r_i - c_i) (0 if lF_i = -inf)
+//   out_i = NA_i[:Dv] / max(NA_i[Dv], floor)
+// Every near weight is <= 1, the far part's denominator is <= 1, and the larger of the two parts'
+// denominators is exactly 1: nothing overflows, neither part can underflow while the other is of
+// order 1, and eps stays a relative floor of each far key (per-key shifts) as in FAVOR+. c_i and g_i
+// cancel exactly in the ratio, so they are constants for the gradient (like the shifts).
+//
+// The fused node works in chunks of C queries: the far part is the chunked causal FAVOR+ recurrence over
+// the delayed keys k_{j-w} (a carried state (S, z) at shift R, no T x M x Dv prefix states), the near
+// part one (C x (C + w - 1)) block of exact logits per chunk. It saves its inputs, the output, the
+// denominators, c, g (T each) and the state entering each chunk; the backward recomputes the rest.
+// Causality is bit-exact: a finite change at positions > t leaves outputs at positions <= t
+// bit-identical (entries for later keys are SET to 0, never multiplied by a mask).
+#pragma once
+
+#include <cstdint>
+
+#include "autograd/tensor.h"
+#include "autograd/var.h"
+#include "performer/favor.h"
+
+namespace pf {
+
+// q, k: (B, H, T, D); v: (B, H, T, Dv); projection W (M, D); window w >= 1; opt.kind must be Softmax
+// (FAVOR+ with feature_a = 0, FAVOR++ otherwise). Returns (B, H, T, Dv). A fused autograd node.
+Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+                          const FavorOptions& opt);
+
+// Composed reference of the same computation (plain autograd ops, T x T matrices; shifts, c and g read
+// off the forward values as constants, exactly as in the fused node). For tests. O(T^2) memory.
+Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
+                                    int64_t window, const FavorOptions& opt);
+
+// Recurrent form for generation: the far-field state (S, z, shift) of the keys that have left the window,
+// and a ring buffer of the last w keys and values (position p in slot p % w). Per token
+// O(w D + M (D + Dv)) per head, independent of the context length.
+struct FavorLocalState {
+  FavorState far;        // keys at positions <= t - w
+  Tensor keys, values;   // (B, H, w, D), (B, H, w, Dv)
+  int64_t window = 0;    // w
+  int64_t position = 0;  // tokens consumed
+  void reset(int64_t B, int64_t H, int64_t M, int64_t D, int64_t Dv, int64_t window);
+};
+
+// q_t, k_t: (B, H, D); v_t: (B, H, Dv) -> (B, H, Dv) (no grad). Advances the state by one position;
+// equals row `position` of favor_local_attention (to rounding).
+Tensor favor_local_step(FavorLocalState& state, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
+                        const Tensor& projection, const FavorOptions& opt);
+
+}  // namespace pf

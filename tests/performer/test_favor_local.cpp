@@ -1,0 +1,256 @@
+// favor-local (performer/favor_local.h): the fused node against its composed reference (values and
+// gradients), finite differences, exact softmax attention when the window covers the sequence, exact
+// causality, independence of the chunk length, and the recurrent step against the batch node.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "performer/favor_local.h"
+#include "test_favor_util.h"
+
+using namespace pf;
+using pf::test::randn;
+using pf::test::rel_max_diff;
+
+namespace {
+
+constexpr int64_t kB = 2, kH = 2, kD = 8, kDv = 6, kM = 16, kChunk = 16;
+
+struct Inputs {
+  Tensor q, k, v, w;  // (B, H, T, D) x2, (B, H, T, Dv), (M, D)
+};
+
+Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
+  Generator gen(seed);
+  Inputs in;
+  in.q = Tensor::randn({kB, kH, T, kD}, gen, 0.0f, qk_scale);
+  in.k = Tensor::randn({kB, kH, T, kD}, gen, 0.0f, qk_scale);
+  in.v = Tensor::randn({kB, kH, T, kDv}, gen);
+  in.w = orthogonal_random_features(kM, kD, gen);
+  return in;
+}
+
+// FAVOR+ (a = 0) or FAVOR++ (a = -0.1: sqrt(1 - 4A) = 1.18, log-weights A |w|^2 ~ -0.8).
+FavorOptions options(KeyShift shift, float a = 0.0f, int64_t chunk = kChunk) {
+  FavorOptions opt;
+  opt.key_shift = shift;
+  opt.chunk_size = chunk;
+  opt.feature_a = a;
+  return opt;
+}
+
+std::string name(int64_t window, KeyShift shift, float a, int64_t T) {
+  return "window " + std::to_string(window) + (shift == KeyShift::PerKey ? " per-key" : " shared") +
+         (a == 0.0f ? " favor+" : " favor++") + " T " + std::to_string(T);
+}
+
+struct Grads {
+  Tensor out, dq, dk, dv;
+};
+
+template <class Fn>
+Grads run_with_grads(Fn fn, const Inputs& in, uint64_t seed) {
+  Var q(in.q.clone(), true), k(in.k.clone(), true), v(in.v.clone(), true);
+  Var out = fn(q, k, v);
+  Grads r;
+  r.out = out.value().clone();
+  out.backward(randn(out.shape(), seed));
+  r.dq = q.grad();
+  r.dk = k.grad();
+  r.dv = v.grad();
+  return r;
+}
+
+// Gradients agree to 1e-4 of the largest reference entry plus 1e-5 absolute (as in test_favor.cpp).
+void expect_grad_close(const Tensor& fused, const Tensor& ref, const std::string& what) {
+  ASSERT_EQ(fused.shape(), ref.shape()) << what;
+  float scale = 0.0f;
+  for (int64_t i = 0; i < ref.numel(); ++i) scale = std::max(scale, std::fabs(ref.data()[i]));
+  EXPECT_LE(max_abs_diff(fused, ref), 1e-4f * scale + 1e-5f) << what << " (largest entry " << scale << ")";
+}
+
+Tensor row(const Tensor& x, int64_t t) {  // (B, H, T, E) -> (B, H, E) at position t
+  const int64_t BH = x.size(0) * x.size(1), T = x.size(2), E = x.size(3);
+  Tensor r({x.size(0), x.size(1), E});
+  for (int64_t bh = 0; bh < BH; ++bh) std::memcpy(r.data() + bh * E, x.data() + (bh * T + t) * E, sizeof(float) * E);
+  return r;
+}
+
+}  // namespace
+
+// Values within 1e-5 and gradients within 1e-4 of the composed reference, for windows inside one chunk
+// (1, 5), equal to it (16), spanning chunks (21) and longer than the sequence (40), T not a multiple of
+// the chunk (37), T = 1 and T = 32, both key shifts, FAVOR+ and FAVOR++.
+TEST(FavorLocal, FusedEqualsComposedReference) {
+  for (int64_t window : {1, 5, 16, 21, 40})
+    for (KeyShift shift : {KeyShift::PerKey, KeyShift::Shared})
+      for (float a : {0.0f, -0.1f})
+        for (int64_t T : {37, 1, 32}) {
+          const Inputs in = make_inputs(T, 100 + T + window);
+          const FavorOptions opt = options(shift, a);
+          const std::string what = name(window, shift, a, T);
+          auto fused = run_with_grads(
+              [&](const Var& q, const Var& k, const Var& v) {
+                return favor_local_attention(q, k, v, in.w, window, opt);
+              },
+              in, 7);
+          auto ref = run_with_grads(
+              [&](const Var& q, const Var& k, const Var& v) {
+                return favor_local_attention_reference(q, k, v, in.w, window, opt);
+              },
+              in, 7);
+          ASSERT_EQ(fused.out.shape(), (Shape{kB, kH, T, kDv})) << what;
+          EXPECT_LT(rel_max_diff(fused.out, ref.out), 1e-5) << what;
+          expect_grad_close(fused.dq, ref.dq, what + " dq");
+          expect_grad_close(fused.dk, ref.dk, what + " dk");
+          expect_grad_close(fused.dv, ref.dv, what + " dv");
+        }
+}
+
+// Finite differences through the fused node, and the same check fails when every backward is scaled
+// by 1.05 (a planted 5% bug).
+TEST(FavorLocal, FusedGradcheck) {
+  for (int64_t window : {1, 5, 21})
+    for (float a : {0.0f, -0.1f}) {
+      const Inputs in = make_inputs(37, 200 + window);
+      const FavorOptions opt = options(KeyShift::PerKey, a);
+      const GradcheckFn fn = [&](const std::vector<Var>& x) {
+        return favor_local_attention(x[0], x[1], x[2], in.w, window, opt);
+      };
+      GradcheckOptions gopt;
+      const auto good = gradcheck(fn, {in.q, in.k, in.v}, gopt);
+      EXPECT_TRUE(good.ok) << name(window, KeyShift::PerKey, a, 37) << ": " << good.message;
+      const auto bad = [&] {
+        GradientHookGuard scaled([](const char*, Tensor& g) { g.vec() *= 1.05f; });
+        return gradcheck(fn, {in.q, in.k, in.v}, gopt);
+      }();
+      EXPECT_FALSE(bad.ok) << "gradcheck missed a backward scaled by 1.05";
+    }
+}
+
+TEST(FavorLocal, ReferenceGradcheck) {
+  const Inputs in = make_inputs(13, 300);
+  for (int64_t window : {1, 4}) {
+    auto r = gradcheck(
+        [&](const std::vector<Var>& x) {
+          return favor_local_attention_reference(x[0], x[1], x[2], in.w, window, options(KeyShift::PerKey));
+        },
+        {in.q, in.k, in.v});
+    EXPECT_TRUE(r.ok) << r.message;
+  }
+}
+
+// A window that covers every earlier key leaves no far field: the output is exact softmax attention
+// (computed independently, in double), whatever the features. Queries and keys of a scale where
+// FAVOR+ alone is far off (entries N(0, 1.5^2)).
+TEST(FavorLocal, FullWindowIsExactSoftmaxAttention) {
+  const int64_t T = 37;
+  const Inputs in = make_inputs(T, 350, 1.5f);
+  const Tensor exact = test::exact_attention(in.q, in.k, in.v, true);
+  NoGradGuard no_grad;
+  for (int64_t window : {T, T + 5}) {
+    const Tensor out = favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, options(KeyShift::PerKey))
+                           .value();
+    EXPECT_LT(rel_max_diff(out, exact), 1e-5) << "window " << window;
+  }
+  // With a shorter window the far field is used and the output differs from exact attention.
+  const Tensor part =
+      favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, 8, options(KeyShift::PerKey)).value();
+  EXPECT_GT(rel_max_diff(part, exact), 1e-3);
+}
+
+// The chunk length is an implementation detail.
+TEST(FavorLocal, ChunkLengthDoesNotChangeTheResult) {
+  const Inputs in = make_inputs(37, 400);
+  NoGradGuard no_grad;
+  for (int64_t window : {3, 16, 20}) {
+    const Tensor ref =
+        favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, options(KeyShift::PerKey, 0.0f, 64))
+            .value();
+    for (int64_t chunk : {1, 5, 16}) {
+      const Tensor out =
+          favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, options(KeyShift::PerKey, 0.0f, chunk))
+              .value();
+      EXPECT_LT(rel_max_diff(out, ref), 1e-5) << "window " << window << " chunk " << chunk;
+    }
+  }
+}
+
+// Changing q, k or v after position t never changes a bit of the outputs at positions <= t (outlier
+// scale changes that raise the running max, positions inside t's chunk and window).
+TEST(FavorLocal, CausalOutputsAreBitIdenticalUnderFutureChanges) {
+  const int64_t T = 37;
+  const Inputs in = make_inputs(T, 500);
+  for (int64_t window : {1, 5, 20})
+    for (KeyShift shift : {KeyShift::PerKey, KeyShift::Shared})
+      for (float a : {0.0f, -0.1f}) {
+        const FavorOptions opt = options(shift, a);
+        NoGradGuard no_grad;
+        const Tensor base = favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, opt).value();
+        for (int64_t t : {0, 7, 15, 16, 30, 35}) {
+          for (int which = 0; which < 4; ++which) {  // q, k, v, all three
+            Tensor q = in.q.clone(), k = in.k.clone(), v = in.v.clone();
+            const Tensor noise_qk = randn({kB, kH, T, kD}, 600 + t * 4 + which, 10.0f);
+            const Tensor noise_v = randn({kB, kH, T, kDv}, 700 + t * 4 + which, 10.0f);
+            for (int64_t bh = 0; bh < kB * kH; ++bh)
+              for (int64_t p = t + 1; p < T; ++p) {
+                for (int64_t c = 0; c < kD; ++c) {
+                  const int64_t i = (bh * T + p) * kD + c;
+                  if (which == 0 || which == 3) q.data()[i] = noise_qk.data()[i];
+                  if (which == 1 || which == 3) k.data()[i] = noise_qk.data()[i] * 1.5f;
+                }
+                for (int64_t c = 0; c < kDv; ++c)
+                  if (which >= 2) v.data()[(bh * T + p) * kDv + c] = noise_v.data()[(bh * T + p) * kDv + c];
+              }
+            const Tensor out = favor_local_attention(Var(q), Var(k), Var(v), in.w, window, opt).value();
+            for (int64_t bh = 0; bh < kB * kH; ++bh)
+              EXPECT_EQ(0, std::memcmp(out.data() + bh * T * kDv, base.data() + bh * T * kDv,
+                                       sizeof(float) * (t + 1) * kDv))
+                  << name(window, shift, a, T) << " t = " << t << " perturbed " << which << " head " << bh;
+            if (t + 1 < T) {
+              EXPECT_GT(rel_max_diff(out, base), 1e-3);
+            }
+          }
+        }
+      }
+}
+
+// The recurrent form (far state + ring buffer of w keys) over positions 0..T-1 reproduces the batch node.
+TEST(FavorLocal, RecurrentStepEqualsBatch) {
+  const int64_t T = 37;
+  const Inputs in = make_inputs(T, 800);
+  for (int64_t window : {1, 5, 16, 21, 40})
+    for (KeyShift shift : {KeyShift::PerKey, KeyShift::Shared})
+      for (float a : {0.0f, -0.1f}) {
+        const FavorOptions opt = options(shift, a);
+        NoGradGuard no_grad;
+        const Tensor batch = favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, opt).value();
+        FavorLocalState state;
+        state.reset(kB, kH, kM, kD, kDv, window);
+        Tensor rec({kB, kH, T, kDv});
+        for (int64_t t = 0; t < T; ++t) {
+          const Tensor o = favor_local_step(state, row(in.q, t), row(in.k, t), row(in.v, t), in.w, opt);
+          ASSERT_EQ(o.shape(), (Shape{kB, kH, kDv}));
+          for (int64_t bh = 0; bh < kB * kH; ++bh)
+            std::memcpy(rec.data() + (bh * T + t) * kDv, o.data() + bh * kDv, sizeof(float) * kDv);
+        }
+        EXPECT_EQ(state.position, T);
+        EXPECT_LT(rel_max_diff(rec, batch), 1e-5) << name(window, shift, a, T);
+      }
+}
+
+TEST(FavorLocal, RejectsBadArguments) {
+  const Inputs in = make_inputs(9, 900);
+  const Var q(in.q), k(in.k), v(in.v);
+  EXPECT_THROW(favor_local_attention(q, k, v, in.w, 0, FavorOptions()), std::invalid_argument);
+  FavorOptions relu;
+  relu.kind = FeatureKind::Relu;
+  EXPECT_THROW(favor_local_attention(q, k, v, in.w, 4, relu), std::invalid_argument);
+  FavorLocalState state;
+  EXPECT_THROW(state.reset(kB, kH, kM, kD, kDv, 0), std::invalid_argument);
+  EXPECT_THROW(favor_local_step(state, row(in.q, 0), row(in.k, 0), row(in.v, 0), in.w, FavorOptions()),
+               std::invalid_argument);  // never reset
+}
