@@ -25,12 +25,8 @@ struct Inputs {
 
 Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
   Generator gen(seed);
-  Inputs in;
-  in.q = Tensor::randn({kB, kH, T, kD}, gen, 0.0f, qk_scale);
-  in.k = Tensor::randn({kB, kH, T, kD}, gen, 0.0f, qk_scale);
-  in.v = Tensor::randn({kB, kH, T, kDv}, gen);
-  in.w = orthogonal_random_features(kM, kD, gen);
-  return in;
+  const test::QKV d = test::random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
+  return Inputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen)};
 }
 
 FavorOptions options(FeatureKind kind, KeyShift shift, int64_t chunk = kChunk) {
@@ -47,22 +43,11 @@ std::string name(FeatureKind kind, KeyShift shift, bool causal, int64_t T) {
          "/T=" + std::to_string(T);
 }
 
-struct Grads {
-  Tensor out, dq, dk, dv;
-};
+using test::Grads;
 
-// Output and input gradients of `fn` for the seed gradient g (fixed random).
 template <class Fn>
 Grads run_with_grads(Fn fn, const Inputs& in, uint64_t seed) {
-  Var q(in.q.clone(), true), k(in.k.clone(), true), v(in.v.clone(), true);
-  Var out = fn(q, k, v);
-  Grads r;
-  r.out = out.value().clone();
-  out.backward(randn(out.shape(), seed));
-  r.dq = q.grad();
-  r.dk = k.grad();
-  r.dv = v.grad();
-  return r;
+  return test::run_with_grads(fn, in.q, in.k, in.v, seed);
 }
 
 // gradcheck of `fn` on (q, k, v), and the same check fails when every backward is scaled by 1.05.

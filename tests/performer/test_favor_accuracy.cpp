@@ -14,18 +14,12 @@ using namespace pf;
 
 namespace {
 
-struct Data {
-  Tensor q, k, v;
-};
+using Data = test::QKV;
 
 // q, k entries N(0, scale^2): q.k / sqrt(D) ~ N(0, scale^4), v entries N(0, 1).
 Data make_data(int64_t H, int64_t T, int64_t D, int64_t Dv, float scale, uint64_t seed) {
   Generator gen(seed);
-  Data d;
-  d.q = Tensor::randn({1, H, T, D}, gen, 0.0f, scale);
-  d.k = Tensor::randn({1, H, T, D}, gen, 0.0f, scale);
-  d.v = Tensor::randn({1, H, T, Dv}, gen);
-  return d;
+  return test::random_qkv(1, H, T, D, Dv, scale, gen);
 }
 
 // Mean relative row error of FAVOR+ (the causal and the bidirectional kernel, averaged) against exact

@@ -25,12 +25,8 @@ struct Inputs {
 
 Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
   Generator gen(seed);
-  Inputs in;
-  in.q = Tensor::randn({kB, kH, T, kD}, gen, 0.0f, qk_scale);
-  in.k = Tensor::randn({kB, kH, T, kD}, gen, 0.0f, qk_scale);
-  in.v = Tensor::randn({kB, kH, T, kDv}, gen);
-  in.w = orthogonal_random_features(kM, kD, gen);
-  return in;
+  const test::QKV d = test::random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
+  return Inputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen)};
 }
 
 // FAVOR+ (a = 0) or FAVOR++ (a = -0.1: sqrt(1 - 4A) = 1.18, log-weights A |w|^2 ~ -0.8).
@@ -47,21 +43,11 @@ std::string name(int64_t window, KeyShift shift, float a, int64_t T) {
          (a == 0.0f ? " favor+" : " favor++") + " T " + std::to_string(T);
 }
 
-struct Grads {
-  Tensor out, dq, dk, dv;
-};
+using test::Grads;
 
 template <class Fn>
 Grads run_with_grads(Fn fn, const Inputs& in, uint64_t seed) {
-  Var q(in.q.clone(), true), k(in.k.clone(), true), v(in.v.clone(), true);
-  Var out = fn(q, k, v);
-  Grads r;
-  r.out = out.value().clone();
-  out.backward(randn(out.shape(), seed));
-  r.dq = q.grad();
-  r.dk = k.grad();
-  r.dv = v.grad();
-  return r;
+  return test::run_with_grads(fn, in.q, in.k, in.v, seed);
 }
 
 // Gradients agree to 1e-4 of the largest reference entry plus 1e-5 absolute (as in test_favor.cpp).

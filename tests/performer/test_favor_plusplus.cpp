@@ -16,18 +16,12 @@ using pf::test::rel_max_diff;
 
 namespace {
 
-struct Data {
-  Tensor q, k, v;
-};
+using Data = test::QKV;
 
 // q, k entries N(0, scale^2) (|x'|^2 / 2 = scale^2 sqrt(D) / 2 on average), v entries N(0, 1).
 Data make_data(int64_t H, int64_t T, int64_t D, int64_t Dv, float scale, uint64_t seed) {
   Generator gen(seed);
-  Data d;
-  d.q = Tensor::randn({1, H, T, D}, gen, 0.0f, scale);
-  d.k = Tensor::randn({1, H, T, D}, gen, 0.0f, scale);
-  d.v = Tensor::randn({1, H, T, Dv}, gen);
-  return d;
+  return test::random_qkv(1, H, T, D, Dv, scale, gen);
 }
 
 // The mean over all (query, key) pairs of |q' + k'|^2 = mean |q'|^2 + mean |k'|^2 + 2 mean q' . mean k'

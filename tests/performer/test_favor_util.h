@@ -82,4 +82,34 @@ inline double mean_row_rel_error(const Tensor& out, const Tensor& ref) {
   return total / static_cast<double>(rows);
 }
 
+// Random attention inputs: q, k entries N(0, qk_scale^2) of shape (B, H, T, D), v entries N(0, 1)
+// of shape (B, H, T, Dv), drawn in that order from `gen`.
+struct QKV {
+  Tensor q, k, v;
+};
+inline QKV random_qkv(int64_t B, int64_t H, int64_t T, int64_t D, int64_t Dv, float qk_scale, Generator& gen) {
+  QKV d;
+  d.q = Tensor::randn({B, H, T, D}, gen, 0.0f, qk_scale);
+  d.k = Tensor::randn({B, H, T, D}, gen, 0.0f, qk_scale);
+  d.v = Tensor::randn({B, H, T, Dv}, gen);
+  return d;
+}
+
+// The output of fn(q, k, v) and the gradients of q, k, v for a fixed random output gradient.
+struct Grads {
+  Tensor out, dq, dk, dv;
+};
+template <class Fn>
+Grads run_with_grads(Fn fn, const Tensor& q0, const Tensor& k0, const Tensor& v0, uint64_t seed) {
+  Var q(q0.clone(), true), k(k0.clone(), true), v(v0.clone(), true);
+  Var out = fn(q, k, v);
+  Grads r;
+  r.out = out.value().clone();
+  out.backward(randn(out.shape(), seed));
+  r.dq = q.grad();
+  r.dk = k.grad();
+  r.dv = v.grad();
+  return r;
+}
+
 }  // namespace pf::test
