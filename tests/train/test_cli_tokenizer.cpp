@@ -16,6 +16,7 @@
 #include "train/interop.h"
 #include "train/run_directory.h"
 #include "train_test_util.h"
+#include "tests/text_samples.h"
 
 namespace pf {
 namespace {
@@ -23,21 +24,7 @@ namespace {
 using test::contains;
 
 
-// Word-like text with punctuation, newlines and multi-byte UTF-8 characters (a fixed LCG).
-std::string syllable_text(int words, uint32_t seed) {
-  static const char* syl[] = {"ka", "lo", "mi", "ten", "ra", "su", "vel", "on", "dri", "pa",
-                              "é",  "nu", "str", "ö",  "ga", "☃",  "be",  "x",  "🙂",  "ith"};
-  uint32_t s = seed;
-  auto next = [&] { return (s = s * 1664525u + 1013904223u) >> 8; };
-  std::string t;
-  for (int w = 0; w < words; ++w) {
-    const int n = 1 + static_cast<int>(next() % 3);
-    for (int k = 0; k < n; ++k) t += syl[next() % 20];
-    const uint32_t r = next() % 16;
-    t += r == 0 ? ".\n" : r == 1 ? ", " : r == 2 ? "\n" : " ";
-  }
-  return t;
-}
+using test::syllable_text;
 
 std::string json_raw(const std::string& json, const std::string& key) {
   std::smatch m;
