@@ -1,10 +1,13 @@
 // performer-bench: the throughput benchmark of the B1 / B2 shapes (docs/ARCHITECTURE.md, "Benchmark shapes").
 //
-//   performer-bench train --preset b1|b2 [--seq N] [--batch N] [--attention favor|relu|softmax]
-//                         [--threads N] [--steps N] [--warmup N] [--recompute-blocks] [--precision fp32|bf16]
+//   performer-bench train --preset b1|b2 [--seq N] [--batch N] [--attention favor|relu|softmax|favor-local]
+//                         [--local-window W] [--threads N] [--steps N] [--warmup N] [--recompute-blocks]
+//                         [--precision fp32|bf16]
 //   performer-bench attention --seq N [--batch 1 --heads 4 --head-dim 64 --features 128]
-//                         [--kind favor|relu|softmax] [--causal|--bidirectional] [--threads N]
-//   performer-bench generate --context N --tokens N [--preset b1] [--attention favor|relu|softmax]
+//                         [--kind favor|relu|softmax|favor-local] [--local-window W] [--causal|--bidirectional]
+//                         [--threads N]
+//   performer-bench generate --context N --tokens N [--preset b1] [--attention favor|relu|softmax|favor-local]
+//                         [--local-window W]
 //
 // Every mode prints a few human lines, then ONE final line of JSON (bench/compare.sh parses it).
 // Timings are medians over the timed repetitions after warm-up; peak memory is the process's
@@ -34,6 +37,7 @@
 #include "nn/attention.h"
 #include "nn/optimizer.h"
 #include "performer/favor.h"
+#include "performer/favor_local.h"
 #include "performer/features.h"
 #include "performer/generate.h"
 #include "performer/model.h"
@@ -75,10 +79,11 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, Generator& gen) {
   return ids;
 }
 
-int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::string& attention, int threads,
-              int steps, int warmup, bool recompute_blocks) {
+int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::string& attention, int64_t window,
+              int threads, int steps, int warmup, bool recompute_blocks) {
   ModelConfig cfg = preset_config(preset);
   cfg.attention = parse_attention(attention);
+  cfg.local_window = window;
   if (seq > 0) cfg.max_seq_len = seq;
   seq = cfg.max_seq_len;
   if (batch <= 0) batch = shape_preset(preset).batch_size;
@@ -91,7 +96,9 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   Generator gen(123);
   std::vector<double> times;
   double initial_loss = 0.0;
-  std::cerr << "train " << preset << " attention=" << attention << " seq=" << seq << " batch=" << batch
+  std::cerr << "train " << preset << " attention=" << attention;
+  if (cfg.attention == AttentionKind::FavorLocal) std::cerr << " window=" << window;
+  std::cerr << " seq=" << seq << " batch=" << batch
             << " threads=" << threads << " precision=" << precision_name(Precision::process)
             << " params=" << model.num_parameters()
             << (recompute_blocks ? " recompute-blocks" : "") << "\n";
@@ -121,18 +128,19 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
   const double step_ms = median(times);
   const double tps = static_cast<double>(batch * seq) / (step_ms / 1000.0);
   std::printf(
-      "{\"mode\":\"train\",\"preset\":\"%s\",\"attention\":\"%s\",\"seq\":%lld,\"batch\":%lld,\"threads\":%d,"
+      "{\"mode\":\"train\",\"preset\":\"%s\",\"attention\":\"%s\",\"local_window\":%lld,\"seq\":%lld,\"batch\":%lld,\"threads\":%d,"
       "\"params\":%lld,\"tokens_per_s\":%.1f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,\"peak_tensor_mb\":%.1f,"
       "\"initial_loss\":%.4f,\"gemm\":\"%s\",\"precision\":\"%s\",\"recompute_blocks\":%s}\n",
-      preset.c_str(), attention.c_str(), static_cast<long long>(seq), static_cast<long long>(batch), threads,
-      static_cast<long long>(model.num_parameters()), tps, step_ms, peak_rss_mb(),
+      preset.c_str(), attention.c_str(), static_cast<long long>(window), static_cast<long long>(seq),
+      static_cast<long long>(batch), threads, static_cast<long long>(model.num_parameters()), tps, step_ms, peak_rss_mb(),
       static_cast<double>(peak_live_tensor_bytes()) / (1 << 20), initial_loss, gemm_backend(),
       precision_name(Precision::process), recompute_blocks ? "true" : "false");
   return 0;
 }
 
 int run_attention(int64_t seq, int64_t batch, int64_t heads, int64_t head_dim, int64_t features,
-                  const std::string& kind, bool causal, int threads, int steps, int warmup) {
+                  const std::string& kind, int64_t window, bool causal, int threads, int steps, int warmup) {
+  if (kind == "favor-local" && !causal) throw std::invalid_argument("--kind favor-local is causal only");
   Generator gen(7);
   const Shape shape{batch, heads, seq, head_dim};
   // Realistic scale: entries N(0, 1) so q.k / sqrt(D) is O(1).
@@ -145,25 +153,28 @@ int run_attention(int64_t seq, int64_t batch, int64_t heads, int64_t head_dim, i
   for (int s = 0; s < warmup + steps; ++s) {
     Var vq(q, true), vk(k, true), vv(v, true);
     auto t0 = Clock::now();
-    Var out = kind == "softmax" ? softmax_attention(vq, vk, vv, causal) : favor_attention(vq, vk, vv, proj, causal, fo);
+    Var out = kind == "softmax"       ? softmax_attention(vq, vk, vv, causal)
+              : kind == "favor-local" ? favor_local_attention(vq, vk, vv, proj, window, fo)
+                                      : favor_attention(vq, vk, vv, proj, causal, fo);
     out.backward(r);
     const double ms = ms_since(t0);
     std::cerr << "  rep " << s << (s < warmup ? " (warm-up)" : "") << ": " << ms << " ms\n";
     if (s >= warmup) times.push_back(ms);
   }
   std::printf(
-      "{\"mode\":\"attention\",\"kind\":\"%s\",\"causal\":%s,\"seq\":%lld,\"batch\":%lld,\"heads\":%lld,"
+      "{\"mode\":\"attention\",\"kind\":\"%s\",\"local_window\":%lld,\"causal\":%s,\"seq\":%lld,\"batch\":%lld,\"heads\":%lld,"
       "\"head_dim\":%lld,\"features\":%lld,\"threads\":%d,\"ms_median\":%.3f,\"peak_rss_mb\":%.1f}\n",
-      kind.c_str(), causal ? "true" : "false", static_cast<long long>(seq), static_cast<long long>(batch),
+      kind.c_str(), static_cast<long long>(window), causal ? "true" : "false", static_cast<long long>(seq), static_cast<long long>(batch),
       static_cast<long long>(heads), static_cast<long long>(head_dim), static_cast<long long>(features), threads,
       median(times), peak_rss_mb());
   return 0;
 }
 
-int run_generate(const std::string& preset, const std::string& attention, int64_t context, int64_t tokens,
-                 int threads) {
+int run_generate(const std::string& preset, const std::string& attention, int64_t window, int64_t context,
+                 int64_t tokens, int threads) {
   ModelConfig cfg = preset_config(preset);
   cfg.attention = parse_attention(attention);
+  cfg.local_window = window;
   cfg.max_seq_len = context + tokens;
   PerformerLM model(cfg);
   model.eval();
@@ -186,10 +197,10 @@ int run_generate(const std::string& preset, const std::string& attention, int64_
   std::cerr << "prompt of " << context << " tokens: " << prompt_ms << " ms; " << tokens << " new tokens: " << gen_ms
             << " ms\n";
   std::printf(
-      "{\"mode\":\"generate\",\"preset\":\"%s\",\"attention\":\"%s\",\"context\":%lld,\"tokens\":%lld,"
+      "{\"mode\":\"generate\",\"preset\":\"%s\",\"attention\":\"%s\",\"local_window\":%lld,\"context\":%lld,\"tokens\":%lld,"
       "\"threads\":%d,\"tokens_per_s\":%.1f,\"prompt_tokens_per_s\":%.1f,\"peak_rss_mb\":%.1f}\n",
-      preset.c_str(), attention.c_str(), static_cast<long long>(context), static_cast<long long>(tokens), threads,
-      tokens / (gen_ms / 1000.0), context / (prompt_ms / 1000.0), peak_rss_mb());
+      preset.c_str(), attention.c_str(), static_cast<long long>(window), static_cast<long long>(context),
+      static_cast<long long>(tokens), threads, tokens / (gen_ms / 1000.0), context / (prompt_ms / 1000.0), peak_rss_mb());
   return 0;
 }
 
@@ -211,8 +222,11 @@ int main(int argc, char** argv) {
   train->add_option("--preset", preset, "b1 | b2")->check(CLI::IsMember({"b1", "b2"}));
   train->add_option("--seq", seq, "sequence length (default: the preset's 1024)")->check(CLI::PositiveNumber);
   train->add_option("--batch", batch, "batch size (default: b1 4, b2 1)")->check(CLI::PositiveNumber);
-  train->add_option("--attention", attention, "favor | relu | softmax")
-      ->check(CLI::IsMember({"favor", "relu", "softmax"}));
+  train->add_option("--attention", attention, "favor | relu | softmax | favor-local")
+      ->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  int64_t window = ModelConfig{}.local_window;
+  const char* window_help = "favor-local: recent keys scored exactly (the query's own included)";
+  train->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   train->add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   train->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
@@ -231,7 +245,8 @@ int main(int argc, char** argv) {
   attn->add_option("--heads", heads)->check(CLI::PositiveNumber);
   attn->add_option("--head-dim", head_dim)->check(CLI::PositiveNumber);
   attn->add_option("--features", features)->check(CLI::PositiveNumber);
-  attn->add_option("--kind", kind, "favor | relu | softmax")->check(CLI::IsMember({"favor", "relu", "softmax"}));
+  attn->add_option("--kind", kind, "favor | relu | softmax | favor-local")->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  attn->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   attn->add_flag("--causal,!--bidirectional", bidirectional, "causal (default) or bidirectional");
   attn->add_option("--steps", a_steps)->check(CLI::PositiveNumber);
   attn->add_option("--warmup", a_warmup)->check(CLI::NonNegativeNumber);
@@ -244,7 +259,8 @@ int main(int argc, char** argv) {
   gen->add_option("--context", context, "prompt length")->check(CLI::PositiveNumber);
   gen->add_option("--tokens", tokens, "tokens to sample (timed)")->check(CLI::PositiveNumber);
   gen->add_option("--preset", g_preset)->check(CLI::IsMember({"b1", "b2"}));
-  gen->add_option("--attention", g_attention)->check(CLI::IsMember({"favor", "relu", "softmax"}));
+  gen->add_option("--attention", g_attention)->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  gen->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   gen->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
   gen->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
 
@@ -254,9 +270,9 @@ int main(int argc, char** argv) {
   try {
     set_num_threads(threads);
     set_matmul_precision(parse_precision(precision));
-    if (*train) return run_train(preset, seq, batch, attention, threads, steps, warmup, recompute_blocks);
-    if (*attn) return run_attention(a_seq, a_batch, heads, head_dim, features, kind, causal, threads, a_steps, a_warmup);
-    if (*gen) return run_generate(g_preset, g_attention, context, tokens, threads);
+    if (*train) return run_train(preset, seq, batch, attention, window, threads, steps, warmup, recompute_blocks);
+    if (*attn) return run_attention(a_seq, a_batch, heads, head_dim, features, kind, window, causal, threads, a_steps, a_warmup);
+    if (*gen) return run_generate(g_preset, g_attention, window, context, tokens, threads);
   } catch (const std::exception& e) {
     std::cerr << "performer-bench: " << e.what() << "\n";
     return 1;

@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "base/random.h"
 #include "autograd/ops.h"
+#include "autograd/parallel.h"
 #include "test_util.h"
 
 using namespace pf;
@@ -139,6 +141,40 @@ TEST(Dropout, GradientUsesTheSameMask) {
     return dropout(a[0], 0.4f, true, g);
   };
   check_gradients(f, {test::randn({5, 6}, 63)});
+}
+
+// The mask is a function of one generator draw and the element index: the same for any thread
+// count, one draw per call, and neighbouring elements independent.
+TEST(Dropout, MaskIsTheSameForEveryThreadCountAndCostsOneDraw) {
+  const int threads_before = get_num_threads();
+  Var x(Tensor::ones({200000}));
+  set_num_threads(1);
+  Generator g1(9);
+  Tensor one = dropout(x, 0.5f, true, g1).value();
+  set_num_threads(2);
+  Generator g2(9);
+  Tensor two = dropout(x, 0.5f, true, g2).value();
+  set_num_threads(threads_before);
+  ASSERT_EQ(one.numel(), two.numel());
+  EXPECT_EQ(std::memcmp(one.data(), two.data(), sizeof(float) * one.numel()), 0);
+  Generator advanced(9);
+  advanced.next_u64();
+  EXPECT_TRUE(g1 == advanced) << "dropout should draw exactly one word from the generator";
+}
+
+TEST(Dropout, NeighbouringElementsAreIndependent) {
+  const float p = 0.3f;
+  Generator g(21);
+  const int64_t n = 400000;
+  Tensor d = dropout(Var(Tensor::ones({n})), p, true, g).value();
+  int64_t both = 0, dropped = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    dropped += d.data()[i] == 0.0f;
+    if (i + 1 < n) both += d.data()[i] == 0.0f && d.data()[i + 1] == 0.0f;
+  }
+  // Binomial(n, p) and about Binomial(n, p^2): 6 sigma each.
+  EXPECT_NEAR(double(dropped) / n, p, 6 * std::sqrt(p * (1 - p) / n));
+  EXPECT_NEAR(double(both) / n, p * p, 6 * std::sqrt(p * p * (1 - p * p) / n));
 }
 
 TEST(Masking, MaskedFillAndWhere) {

@@ -37,6 +37,19 @@ if [ "$mode" = ours ]; then
   has_keys "$j" mode kind seq ms_median peak_rss_mb
   j=$(last_json "$bench" generate --preset b2 --context 16 --tokens 4 --threads 1) || exit 1
   has_keys "$j" mode context tokens_per_s
+  # favor-local in every mode, its window reported
+  j=$(last_json "$bench" train --preset b2 --seq 64 --attention favor-local --local-window 16 --threads 1 --steps 2 \
+    --warmup 1) || exit 1
+  [ "$(number "$j" local_window)" = 16 ] || fail "favor-local train: window not reported as 16: $j"
+  near "$(number "$j" initial_loss)" 5.545 0.2 || fail "favor-local initial loss is not near ln 256: $j"
+  j=$(last_json "$bench" attention --seq 64 --kind favor-local --local-window 8 --threads 1) || exit 1
+  [ "$(number "$j" local_window)" = 8 ] || fail "favor-local attention: window not reported as 8: $j"
+  j=$(last_json "$bench" generate --preset b2 --attention favor-local --local-window 4 --context 16 --tokens 4 \
+    --threads 1) || exit 1
+  has_keys "$j" mode context tokens_per_s local_window
+  if "$bench" attention --seq 64 --kind favor-local --bidirectional >/dev/null 2>&1; then
+    fail "favor-local --bidirectional was accepted"
+  fi
   if "$bench" train --preset b3 >/dev/null 2>&1; then fail "--preset b3 was accepted"; fi
   if "$bench" train --seq 0 >/dev/null 2>&1; then fail "--seq 0 was accepted"; fi
   echo "performer-bench: all modes ok (initial loss $l0)"
