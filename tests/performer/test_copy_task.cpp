@@ -154,6 +154,16 @@ TEST(CopyTask, FavorLocal) {
   EXPECT_LT(loss, 0.5 * bag_bound(20000));
 }
 
+// The same with FAVOR++ features (at the default z) in the far field.
+TEST(CopyTask, FavorLocalWithFavorPlusPlusFeatures) {
+  ModelConfig cfg = copy_config(AttentionKind::FavorLocal);
+  cfg.local_window = 4;
+  cfg.feature_map = FeatureMapKind::FavorPlusPlus;
+  const double loss = train_copy(cfg, kSteps);
+  std::printf("favor-local (window 4, favor++) copy loss %.4f\n", loss);
+  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+}
+
 TEST(CopyTask, Softmax) {
   const double loss = train_copy(copy_config(AttentionKind::Softmax), kSteps);
   std::printf("softmax copy loss %.4f\n", loss);
