@@ -5,7 +5,7 @@
 //   quality-run --data ../shared/data/text/tinyshakespeare.txt --attention favor --steps 2000
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
 //               [--features 128 --kernel-eps 1e-6 --redraw-every 0 --key-shift perkey|shared --antithetic]
-//               [--attention favor-local --local-window 64] [--feature-map favor+|favor++ --favorpp-z 4]
+//               [--attention favor-local --local-window 16] [--feature-map favor+|favor++ --favorpp-z 4]
 //               [--precision fp32|bf16]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
@@ -100,7 +100,7 @@ void diagnose(PerformerLM& model, const Batch& b, int64_t step) {
 int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
   std::string data, attention = "favor", key_shift = "perkey", feature_map = "favor+";
-  int64_t local_window = 64;
+  int64_t local_window = ModelConfig{}.local_window;
   float favorpp_z = 4.0f;
   bool antithetic = false;
   int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 0;

@@ -61,7 +61,7 @@ struct ModelConfig {
   // estimator, lower variance at the same M (features must be even). An option; see QUALITY.md.
   bool antithetic_features = false;
   // favor-local: the number of recent keys (the query's own included) scored exactly; >= 1.
-  int64_t local_window = 64;
+  int64_t local_window = 16;
   // favor, favor-local: FAVOR+ or FAVOR++ features. FAVOR++ uses the A that is optimal for
   // |q' + k'|^2 = favorpp_z (performer/favor.h, favorpp_optimal_a); >= 0, 0 gives A = 0 (FAVOR+).
   FeatureMapKind feature_map = FeatureMapKind::FavorPlus;

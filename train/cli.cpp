@@ -42,9 +42,11 @@ std::string shell_quote(const std::string& arg) {
 
 // Defaults that depend on another flag adapt to it, so that a default never makes an explicit command
 // fail: --heads (4 unless given) becomes the largest count <= 4 that divides --dim (and leaves an even
-// head dim for rotary positions). --warmup adapts by itself (TrainConfig::effective_warmup).
+// head dim for rotary positions); --attention (favor-local unless given, which is causal only) becomes
+// favor for --objective mlm. --warmup adapts by itself (TrainConfig::effective_warmup).
 namespace {
 void adapt_defaults(TrainConfig& c, const std::map<std::string, std::string>& requested) {
+  if (!requested.count("attention") && c.objective == "mlm" && c.attention == "favor-local") c.attention = "favor";
   if (!requested.count("heads") && c.dim > 0 && c.heads > 0) {
     auto fits = [&](int64_t h) {
       return c.dim % h == 0 && (c.positions != "rotary" || (c.dim / h) % 2 == 0);

@@ -53,7 +53,7 @@ struct TrainConfig {
   int64_t heads = 4;
   int64_t ff_hidden = 512;
   int64_t features = 64;
-  std::string attention = "favor";    // favor | relu | softmax | favor-local
+  std::string attention = "favor-local";  // favor | relu | softmax | favor-local (mlm: favor unless given)
   std::string positions = "learned";  // learned | sinusoidal | rotary
   int64_t redraw_every = 0;           // optimizer steps between projection redraws, 0 = never (QUALITY.md)
   bool antithetic_features = false;   // favor: random features in pairs (w, -w)
@@ -61,7 +61,7 @@ struct TrainConfig {
   bool shared_key_shift = false;      // favor: one running key stabilizer instead of one per key
   double kernel_eps = 1e-6;           // favor: feature floor
   int64_t chunk_size = 64;            // causal favor, relu: chunk length of the fused kernel
-  int64_t local_window = 64;          // favor-local: recent keys scored exactly
+  int64_t local_window = 16;          // favor-local: recent keys scored exactly
   std::string feature_map = "favor+";  // favor, favor-local: favor+ | favor++
   double favorpp_z = 4.0;             // favor++: the |q' + k'|^2 its parameter A is optimal for
   double dropout = 0.0;
@@ -171,8 +171,9 @@ void visit_fields(V&& v) {
   f("ff-hidden", &C::ff_hidden, K::Model, "feed-forward width");
   f("features", &C::features, K::Model, "random features per head (M) for favor and relu");
   f("attention", &C::attention, K::Model,
-    "favor (FAVOR+ softmax kernel), relu (generalized), softmax (exact) or favor-local (exact softmax over the "
-    "last --local-window keys, favor before them; causal only)");
+    "favor-local (exact softmax over the last --local-window keys, FAVOR+ before them; causal only), favor "
+    "(FAVOR+ softmax kernel), relu (generalized) or softmax (exact); the default is favor-local, and favor with "
+    "--objective mlm");
   f("positions", &C::positions, K::Model, "learned, sinusoidal or rotary");
   f("redraw-every", &C::redraw_every, K::Free, "optimizer steps between random-feature redraws (0 = never)");
   f("antithetic-features", &C::antithetic_features, K::Model,

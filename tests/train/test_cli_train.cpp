@@ -347,6 +347,28 @@ TEST_F(TrainCliTest, DefaultHeadsAdaptToTheDim) {
   EXPECT_TRUE(contains(given.err, "--heads 4: must divide --dim 30")) << given.err;
 }
 
+// --attention defaults to favor-local with a window of 16 (QUALITY.md); favor-local is causal only, so
+// with --objective mlm the default is favor. An explicit --attention is never changed: favor-local with
+// mlm is an error naming both flags.
+TEST_F(TrainCliTest, DefaultAttentionFollowsTheObjective) {
+  const test::CommandResult causal = train({"--data", fasta_, "--print-config"}, /*tiny=*/false);
+  ASSERT_EQ(causal.exit_code, 0) << causal.err;
+  EXPECT_TRUE(contains(causal.out, "\nattention = \"favor-local\"\n")) << causal.out;
+  EXPECT_TRUE(contains(causal.out, "\nlocal-window = 16\n")) << causal.out;
+  const test::CommandResult mlm = train({"--data", fasta_, "--objective", "mlm", "--print-config"}, /*tiny=*/false);
+  ASSERT_EQ(mlm.exit_code, 0) << mlm.err;
+  EXPECT_TRUE(contains(mlm.out, "\nattention = \"favor\"\n")) << mlm.out;
+  const test::CommandResult relu =
+      train({"--data", fasta_, "--objective", "mlm", "--attention", "relu", "--print-config"}, /*tiny=*/false);
+  ASSERT_EQ(relu.exit_code, 0) << relu.err;
+  EXPECT_TRUE(contains(relu.out, "\nattention = \"relu\"\n")) << relu.out;
+  const test::CommandResult given = train(
+      {"--data", fasta_, "--objective", "mlm", "--attention", "favor-local", "--out", out("never")}, /*tiny=*/false);
+  EXPECT_EQ(given.exit_code, 2);
+  EXPECT_TRUE(contains(given.err, "--attention favor-local")) << given.err;
+  EXPECT_FALSE(std::filesystem::exists(out("never")));
+}
+
 // Without --out the run goes to runs/<date>-<time> under the current directory, and the banner says so.
 TEST_F(TrainCliTest, BannerSaysWhereTheRunGoes) {
   std::filesystem::create_directory(out("cwd"));

@@ -5,7 +5,8 @@
 //
 // The twin implements the causal model with learned positions, an untied head and per-key FAVOR+
 // shifts (torch_twin.config_from_metadata refuses anything else), so the run here uses exactly that
-// configuration (the performer-train defaults), with favor attention.
+// configuration (the performer-train defaults), with favor attention (given: the default, favor-local, is not
+// in the twin).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,7 +30,7 @@ using test::contains;
 constexpr int64_t kBatch = 2, kSeq = 96;  // 96 > the FAVOR+ chunk of 64: the carried state is exercised
 
 std::vector<std::string> model_flags() {
-  return {"--dim",      "32",   "--depth",   "2",     "--heads",         "2",  "--ff-hidden",  "64",
+  return {"--attention", "favor", "--dim",      "32",   "--depth",   "2",     "--heads",         "2",  "--ff-hidden",  "64",
           "--features", "16",   "--seq-len", "96",    "--batch-size",    "4",  "--warmup",     "2",
           "--lr",       "0.005", "--threads", "1",    "--sample-tokens", "0",  "--eval-batches", "2", "--log-every", "1"};
 }

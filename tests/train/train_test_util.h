@@ -119,6 +119,7 @@ inline TrainConfig tiny_train_config(const std::string& data_file) {
   TrainConfig c;
   c.data = {data_file};
   c.val_fraction = 0.1;
+  c.attention = "favor";  // the tests of the Trainer exercise FAVOR+ (its redraws, its buffers); mlm needs it
   c.dim = 32;
   c.depth = 1;
   c.heads = 2;
