@@ -53,7 +53,7 @@ struct TrainConfig {
   int64_t heads = 4;
   int64_t ff_hidden = 512;
   int64_t features = 64;
-  std::string attention = "favor-local";  // favor | relu | softmax | favor-local (mlm: favor unless given)
+  std::string attention = "favor-local";  // or favor, relu, softmax; favor-local is causal only (see cli.cpp)
   std::string positions = "learned";  // learned | sinusoidal | rotary
   int64_t redraw_every = 0;           // optimizer steps between projection redraws, 0 = never (QUALITY.md)
   bool antithetic_features = false;   // favor: random features in pairs (w, -w)
