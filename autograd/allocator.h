@@ -1,8 +1,8 @@
 // Storage for tensors: 64-byte aligned float blocks, counted (live and peak bytes, for leak tests
-// and memory reports). Blocks of 32 MiB and more are mapped directly (2 MiB aligned, transparent
-// huge pages where offered) and kept in a cache after they are freed, so that the next training
-// step reuses them instead of faulting in fresh pages; the cache never raises the peak (see
-// allocator.cpp).
+// and memory reports). Blocks of kLargeBlockBytes (1 MiB) and more are mapped directly (2 MiB
+// aligned, transparent huge pages where offered) and kept in a cache after they are freed, so that
+// the next training step reuses them instead of faulting in fresh pages; the cache never raises the
+// peak (see allocator.cpp).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,8 @@ std::shared_ptr<float[]> allocate_floats(int64_t numel);
 int64_t live_tensor_bytes();
 // Highest live_tensor_bytes() since the process started.
 int64_t peak_live_tensor_bytes();
-// Bytes of freed large blocks (>= 32 MiB) kept for reuse by the allocator. Live plus cached
+constexpr int64_t kLargeBlockBytes = int64_t{1} << 20;
+// Bytes of freed large blocks (>= kLargeBlockBytes) kept for reuse by the allocator. Live plus cached
 // bytes never exceed the peak of live bytes: the cache gives blocks back before mapping new ones.
 // (A large request may be served by a cached block of up to twice its size; live bytes count the
 // block's size.)

@@ -162,21 +162,21 @@ Tensor broadcast_to(const Tensor& t, const Shape& shape) {
 Var add(const Var& a, const Var& b) {
   Tensor out = binary_map(a.value(), b.value(), "add", [](float x, float y) { return x + y; });
   bool rg = needs_grad({&a, &b});
-  // Saves nothing but the input handles: d(a+b)/da = d(a+b)/db = 1.
-  return make_result(std::move(out), rg, "add", [a = a.impl_ptr(), b = b.impl_ptr()](const Tensor& g) {
-    if (a->requires_grad) a->accumulate_grad(reduce_to_shape(g, a->value.shape()));
-    if (b->requires_grad) b->accumulate_grad(reduce_to_shape(g, b->value.shape()));
+  // Saves no value, only the inputs' gradient slots: d(a+b)/da = d(a+b)/db = 1.
+  return make_result(std::move(out), rg, "add", [a = a.slot_ptr(), b = b.slot_ptr()](const Tensor& g) {
+    if (a->requires_grad) a->accumulate_grad(reduce_to_shape(g, a->shape));
+    if (b->requires_grad) b->accumulate_grad(reduce_to_shape(g, b->shape));
   });
 }
 
 Var sub(const Var& a, const Var& b) {
   Tensor out = binary_map(a.value(), b.value(), "sub", [](float x, float y) { return x - y; });
   bool rg = needs_grad({&a, &b});
-  return make_result(std::move(out), rg, "sub", [a = a.impl_ptr(), b = b.impl_ptr()](const Tensor& g) {
-    if (a->requires_grad) a->accumulate_grad(reduce_to_shape(g, a->value.shape()));
+  return make_result(std::move(out), rg, "sub", [a = a.slot_ptr(), b = b.slot_ptr()](const Tensor& g) {
+    if (a->requires_grad) a->accumulate_grad(reduce_to_shape(g, a->shape));
     if (b->requires_grad) {
       Tensor ng = binary_map(g, Tensor::scalar(-1.0f), "sub", [](float x, float y) { return x * y; });
-      b->accumulate_grad(reduce_to_shape(ng, b->value.shape()));
+      b->accumulate_grad(reduce_to_shape(ng, b->shape));
     }
   });
 }
@@ -184,11 +184,14 @@ Var sub(const Var& a, const Var& b) {
 Var mul(const Var& a, const Var& b) {
   Tensor out = binary_map(a.value(), b.value(), "mul", [](float x, float y) { return x * y; });
   bool rg = needs_grad({&a, &b});
-  // Saves both inputs (values are shared handles, not copies): d(ab)/da = b, d(ab)/db = a.
-  return make_result(std::move(out), rg, "mul", [a = a.impl_ptr(), b = b.impl_ptr()](const Tensor& g) {
+  // d(ab)/da = b, d(ab)/db = a: saves (shares, does not copy) each value only if the other input
+  // wants a gradient.
+  Tensor av = rg && b.requires_grad() ? a.value() : Tensor(), bv = rg && a.requires_grad() ? b.value() : Tensor();
+  return make_result(std::move(out), rg, "mul",
+                     [a = a.slot_ptr(), b = b.slot_ptr(), av, bv](const Tensor& g) {
     auto times = [](float x, float y) { return x * y; };
-    if (a->requires_grad) a->accumulate_grad(reduce_to_shape(binary_map(g, b->value, "mul", times), a->value.shape()));
-    if (b->requires_grad) b->accumulate_grad(reduce_to_shape(binary_map(g, a->value, "mul", times), b->value.shape()));
+    if (a->requires_grad) a->accumulate_grad(reduce_to_shape(binary_map(g, bv, "mul", times), a->shape));
+    if (b->requires_grad) b->accumulate_grad(reduce_to_shape(binary_map(g, av, "mul", times), b->shape));
   });
 }
 
@@ -196,14 +199,15 @@ Var div(const Var& a, const Var& b) {
   Tensor out = binary_map(a.value(), b.value(), "div", [](float x, float y) { return x / y; });
   bool rg = needs_grad({&a, &b});
   // d(a/b)/da = 1/b; d(a/b)/db = -a/b^2 = -out/b.
-  return make_result(std::move(out), rg, "div", [a = a.impl_ptr(), b = b.impl_ptr()](const Tensor& g) {
+  Tensor av = rg && b.requires_grad() ? a.value() : Tensor(), bv = rg ? b.value() : Tensor();
+  return make_result(std::move(out), rg, "div", [a = a.slot_ptr(), b = b.slot_ptr(), av, bv](const Tensor& g) {
     if (a->requires_grad)
       a->accumulate_grad(
-          reduce_to_shape(binary_map(g, b->value, "div", [](float x, float y) { return x / y; }), a->value.shape()));
+          reduce_to_shape(binary_map(g, bv, "div", [](float x, float y) { return x / y; }), a->shape));
     if (b->requires_grad) {
-      Tensor ga = binary_map(g, a->value, "div", [](float x, float y) { return x * y; });
-      Tensor q = binary_map(ga, b->value, "div", [](float x, float y) { return -x / (y * y); });
-      b->accumulate_grad(reduce_to_shape(q, b->value.shape()));
+      Tensor ga = binary_map(g, av, "div", [](float x, float y) { return x * y; });
+      Tensor q = binary_map(ga, bv, "div", [](float x, float y) { return -x / (y * y); });
+      b->accumulate_grad(reduce_to_shape(q, b->shape));
     }
   });
 }
@@ -225,7 +229,7 @@ Tensor unary_map(const Tensor& a, F f) {
 
 // grad_in[i] += g[i] * f(x[i], y[i]) where x is the saved input and y the saved output.
 template <class F>
-void accumulate_unary(VarImpl* in, const Tensor& g, const Tensor& x, const Tensor& y, F f) {
+void accumulate_unary(GradSlot* in, const Tensor& g, const Tensor& x, const Tensor& y, F f) {
   Tensor d = Tensor::empty(g.shape());
   const float *pg = g.data(), *px = x.defined() ? x.data() : nullptr, *py = y.defined() ? y.data() : nullptr;
   float* pd = d.data();
@@ -242,12 +246,12 @@ Var neg(const Var& a) { return mul_scalar(a, -1.0f); }
 Var add_scalar(const Var& a, float s) {
   Tensor out = unary_map(a.value(), [s](float x) { return x + s; });
   return make_result(std::move(out), needs_grad({&a}), "add_scalar",
-                     [a = a.impl_ptr()](const Tensor& g) { a->accumulate_grad(g); });
+                     [a = a.slot_ptr()](const Tensor& g) { a->accumulate_grad(g); });
 }
 
 Var mul_scalar(const Var& a, float s) {
   Tensor out = unary_map(a.value(), [s](float x) { return x * s; });
-  return make_result(std::move(out), needs_grad({&a}), "mul_scalar", [a = a.impl_ptr(), s](const Tensor& g) {
+  return make_result(std::move(out), needs_grad({&a}), "mul_scalar", [a = a.slot_ptr(), s](const Tensor& g) {
     a->accumulate_grad(unary_map(g, [s](float x) { return x * s; }));
   });
 }
@@ -255,49 +259,49 @@ Var mul_scalar(const Var& a, float s) {
 Var exp(const Var& a) {
   Tensor out = unary_map(a.value(), [](float x) { return std::exp(x); });
   // Saves the output: d exp(x)/dx = exp(x).
-  return make_result(out, needs_grad({&a}), "exp", [a = a.impl_ptr(), y = out](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "exp", [a = a.slot_ptr(), y = out](const Tensor& g) {
     accumulate_unary(a.get(), g, Tensor(), y, [](float, float y) { return y; });
   });
 }
 
 Var log(const Var& a) {
   Tensor out = unary_map(a.value(), [](float x) { return std::log(x); });
-  return make_result(std::move(out), needs_grad({&a}), "log", [a = a.impl_ptr()](const Tensor& g) {
-    accumulate_unary(a.get(), g, a->value, Tensor(), [](float x, float) { return 1.0f / x; });
+  return make_result(std::move(out), needs_grad({&a}), "log", [a = a.slot_ptr(), x = a.value()](const Tensor& g) {
+    accumulate_unary(a.get(), g, x, Tensor(), [](float x, float) { return 1.0f / x; });
   });
 }
 
 Var sqrt(const Var& a) {
   Tensor out = unary_map(a.value(), [](float x) { return std::sqrt(x); });
-  return make_result(out, needs_grad({&a}), "sqrt", [a = a.impl_ptr(), y = out](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "sqrt", [a = a.slot_ptr(), y = out](const Tensor& g) {
     accumulate_unary(a.get(), g, Tensor(), y, [](float, float y) { return 0.5f / y; });
   });
 }
 
 Var pow(const Var& a, float p) {
   Tensor out = unary_map(a.value(), [p](float x) { return std::pow(x, p); });
-  return make_result(std::move(out), needs_grad({&a}), "pow", [a = a.impl_ptr(), p](const Tensor& g) {
-    accumulate_unary(a.get(), g, a->value, Tensor(), [p](float x, float) { return p * std::pow(x, p - 1.0f); });
+  return make_result(std::move(out), needs_grad({&a}), "pow", [a = a.slot_ptr(), x = a.value(), p](const Tensor& g) {
+    accumulate_unary(a.get(), g, x, Tensor(), [p](float x, float) { return p * std::pow(x, p - 1.0f); });
   });
 }
 
 Var tanh(const Var& a) {
   Tensor out = unary_map(a.value(), [](float x) { return std::tanh(x); });
-  return make_result(out, needs_grad({&a}), "tanh", [a = a.impl_ptr(), y = out](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "tanh", [a = a.slot_ptr(), y = out](const Tensor& g) {
     accumulate_unary(a.get(), g, Tensor(), y, [](float, float y) { return 1.0f - y * y; });
   });
 }
 
 Var sigmoid(const Var& a) {
   Tensor out = unary_map(a.value(), [](float x) { return 1.0f / (1.0f + std::exp(-x)); });
-  return make_result(out, needs_grad({&a}), "sigmoid", [a = a.impl_ptr(), y = out](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "sigmoid", [a = a.slot_ptr(), y = out](const Tensor& g) {
     accumulate_unary(a.get(), g, Tensor(), y, [](float, float y) { return y * (1.0f - y); });
   });
 }
 
 Var relu(const Var& a) {
   Tensor out = unary_map(a.value(), [](float x) { return x > 0.0f ? x : 0.0f; });
-  return make_result(out, needs_grad({&a}), "relu", [a = a.impl_ptr(), y = out](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "relu", [a = a.slot_ptr(), y = out](const Tensor& g) {
     accumulate_unary(a.get(), g, Tensor(), y, [](float, float y) { return y > 0.0f ? 1.0f : 0.0f; });
   });
 }
@@ -321,9 +325,9 @@ Var gelu(const Var& a) {
     y = x / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
   });
   // Saves the input; the backward recomputes tanh rather than keeping a second tensor.
-  return make_result(std::move(out), needs_grad({&a}), "gelu", [a = a.impl_ptr()](const Tensor& g) {
+  return make_result(std::move(out), needs_grad({&a}), "gelu", [a = a.slot_ptr(), x = a.value()](const Tensor& g) {
     Tensor d = Tensor::empty(g.shape());
-    const float* px = a->value.data();
+    const float* px = x.data();
     const float* pg = g.data();
     float* pd = d.data();
     parallel_for(g.numel(), [&](int64_t s, int64_t e) {

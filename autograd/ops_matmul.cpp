@@ -74,12 +74,15 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
     batched_gemm(batch, ta, tb, M, N, K, a.value().data(), 0, a_cols, M * K, b.value().data(), b_cols,
                  d.b_shared ? 0 : K * N, 0.0f, out.data(), M * N);
   }
-  // Saves both operands (handles): dA = dC op(B)^T, dB = op(A)^T dC, adjusted for transposes.
-  return make_result(std::move(out), needs_grad({&a, &b}), "matmul",
-                     [a = a.impl_ptr(), b = b.impl_ptr(), d, ta, tb](const Tensor& g) {
+  // dA = dC op(B)^T, dB = op(A)^T dC, adjusted for transposes: saves (shares) each operand only if the
+  // other one wants a gradient.
+  const bool rg = needs_grad({&a, &b});
+  Tensor av = rg && b.requires_grad() ? a.value() : Tensor(), bv = rg && a.requires_grad() ? b.value() : Tensor();
+  return make_result(std::move(out), rg, "matmul",
+                     [a = a.slot_ptr(), b = b.slot_ptr(), av, bv, d, ta, tb](const Tensor& g) {
                        const int64_t M = d.M, N = d.N, K = d.K, batch = d.batch;
-                       const float* pa = a->value.data();
-                       const float* pb = b->value.data();
+                       const float* pa = av.defined() ? av.data() : nullptr;
+                       const float* pb = bv.defined() ? bv.data() : nullptr;
                        const float* pg = g.data();
                        const int64_t sb = d.b_shared ? 0 : K * N;
                        if (a->requires_grad) {
@@ -142,6 +145,25 @@ void add_column_sums(const float* pg, int64_t rows, int64_t out_f, float* db) {
       64);
 }
 
+// The bf16 bits of x's value, for bf16 products that read x: converted once per recorded value and
+// kept on its gradient slot, so that the three projections of one input (q, k, v) share one copy, and
+// the copy lives exactly as long as the slot (the backward closures that read it). Only values
+// produced by recorded ops (never written by users) are cached; anything else is converted per call.
+Tensor bf16_bits(const Var& x, int64_t rows, int64_t cols) {
+  GradSlot* slot = x.slot();
+  const bool cache = !x.is_leaf();
+  if (cache && slot->bf16_value.defined() && slot->bf16_version == x.version()) return slot->bf16_value;
+  Tensor bits = Tensor::empty({(rows * cols + 1) / 2});
+  to_bf16(x.value().data(), rows, cols, cols, reinterpret_cast<uint16_t*>(bits.data()));
+  if (cache) {
+    slot->bf16_value = bits;
+    slot->bf16_version = x.version();
+  }
+  return bits;
+}
+
+const uint16_t* bits_of(const Tensor& t) { return t.defined() ? reinterpret_cast<const uint16_t*>(t.data()) : nullptr; }
+
 }  // namespace
 
 Var linear(const Var& x, const Var& w, const Var& b) {
@@ -164,39 +186,54 @@ Var linear(const Var& x, const Var& w, const Var& b) {
         },
         std::max<int64_t>(1, kParallelGrain / out_f));
   }
-  gemm(false, true, rows, out_f, in, 1.0f, x.value().data(), in, w.value().data(), in, has_bias ? 1.0f : 0.0f, po,
-       out_f);
-  // Saves x and W (handles): dx = g W, dW = g^T x, db = sum of g over rows. When both products run in
-  // bf16, g is converted once for the two (the same bits each would have converted on its own).
   const bool rg = needs_grad({&x, &w}) || (has_bias && needs_grad({&b}));
+  // In bf16, x is rounded to bf16 for the product anyway: convert it once (shared by the projections
+  // of one input), and save that copy for dW = g^T x, which would round x the same way. The backward
+  // reads the same bits the fp32 value would have given, at half the memory.
+  const bool bf16_forward = gemm_uses_bf16(rows, out_f, in);
+  const bool bf16_dw = gemm_uses_bf16(out_f, in, rows), bf16_dx = gemm_uses_bf16(rows, in, out_f);
+  Tensor x16;
+  if (bf16_forward || (rg && w.requires_grad() && bf16_dw)) x16 = bf16_bits(x, rows, in);
+  if (bf16_forward) {
+    gemm_bf16(false, true, rows, out_f, in, 1.0f, nullptr, bits_of(x16), in, w.value().data(), nullptr, in,
+              has_bias ? 1.0f : 0.0f, po, out_f);
+  } else {
+    gemm(false, true, rows, out_f, in, 1.0f, x.value().data(), in, w.value().data(), in, has_bias ? 1.0f : 0.0f,
+         po, out_f);
+  }
+  // Saved: W if dx is wanted; x (fp32, or its bf16 bits when dW runs in bf16) if dW is wanted.
+  // dx = g W, dW = g^T x, db = sum of g over rows. g is converted to bf16 once when both of its
+  // products run in bf16 (the same bits each would have converted on its own).
+  Tensor wv = rg && x.requires_grad() ? w.value() : Tensor();
+  Tensor xv = rg && w.requires_grad() && !bf16_dw ? x.value() : Tensor();
+  if (!(rg && w.requires_grad() && bf16_dw)) x16 = Tensor();
   return make_result(std::move(out), rg, "linear",
-                     [x = x.impl_ptr(), w = w.impl_ptr(), b = has_bias ? b.impl_ptr() : nullptr, rows, in,
-                      out_f](const Tensor& g) {
+                     [x = x.slot_ptr(), w = w.slot_ptr(), b = has_bias ? b.slot_ptr() : nullptr, wv, xv, x16, rows,
+                      in, out_f, bf16_dw, bf16_dx](const Tensor& g) {
                        const float* pg = g.data();
                        float beta = 1.0f;
                        Tensor g16;
-                       if (x->requires_grad && w->requires_grad && gemm_uses_bf16(rows, in, out_f) &&
-                           gemm_uses_bf16(out_f, in, rows)) {
+                       if (w->requires_grad && bf16_dw && (!x->requires_grad || bf16_dx)) {
                          g16 = Tensor::empty({(rows * out_f + 1) / 2});
                          to_bf16(pg, rows, out_f, out_f, reinterpret_cast<uint16_t*>(g16.data()));
                        }
-                       const uint16_t* pg16 = g16.defined() ? reinterpret_cast<const uint16_t*>(g16.data()) : nullptr;
+                       const uint16_t* pg16 = bits_of(g16);
                        if (x->requires_grad) {
                          float* dx = x->grad_for_overwrite(&beta).data();
-                         if (pg16) {
-                           gemm_bf16(false, false, rows, in, out_f, 1.0f, nullptr, pg16, out_f, w->value.data(),
-                                     nullptr, in, beta, dx, in);
+                         if (pg16 && bf16_dx) {
+                           gemm_bf16(false, false, rows, in, out_f, 1.0f, nullptr, pg16, out_f, wv.data(), nullptr, in,
+                                     beta, dx, in);
                          } else {
-                           gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, w->value.data(), in, beta, dx, in);
+                           gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, wv.data(), in, beta, dx, in);
                          }
                        }
                        if (w->requires_grad) {
                          float* dw = w->grad_for_overwrite(&beta).data();
-                         if (pg16) {
-                           gemm_bf16(true, false, out_f, in, rows, 1.0f, nullptr, pg16, out_f, x->value.data(),
-                                     nullptr, in, beta, dw, in);
+                         if (bf16_dw) {
+                           gemm_bf16(true, false, out_f, in, rows, 1.0f, pg16 ? nullptr : pg, pg16, out_f, nullptr,
+                                     bits_of(x16), in, beta, dw, in);
                          } else {
-                           gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, x->value.data(), in, beta, dw, in);
+                           gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, xv.data(), in, beta, dw, in);
                          }
                        }
                        if (b && b->requires_grad) add_column_sums(pg, rows, out_f, b->grad_buffer().data());

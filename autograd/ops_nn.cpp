@@ -49,7 +49,7 @@ Var softmax(const Var& a) {
       },
       row_grain(cols));
   // Saves the output: dx = y * (dy - sum(dy * y)).
-  return make_result(out, needs_grad({&a}), "softmax", [a = a.impl_ptr(), y = out, rows, cols](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "softmax", [a = a.slot_ptr(), y = out, rows, cols](const Tensor& g) {
     float* dx = a->grad_buffer().data();
     parallel_for(
         rows,
@@ -83,7 +83,7 @@ Var log_softmax(const Var& a) {
       },
       row_grain(cols));
   // Saves the output: dx = dy - softmax * sum(dy), softmax = exp(y).
-  return make_result(out, needs_grad({&a}), "log_softmax", [a = a.impl_ptr(), y = out, rows, cols](const Tensor& g) {
+  return make_result(out, needs_grad({&a}), "log_softmax", [a = a.slot_ptr(), y = out, rows, cols](const Tensor& g) {
     float* dx = a->grad_buffer().data();
     parallel_for(
         rows,
@@ -127,12 +127,14 @@ Var layer_norm(const Var& x, const Var& gain, const Var& bias, float eps) {
         }
       },
       row_grain(C));
-  // Saves x (handle), the per-row mean and reciprocal std (B*T floats each); xhat is recomputed.
+  // Saves x and the gain (shared, not copied), the per-row mean and reciprocal std (B*T floats each);
+  // xhat is recomputed.
   return make_result(
       std::move(out), needs_grad({&x, &gain, &bias}), "layer_norm",
-      [x = x.impl_ptr(), w = gain.impl_ptr(), b = bias.impl_ptr(), mean_t, rstd_t, rows, C](const Tensor& g) {
-        const float* px = x->value.data();
-        const float* pw = w->value.data();
+      [x = x.slot_ptr(), w = gain.slot_ptr(), b = bias.slot_ptr(), xv = x.value(), wv = gain.value(), mean_t, rstd_t,
+       rows, C](const Tensor& g) {
+        const float* px = xv.data();
+        const float* pw = wv.data();
         const float* pg = g.data();
         if (x->requires_grad) {
           float* dx = x->grad_buffer().data();
@@ -194,7 +196,7 @@ Var embedding(const Var& weight, const std::vector<int32_t>& ids, const Shape& i
   // Saves the ids; the backward scatter-adds rows (repeated ids accumulate). Parallel over
   // column blocks so each thread owns its columns and the order of additions is fixed.
   return make_result(std::move(out), needs_grad({&weight}), "embedding",
-                     [w = weight.impl_ptr(), ids, C, n](const Tensor& g) {
+                     [w = weight.slot_ptr(), ids, C, n](const Tensor& g) {
                        float* dw = w->grad_buffer().data();
                        const float* pg = g.data();
                        parallel_for(
@@ -244,14 +246,15 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
   double total = 0.0;
   for (double v : row_loss) total += v;
   const float loss = count ? static_cast<float>(total / static_cast<double>(count)) : 0.0f;
-  // Saves logits (handle), the targets and the row statistics:
+  // Saves the logits (shared, not copied), the targets and the row statistics:
   // d loss / d logits = (softmax - onehot) / count.
   return make_result(Tensor::scalar(loss), needs_grad({&logits}), "cross_entropy",
-                     [x = logits.impl_ptr(), targets, row_max, log_sums, rows, V, count, ignore_index](const Tensor& g) {
+                     [x = logits.slot_ptr(), xv = logits.value(), targets, row_max, log_sums, rows, V, count,
+                      ignore_index](const Tensor& g) {
                        if (count == 0) return;
                        const float scale = g.item() / static_cast<float>(count);
                        float* dx = x->grad_buffer().data();
-                       const float* px = x->value.data();
+                       const float* px = xv.data();
                        parallel_for(
                            rows,
                            [&](int64_t s, int64_t e) {
@@ -292,7 +295,7 @@ Var dropout(const Var& a, float p, bool training, Generator& gen) {
       y[i] = kept ? x[i] * scale : 0.0f;
     }
   });
-  return make_result(std::move(out), needs_grad({&a}), "dropout", [a = a.impl_ptr(), mask, scale](const Tensor& g) {
+  return make_result(std::move(out), needs_grad({&a}), "dropout", [a = a.slot_ptr(), mask, scale](const Tensor& g) {
     Tensor d = Tensor::empty(g.shape());
     const float* pg = g.data();
     const uint8_t* pm = mask->data();
@@ -309,7 +312,7 @@ Var masked_fill(const Var& a, const Tensor& mask, float value) {
   Tensor out = a.value().clone();
   for (int64_t i = 0; i < out.numel(); ++i)
     if (m.data()[i] != 0.0f) out.data()[i] = value;
-  return make_result(std::move(out), needs_grad({&a}), "masked_fill", [a = a.impl_ptr(), m](const Tensor& g) {
+  return make_result(std::move(out), needs_grad({&a}), "masked_fill", [a = a.slot_ptr(), m](const Tensor& g) {
     Tensor d = g.clone();
     for (int64_t i = 0; i < d.numel(); ++i)
       if (m.data()[i] != 0.0f) d.data()[i] = 0.0f;
@@ -324,7 +327,7 @@ Var where(const Tensor& cond, const Var& a, const Var& b) {
   for (int64_t i = 0; i < out.numel(); ++i)
     out.data()[i] = c.data()[i] != 0.0f ? a.value().data()[i] : b.value().data()[i];
   return make_result(std::move(out), needs_grad({&a, &b}), "where",
-                     [a = a.impl_ptr(), b = b.impl_ptr(), c](const Tensor& g) {
+                     [a = a.slot_ptr(), b = b.slot_ptr(), c](const Tensor& g) {
                        if (a->requires_grad) {
                          Tensor d = g.clone();
                          for (int64_t i = 0; i < d.numel(); ++i)

@@ -81,8 +81,8 @@ Tensor expand_axis(const Tensor& g, const Shape& shape, int64_t axis, float scal
 
 Var sum(const Var& a) {
   Tensor out = Tensor::scalar(static_cast<float>(total(a.value())));
-  return make_result(std::move(out), needs_grad({&a}), "sum", [a = a.impl_ptr()](const Tensor& g) {
-    a->accumulate_grad(Tensor::full(a->value.shape(), g.item()));
+  return make_result(std::move(out), needs_grad({&a}), "sum", [a = a.slot_ptr()](const Tensor& g) {
+    a->accumulate_grad(Tensor::full(a->shape, g.item()));
   });
 }
 
@@ -90,16 +90,16 @@ Var mean(const Var& a) {
   const int64_t n = a.numel();
   if (n == 0) throw std::invalid_argument("mean: empty tensor of shape " + shape_str(a.shape()));
   Tensor out = Tensor::scalar(static_cast<float>(total(a.value()) / static_cast<double>(n)));
-  return make_result(std::move(out), needs_grad({&a}), "mean", [a = a.impl_ptr(), n](const Tensor& g) {
-    a->accumulate_grad(Tensor::full(a->value.shape(), g.item() / static_cast<float>(n)));
+  return make_result(std::move(out), needs_grad({&a}), "mean", [a = a.slot_ptr(), n](const Tensor& g) {
+    a->accumulate_grad(Tensor::full(a->shape, g.item() / static_cast<float>(n)));
   });
 }
 
 Var sum(const Var& a, int64_t axis, bool keepdim) {
   int64_t ax = normalize_axis(axis, a.dim(), "sum", a.shape());
   Tensor out = sum_axis(a.value(), ax, keepdim);
-  return make_result(std::move(out), needs_grad({&a}), "sum_axis", [a = a.impl_ptr(), ax](const Tensor& g) {
-    a->accumulate_grad(expand_axis(g, a->value.shape(), ax, 1.0f));
+  return make_result(std::move(out), needs_grad({&a}), "sum_axis", [a = a.slot_ptr(), ax](const Tensor& g) {
+    a->accumulate_grad(expand_axis(g, a->shape, ax, 1.0f));
   });
 }
 
@@ -110,8 +110,8 @@ Var mean(const Var& a, int64_t axis, bool keepdim) {
   Tensor out = sum_axis(a.value(), ax, keepdim);
   const float inv = 1.0f / static_cast<float>(n);
   out.vec() *= inv;
-  return make_result(std::move(out), needs_grad({&a}), "mean_axis", [a = a.impl_ptr(), ax, inv](const Tensor& g) {
-    a->accumulate_grad(expand_axis(g, a->value.shape(), ax, inv));
+  return make_result(std::move(out), needs_grad({&a}), "mean_axis", [a = a.slot_ptr(), ax, inv](const Tensor& g) {
+    a->accumulate_grad(expand_axis(g, a->shape, ax, inv));
   });
 }
 
@@ -135,8 +135,8 @@ Var max(const Var& a, int64_t axis, bool keepdim) {
       po[o * inner + i] = pa[best];
       (*argmax)[o * inner + i] = best;
     }
-  return make_result(std::move(out), needs_grad({&a}), "max", [a = a.impl_ptr(), argmax](const Tensor& g) {
-    Tensor d(a->value.shape());
+  return make_result(std::move(out), needs_grad({&a}), "max", [a = a.slot_ptr(), argmax](const Tensor& g) {
+    Tensor d(a->shape);
     const float* pg = g.data();
     for (size_t j = 0; j < argmax->size(); ++j) d.data()[(*argmax)[j]] += pg[j];
     a->accumulate_grad(std::move(d));

@@ -19,8 +19,8 @@ std::vector<int64_t> strides_of(const Shape& s) {
 
 Var reshape(const Var& a, Shape shape) {
   Tensor out = a.value().reshape(std::move(shape));
-  return make_result(std::move(out), needs_grad({&a}), "reshape", [a = a.impl_ptr()](const Tensor& g) {
-    a->accumulate_grad(g.reshape(a->value.shape()));
+  return make_result(std::move(out), needs_grad({&a}), "reshape", [a = a.slot_ptr()](const Tensor& g) {
+    a->accumulate_grad(g.reshape(a->shape));
   });
 }
 
@@ -87,7 +87,7 @@ Var permute(const Var& a, const std::vector<int64_t>& order) {
   std::vector<int64_t> inverse(order.size());
   for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
   // Saves only the inverse permutation.
-  return make_result(std::move(out), needs_grad({&a}), "permute", [a = a.impl_ptr(), inverse](const Tensor& g) {
+  return make_result(std::move(out), needs_grad({&a}), "permute", [a = a.slot_ptr(), inverse](const Tensor& g) {
     a->accumulate_grad(permute_tensor(g, inverse));
   });
 }
@@ -117,7 +117,7 @@ Var slice(const Var& a, int64_t axis, int64_t start, int64_t end) {
   for (int64_t o = 0; o < outer; ++o) std::copy(src + (o * n + start) * inner, src + (o * n + start) * inner + len, dst + o * len);
   // Saves the bounds; the backward scatters into a zero gradient of the input's shape.
   return make_result(std::move(out), needs_grad({&a}), "slice",
-                     [a = a.impl_ptr(), outer, n, inner, start, len](const Tensor& g) {
+                     [a = a.slot_ptr(), outer, n, inner, start, len](const Tensor& g) {
                        float* da = a->grad_buffer().data();
                        const float* pg = g.data();
                        for (int64_t o = 0; o < outer; ++o)
@@ -150,13 +150,13 @@ Var concat(const std::vector<Var>& parts, int64_t axis) {
     offsets.push_back(off);
     off += len;
   }
-  std::vector<std::shared_ptr<VarImpl>> impls;
-  for (const Var& p : parts) impls.push_back(p.impl_ptr());
+  std::vector<std::shared_ptr<GradSlot>> impls;
+  for (const Var& p : parts) impls.push_back(p.slot_ptr());
   return make_result(std::move(out), needs_grad(parts), "concat",
                      [impls, offsets, outer, row = n * inner, inner, ax](const Tensor& g) {
                        for (size_t k = 0; k < impls.size(); ++k) {
                          if (!impls[k]->requires_grad) continue;
-                         const int64_t len = impls[k]->value.shape()[ax] * inner;
+                         const int64_t len = impls[k]->shape[ax] * inner;
                          float* d = impls[k]->grad_buffer().data();
                          for (int64_t o = 0; o < outer; ++o)
                            for (int64_t j = 0; j < len; ++j) d[o * len + j] += g.data()[o * row + offsets[k] + j];

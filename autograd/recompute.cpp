@@ -16,16 +16,20 @@ Var recompute(const std::vector<Var>& inputs, RecomputeFn fn) {
   }
   // fn may use parameters that want gradients even when no input does; so, while recording, the
   // output always wants one (a backward that reaches nothing that wants it does nothing).
-  std::vector<std::shared_ptr<VarImpl>> saved;
+  std::vector<std::shared_ptr<GradSlot>> saved;
+  std::vector<Tensor> values;
   saved.reserve(inputs.size());
-  for (const Var& v : inputs) saved.push_back(v.impl_ptr());
+  for (const Var& v : inputs) {
+    saved.push_back(v.slot_ptr());
+    values.push_back(v.value());
+  }
   needs_grad(inputs);  // notes the inputs' versions for backward's in-place check (autograd/var.h)
-  return make_result(std::move(value), true, "recompute", [saved, fn = std::move(fn)](const Tensor& g) {
+  return make_result(std::move(value), true, "recompute", [saved, values, fn = std::move(fn)](const Tensor& g) {
     TapeScope private_tape;
     EnableGradGuard recording;
     std::vector<Var> leaves;
     leaves.reserve(saved.size());
-    for (const auto& in : saved) leaves.emplace_back(in->value, in->requires_grad);
+    for (size_t i = 0; i < saved.size(); ++i) leaves.emplace_back(values[i], saved[i]->requires_grad);
     Var out = fn(leaves);
     if (out.shape() != g.shape())
       throw_shape_error("recompute", "fn's output changed shape between forward and backward", out.shape(), g.shape());

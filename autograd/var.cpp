@@ -13,7 +13,7 @@ thread_local const GradientHook* g_gradient_hook = nullptr;  // innermost Gradie
 thread_local std::vector<SavedVersion> g_pending_inputs;
 
 void note_input(const Var& v) {
-  if (v.defined()) g_pending_inputs.push_back(SavedVersion{v.impl_ptr(), v.version()});
+  if (v.defined()) g_pending_inputs.push_back(SavedVersion{v.slot_ptr(), v.version()});
 }
 
 [[noreturn]] void throw_modified(const char* op, uint64_t saved, uint64_t now) {
@@ -30,8 +30,8 @@ GradientHookGuard::GradientHookGuard(GradientHook hook) : hook_(std::move(hook))
 }
 GradientHookGuard::~GradientHookGuard() { g_gradient_hook = previous_; }
 
-void VarImpl::accumulate_grad(const Tensor& g) {
-  if (g.shape() != value.shape()) throw_shape_error("backward", "gradient shape differs from value", g.shape(), value.shape());
+void GradSlot::accumulate_grad(const Tensor& g) {
+  if (g.shape() != shape) throw_shape_error("backward", "gradient shape differs from value", g.shape(), shape);
   if (!grad.defined()) {
     grad = g.clone();
   } else {
@@ -39,32 +39,34 @@ void VarImpl::accumulate_grad(const Tensor& g) {
   }
 }
 
-void VarImpl::accumulate_grad(Tensor&& g) {
-  if (!grad.defined() && g.sole_owner() && g.shape() == value.shape()) {
+void GradSlot::accumulate_grad(Tensor&& g) {
+  if (!grad.defined() && g.sole_owner() && g.shape() == shape) {
     grad = std::move(g);
     return;
   }
   accumulate_grad(static_cast<const Tensor&>(g));
 }
 
-Tensor& VarImpl::grad_for_overwrite(float* beta) {
+Tensor& GradSlot::grad_for_overwrite(float* beta) {
   *beta = grad.defined() ? 1.0f : 0.0f;
-  if (!grad.defined()) grad = Tensor::empty(value.shape());
+  if (!grad.defined()) grad = Tensor::empty(shape);
   return grad;
 }
 
-Tensor& VarImpl::grad_buffer() {
-  if (!grad.defined()) grad = Tensor(value.shape());
+Tensor& GradSlot::grad_buffer() {
+  if (!grad.defined()) grad = Tensor(shape);
   return grad;
 }
 
-Var::Var(Tensor value, bool requires_grad) : impl_(std::make_shared<VarImpl>()) {
-  impl_->value = std::move(value);
-  impl_->requires_grad = requires_grad;
-  impl_->is_leaf = true;
+Var::Var(Tensor value, bool requires_grad) : d_(std::make_shared<Data>()) {
+  d_->slot = std::make_shared<GradSlot>();
+  d_->slot->shape = value.shape();
+  d_->slot->requires_grad = requires_grad;
+  d_->slot->is_leaf = true;
+  d_->value = std::move(value);
 }
 
-void Var::zero_grad() { impl_->grad = Tensor(); }
+void Var::zero_grad() { d_->slot->grad = Tensor(); }
 
 void Var::backward(bool keep_tape) {
   if (numel() != 1)
@@ -77,8 +79,9 @@ void Var::backward(const Tensor& seed, bool keep_tape) {
   if (!requires_grad())
     throw std::invalid_argument("backward: this value does not require a gradient (no input requires one, or it was "
                                 "computed under NoGradGuard)");
-  if (!impl_->is_leaf && impl_->tape != &Tape::current()) {
-    if (impl_->thread != std::this_thread::get_id())
+  GradSlot* slot = d_->slot.get();
+  if (!slot->is_leaf && slot->tape != &Tape::current()) {
+    if (slot->thread != std::this_thread::get_id())
       throw std::logic_error(
           "backward: this value was computed on another thread; the tape that recorded its graph belongs to that "
           "thread (tapes are per thread), so a backward here would find nothing to run and leave every gradient "
@@ -88,7 +91,7 @@ void Var::backward(const Tensor& seed, bool keep_tape) {
         "outside the TapeScope now active); call backward() in the scope that recorded it");
   }
   if (seed.shape() != shape()) throw_shape_error("backward", "seed shape differs from value", seed.shape(), shape());
-  impl_->accumulate_grad(seed);
+  slot->accumulate_grad(seed);
   Tape::current().run_backward(!keep_tape);
 }
 
@@ -133,18 +136,19 @@ void Tape::prune() {
 void Tape::run_backward(bool release) {
   NoGradGuard no_grad;  // the backward closures never record
   std::vector<bool> done(nodes_.size(), false);
+  std::vector<std::shared_ptr<GradSlot>> keep_alive;  // inputs of the nodes already run and released
   for (size_t k = nodes_.size(); k-- > 0;) {
     Node& node = nodes_[k];
-    std::shared_ptr<VarImpl> out_ptr = node.output.lock();
+    std::shared_ptr<GradSlot> out_ptr = node.output.lock();
     if (!out_ptr) {
       done[k] = true;  // dead: nobody can ever seed it
       node.backward = nullptr;
       continue;
     }
-    VarImpl* out = out_ptr.get();
+    GradSlot* out = out_ptr.get();
     if (!out->grad.defined()) continue;  // nothing flowed here (another graph, or unused)
     for (const SavedVersion& in : node.inputs) {
-      const std::shared_ptr<VarImpl> v = in.var.lock();
+      const std::shared_ptr<GradSlot> v = in.var.lock();
       if (v && v->version != in.version) throw_modified(node.op, in.version, v->version);
     }
     done[k] = true;
@@ -155,9 +159,15 @@ void Tape::run_backward(bool release) {
       g = g.clone();
       (*g_gradient_hook)(node.op, g);
     }
-    // The closure stays alive until the whole pass ends: it owns its inputs, whose own nodes
-    // (earlier on the tape) still have to run.
     node.backward(g);
+    if (release) {
+      // Done with this node: free what its closure saved (activations, statistics) now rather than
+      // at the end of the pass. The closure also holds its inputs' slots, which earlier nodes still
+      // have to receive gradients through, so those are kept alive for the rest of the pass first.
+      for (const SavedVersion& in : node.inputs)
+        if (std::shared_ptr<GradSlot> v = in.var.lock()) keep_alive.push_back(std::move(v));
+      node.backward = nullptr;
+    }
   }
   if (release) {
     std::vector<Node> kept;
@@ -195,12 +205,12 @@ bool needs_grad(const std::vector<Var>& inputs) {
 Var make_result(Tensor value, bool requires_grad, const char* op, BackwardFn backward) {
   Var out(std::move(value), requires_grad);
   if (requires_grad) {
-    VarImpl* impl = out.impl();
-    impl->is_leaf = false;
+    GradSlot* slot = out.slot();
+    slot->is_leaf = false;
     Tape& tape = Tape::current();
-    impl->tape = &tape;
-    impl->thread = std::this_thread::get_id();
-    tape.push(Node{out.impl_ptr(), std::move(backward), op, std::move(g_pending_inputs)});
+    slot->tape = &tape;
+    slot->thread = std::this_thread::get_id();
+    tape.push(Node{out.slot_ptr(), std::move(backward), op, std::move(g_pending_inputs)});
   }
   g_pending_inputs.clear();
   return out;

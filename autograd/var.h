@@ -2,7 +2,8 @@
 //
 // Reverse mode on a Wengert list: every differentiable op run while recording appends one
 // Node to the thread's tape: the output it produced and a closure that, given the output's
-// gradient, accumulates (+=) into its inputs' gradients. backward() walks the tape from the
+// gradient, accumulates (+=) into its inputs' gradients (their GradSlots). A closure keeps only the
+// values its backward reads, so a recorded value nothing reads is freed when the user drops it. backward() walks the tape from the
 // end to the start. Gradients of intermediate values are freed as soon as they have been
 // propagated; leaves (parameters, inputs created with requires_grad) keep theirs until
 // zero_grad(). The tape is cleared after backward unless keep_tape is asked for.
@@ -32,15 +33,24 @@
 
 namespace pf {
 
-struct VarImpl {
-  Tensor value;
+// What the tape needs of a value: where its gradient accumulates, and the facts backward checks.
+// Recorded ops hold their inputs' slots, not their values: a node keeps alive only the tensors its
+// backward reads (captured in its closure), so a value that no backward reads (the input of an add,
+// of a reshape or permute, of a reduction) is freed as soon as the user drops it, instead of living
+// until backward because some later op once took it as an input.
+struct GradSlot {
+  Shape shape;  // of the value (and so of the gradient)
   Tensor grad;  // undefined until some gradient arrives
   bool requires_grad = false;
   bool is_leaf = true;  // created by the user, not by an op
-  uint64_t version = 0;  // in-place modifications so far (see the header comment)
+  uint64_t version = 0;  // in-place modifications of the value so far (see the header comment)
   // For values produced by a recorded op: the tape it was recorded on and the recording thread.
   const void* tape = nullptr;
   std::thread::id thread;
+  // The value rounded to bf16 (raw bits), when a bf16 product made it; valid while version equals
+  // bf16_version. Kept here so that it lives as long as the backward closures that read it (linear()).
+  Tensor bf16_value;
+  uint64_t bf16_version = 0;
   // Adds g into grad (allocating it on first use). Shapes must match.
   void accumulate_grad(const Tensor& g);
   // The same, for a gradient the caller gives up: the first one is taken over without a copy when
@@ -59,32 +69,33 @@ class Var {
   Var() = default;
   explicit Var(Tensor value, bool requires_grad = false);
 
-  bool defined() const { return static_cast<bool>(impl_); }
-  const Tensor& value() const { return impl_->value; }
+  bool defined() const { return static_cast<bool>(d_); }
+  const Tensor& value() const { return d_->value; }
   // Mutable access for filling a value before it is used; an in-place modification of a value that
   // a recorded op may still read must go through mutable_value() (or be followed by mark_modified()).
-  Tensor& value() { return impl_->value; }
+  // Do not give it another shape.
+  Tensor& value() { return d_->value; }
   // The value, for an in-place modification: bumps version() first.
   Tensor& mutable_value() {
-    ++impl_->version;
-    return impl_->value;
+    ++d_->slot->version;
+    return d_->value;
   }
   // Records an in-place modification made through value() or data pointers.
-  void mark_modified() { ++impl_->version; }
-  uint64_t version() const { return impl_->version; }
-  const Shape& shape() const { return impl_->value.shape(); }
-  int64_t dim() const { return impl_->value.dim(); }
-  int64_t size(int64_t axis) const { return impl_->value.size(axis); }
-  int64_t numel() const { return impl_->value.numel(); }
-  float item() const { return impl_->value.item(); }
+  void mark_modified() { ++d_->slot->version; }
+  uint64_t version() const { return d_->slot->version; }
+  const Shape& shape() const { return d_->value.shape(); }
+  int64_t dim() const { return d_->value.dim(); }
+  int64_t size(int64_t axis) const { return d_->value.size(axis); }
+  int64_t numel() const { return d_->value.numel(); }
+  float item() const { return d_->value.item(); }
 
-  bool requires_grad() const { return impl_ && impl_->requires_grad; }
-  void set_requires_grad(bool r) { impl_->requires_grad = r; }
-  bool is_leaf() const { return impl_->is_leaf; }
-  bool has_grad() const { return impl_->grad.defined(); }
+  bool requires_grad() const { return d_ && d_->slot->requires_grad; }
+  void set_requires_grad(bool r) { d_->slot->requires_grad = r; }
+  bool is_leaf() const { return d_->slot->is_leaf; }
+  bool has_grad() const { return d_->slot->grad.defined(); }
   // The accumulated gradient; undefined Tensor if none has arrived.
-  const Tensor& grad() const { return impl_->grad; }
-  Tensor& grad() { return impl_->grad; }
+  const Tensor& grad() const { return d_->slot->grad; }
+  Tensor& grad() { return d_->slot->grad; }
   void zero_grad();  // frees the gradient (the next backward allocates a fresh zeroed one)
 
   // Seeds d(this)/d(this) = 1; this must be a scalar (numel 1).
@@ -93,13 +104,19 @@ class Var {
   void backward(const Tensor& seed, bool keep_tape = false);
 
   // A Var sharing the value but cut from the graph (never requires grad).
-  Var detach() const { return Var(impl_->value, false); }
+  Var detach() const { return Var(d_->value, false); }
 
-  VarImpl* impl() const { return impl_.get(); }
-  const std::shared_ptr<VarImpl>& impl_ptr() const { return impl_; }
+  // The gradient slot: what a recorded op holds of its inputs (with the value tensors its backward
+  // reads, captured separately). Two Vars are the same variable when their slots are.
+  GradSlot* slot() const { return d_->slot.get(); }
+  const std::shared_ptr<GradSlot>& slot_ptr() const { return d_->slot; }
 
  private:
-  std::shared_ptr<VarImpl> impl_;
+  struct Data {
+    Tensor value;
+    std::shared_ptr<GradSlot> slot;
+  };
+  std::shared_ptr<Data> d_;
 };
 
 // Backward closure: receives the output's gradient and accumulates into captured inputs.
@@ -107,7 +124,7 @@ using BackwardFn = std::function<void(const Tensor& grad_output)>;
 
 // An input of a recorded op and its version when the op ran (checked by backward).
 struct SavedVersion {
-  std::weak_ptr<VarImpl> var;
+  std::weak_ptr<GradSlot> var;
   uint64_t version = 0;
 };
 
@@ -115,7 +132,7 @@ struct SavedVersion {
 // later consumes (a branch computed for logging, say), the node can never receive a gradient
 // and is pruned, so the tape does not leak.
 struct Node {
-  std::weak_ptr<VarImpl> output;
+  std::weak_ptr<GradSlot> output;
   BackwardFn backward;
   const char* op = "";
   std::vector<SavedVersion> inputs;  // filled by make_result from the preceding needs_grad call
@@ -202,6 +219,9 @@ struct EnableGradGuard : GradModeGuard {
 // (so ops pay for saving tensors only when a backward will run). needs_grad() also notes, for this
 // thread, the inputs it was asked about and their versions; the next make_result() puts them on
 // its node (the version check of backward), and any needs_grad() call replaces them.
+// The closure holds its inputs' gradient slots (Var::slot_ptr()) and, separately, only the tensors
+// its backward reads. backward() frees each closure as soon as it has run, keeping alive the slots of
+// the inputs noted by needs_grad(): so every input whose slot the closure holds must be among them.
 bool needs_grad(std::initializer_list<const Var*> inputs);
 bool needs_grad(const std::vector<Var>& inputs);
 Var make_result(Tensor value, bool requires_grad, const char* op, BackwardFn backward);

@@ -235,14 +235,14 @@ Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& project
   Tensor saved_out = out;
   return make_result(
       std::move(out), true, "favor_causal",
-      [q = q.impl_ptr(), k = k.impl_ptr(), v = v.impl_ptr(), w, opt, d, C, saved_out, den, states,
+      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), qv = q.value(), kv = k.value(), vv = v.value(), w, opt, d, C, saved_out, den, states,
        shifts](const Tensor& g) {
         const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, nc = (T + C - 1) / C;
         const FeatureMap fm(opt, D, M, w.data());
         float* dq = q->requires_grad ? q->grad_buffer().data() : nullptr;
         float* dk = k->requires_grad ? k->grad_buffer().data() : nullptr;
         float* dv = v->requires_grad ? v->grad_buffer().data() : nullptr;
-        const float *pq = q->value.data(), *pk = k->value.data(), *pv = v->value.data();
+        const float *pq = qv.data(), *pk = kv.data(), *pv = vv.data();
 #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; ++bh)
           backward_head(fm, T, C, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv, g.data() + bh * T * Dv,

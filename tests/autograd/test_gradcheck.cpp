@@ -12,9 +12,9 @@ namespace {
 Var cube_with_factor(const Var& x, float factor) {
   Tensor out = Tensor::empty(x.shape());
   for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] = std::pow(x.value().data()[i], 3.0f);
-  return make_result(std::move(out), needs_grad({&x}), "cube", [x = x.impl_ptr(), factor](const Tensor& g) {
+  return make_result(std::move(out), needs_grad({&x}), "cube", [x = x.slot_ptr(), xv = x.value(), factor](const Tensor& g) {
     Tensor d = Tensor::empty(g.shape());
-    for (int64_t i = 0; i < d.numel(); ++i) d.data()[i] = factor * g.data()[i] * 3.0f * x->value.data()[i] * x->value.data()[i];
+    for (int64_t i = 0; i < d.numel(); ++i) d.data()[i] = factor * g.data()[i] * 3.0f * xv.data()[i] * xv.data()[i];
     x->accumulate_grad(d);
   });
 }

@@ -111,4 +111,52 @@ TEST_F(Bf16Ops, Linear) {
   check_op([](const std::vector<Var>& v) { return linear(v[0], v[1], v[2]); }, {x, w, b}, r, "linear", {2});
 }
 
+// Three projections of one recorded value (q, k, v of an attention layer) in bf16: the input is
+// converted to bf16 once, kept for the weight gradients instead of the fp32 value, and shared by the
+// three. Values and gradients are bit-identical to the same projections of a leaf input, which go
+// through the plain bf16 product (gemm rounds the fp32 input itself); what the graph holds of the
+// input is one bf16 copy: half of what it holds in fp32.
+TEST_F(Bf16Ops, ProjectionsOfOneRecordedInputShareOneSavedBf16Copy) {
+  const int64_t rows = 256, C = 64, bytes = rows * C * 4;
+  const Tensor x0 = test::randn({rows, C}, 21), r = test::randn({rows, C}, 28);
+  struct Run {
+    std::vector<Tensor> results;  // the three outputs, then the gradients of x and of the weights
+    int64_t held = 0;             // bytes the graph holds of the projections' input
+  };
+  auto run_projections = [&](Precision p, bool recorded) {
+    MatmulPrecisionGuard guard(p);
+    Var x(x0.clone(), true);
+    std::vector<Var> w, b;
+    for (int i = 0; i < 3; ++i) {
+      w.emplace_back(test::randn({C, C}, 22 + i, 0.2f), true);
+      b.emplace_back(test::randn({C}, 25 + i), true);
+    }
+    Run run;
+    Var loss;
+    {
+      const int64_t base = live_tensor_bytes();
+      std::vector<Var> ys;
+      {
+        Var h = recorded ? mul_scalar(x, 1.0f) : x;  // h: an op's output, or the leaf itself
+        for (int i = 0; i < 3; ++i) ys.push_back(linear(h, w[i], b[i]));
+      }
+      run.held = live_tensor_bytes() - base - 3 * bytes;  // beyond the three outputs
+      for (const Var& y : ys) run.results.push_back(y.value().clone());
+      loss = sum(mul(ys[0], Var(r))) + sum(mul(ys[1], Var(r))) + sum(mul(ys[2], Var(r)));
+    }
+    loss.backward();
+    run.results.push_back(x.grad().clone());
+    for (const Var& wi : w) run.results.push_back(wi.grad().clone());
+    return run;
+  };
+  const Run shared = run_projections(Precision::bf16, true);
+  const Run plain = run_projections(Precision::bf16, false);
+  const Run fp32 = run_projections(Precision::fp32, true);
+  ASSERT_EQ(shared.results.size(), plain.results.size());
+  for (size_t i = 0; i < shared.results.size(); ++i)
+    EXPECT_EQ(shared.results[i].to_vector(), plain.results[i].to_vector()) << "result " << i;
+  EXPECT_EQ(fp32.held, bytes) << "fp32: the graph holds the input once";
+  EXPECT_EQ(shared.held, bytes / 2) << "bf16: the graph holds one bf16 copy of the input";
+}
+
 }  // namespace

@@ -102,7 +102,7 @@ TEST(Tensor, RandomThroughGenerator) {
   }
 }
 
-// The allocator keeps freed blocks of 32 MiB and more for reuse. That cache must never raise the
+// The allocator keeps freed blocks of kLargeBlockBytes (1 MiB) and more for reuse. That cache must never raise the
 // process's footprint above what live tensors needed at their peak: live + cached <= peak live,
 // (peak since the process started) after every allocation and free, in a sequence mixing hits, misses of other sizes, and frees.
 TEST(Tensor, LargeBlockCacheNeverExceedsThePeakOfLiveBytes) {
@@ -163,4 +163,20 @@ TEST(Tensor, RepeatedStepPatternIsServedFromTheCache) {
   EXPECT_EQ(after.misses, before.misses);
   EXPECT_EQ(after.released_bytes, before.released_bytes);
   EXPECT_EQ(after.hits - before.hits, 3 * 4);
+}
+
+// Mid-sized activations (1 MiB to 32 MiB: a B2 activation at sequence 16384 is 8 MiB) come from the
+// large-block cache too, not from the heap, where blocks of many sizes used to fragment it (the
+// process held 1.7x its live tensor bytes): freed and requested again, such a block is a cache hit.
+TEST(Tensor, MidSizedBlocksAreServedFromTheLargeBlockCache) {
+  const int64_t floats = 2 * kLargeBlockBytes / 4;  // 2 MiB
+  { Tensor first = Tensor::empty({floats}); }
+  const LargeBlockStats before = large_block_stats();
+  { Tensor again = Tensor::empty({floats}); }
+  const LargeBlockStats after = large_block_stats();
+  EXPECT_EQ(after.hits, before.hits + 1);
+  EXPECT_EQ(after.misses, before.misses);
+  const LargeBlockStats small_before = large_block_stats();
+  { Tensor small = Tensor::empty({kLargeBlockBytes / 4 / 2}); }  // 512 KiB: from the heap
+  EXPECT_EQ(large_block_stats().hits + large_block_stats().misses, small_before.hits + small_before.misses);
 }

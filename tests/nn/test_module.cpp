@@ -77,7 +77,7 @@ TEST(Module, DottedNamesThroughNestedModulesAndModuleList) {
   EXPECT_FALSE(buffers[0].second.requires_grad());
   for (auto& [n, v] : net.named_parameters()) EXPECT_TRUE(v.requires_grad()) << n;
   // The registry holds the module's own handles.
-  EXPECT_EQ(net.named_parameters()[0].second.impl(), net.inp->weight.impl());
+  EXPECT_EQ(net.named_parameters()[0].second.slot(), net.inp->weight.slot());
   EXPECT_EQ(net.num_parameters(), (3 * 4 + 4) + 3 * (4 + 4 + 4 * 8 + 8 + 8 * 4 + 4));
   EXPECT_EQ(net.state_dict().count("blocks.2.ff.fc1.weight"), 1u);
   EXPECT_EQ(net.state_dict().count("scale"), 1u);
