@@ -73,6 +73,13 @@ Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = fals
 // Fused affine map y = x W^T + b (the Linear layer): x (..., in), W (out, in), b (out) or
 // undefined. One GEMM with the bias preloaded into the output, one tape node.
 Var linear(const Var& x, const Var& weight, const Var& bias);
+// linear(dropout(gelu(h), p, training, *gen), weight, bias) as one node that saves only h: the
+// backward recomputes gelu(h) and the dropout mask (a function of the one word drawn from gen)
+// instead of keeping gelu(h) and its dropped-out copy, the feed-forward block's two largest
+// activations. Values, gradients and the generator's stream equal the separate ops' bit for bit.
+// gen may be null when p == 0 or not training.
+Var gelu_linear(const Var& h, const Var& weight, const Var& bias, float p = 0.0f, bool training = false,
+                Generator* gen = nullptr);
 
 // ---- shape ----
 Var reshape(const Var& a, Shape shape);

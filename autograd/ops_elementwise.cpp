@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 
@@ -315,34 +316,37 @@ constexpr float kGeluC = 0.044715f;
 // B*T x 4C). With u = sqrt(2/pi) (x + 0.044715 x^3): 0.5 (1 + tanh u) = sigmoid(2u) =: s, so
 // gelu = x s and d gelu/dx = s + 2 x s (1 - s) u'. The sigmoid form keeps the tails accurate
 // where 1 + tanh(u) would cancel to 0.
-Var gelu(const Var& a) {
-  Tensor out = Tensor::empty(a.shape());
-  const float* px = a.value().data();
-  float* py = out.data();
-  parallel_for(a.numel(), [&](int64_t s, int64_t e) {
+void kernels::gelu(const float* px, float* py, int64_t n) {
+  parallel_for(n, [&](int64_t s, int64_t e) {
     Eigen::Map<const Eigen::ArrayXf> x(px + s, e - s);
     Eigen::Map<Eigen::ArrayXf> y(py + s, e - s);
     y = x / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
   });
-  // Saves the input; the backward recomputes tanh rather than keeping a second tensor.
+}
+
+void kernels::gelu_backward(const float* px, const float* pg, float* pd, int64_t count) {
+  parallel_for(count, [&](int64_t s, int64_t e) {
+    // Blocks that stay in L1: the sigmoid is a temporary of one block, not of the whole range.
+    constexpr int64_t kBlock = 1024;
+    Eigen::Array<float, kBlock, 1> sg_block;
+    for (int64_t b = s; b < e; b += kBlock) {
+      const int64_t n = std::min(kBlock, e - b);
+      Eigen::Map<const Eigen::ArrayXf> x(px + b, n), gg(pg + b, n);
+      auto sg = sg_block.head(n);
+      sg = 1.0f / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
+      Eigen::Map<Eigen::ArrayXf>(pd + b, n) =
+          gg * (sg + 2.0f * x * sg * (1.0f - sg) * kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x.square()));
+    }
+  });
+}
+
+Var gelu(const Var& a) {
+  Tensor out = Tensor::empty(a.shape());
+  kernels::gelu(a.value().data(), out.data(), a.numel());
+  // Saves the input; the backward recomputes the sigmoid rather than keeping a second tensor.
   return make_result(std::move(out), needs_grad({&a}), "gelu", [a = a.slot_ptr(), x = a.value()](const Tensor& g) {
     Tensor d = Tensor::empty(g.shape());
-    const float* px = x.data();
-    const float* pg = g.data();
-    float* pd = d.data();
-    parallel_for(g.numel(), [&](int64_t s, int64_t e) {
-      // Blocks that stay in L1: the sigmoid is a temporary of one block, not of the whole range.
-      constexpr int64_t kBlock = 1024;
-      Eigen::Array<float, kBlock, 1> sg_block;
-      for (int64_t b = s; b < e; b += kBlock) {
-        const int64_t n = std::min(kBlock, e - b);
-        Eigen::Map<const Eigen::ArrayXf> x(px + b, n), gg(pg + b, n);
-        auto sg = sg_block.head(n);
-        sg = 1.0f / (1.0f + (-2.0f * kSqrt2OverPi * (x + kGeluC * x.cube())).exp());
-        Eigen::Map<Eigen::ArrayXf>(pd + b, n) =
-            gg * (sg + 2.0f * x * sg * (1.0f - sg) * kSqrt2OverPi * (1.0f + 3.0f * kGeluC * x.square()));
-      }
-    });
+    kernels::gelu_backward(x.data(), g.data(), d.data(), g.numel());
     a->accumulate_grad(std::move(d));
   });
 }

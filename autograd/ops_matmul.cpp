@@ -2,8 +2,10 @@
 // case), else one GEMM per batch element, parallel over the batch.
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "autograd/gemm.h"
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 
@@ -235,6 +237,68 @@ Var linear(const Var& x, const Var& w, const Var& b) {
                          } else {
                            gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, xv.data(), in, beta, dw, in);
                          }
+                       }
+                       if (b && b->requires_grad) add_column_sums(pg, rows, out_f, b->grad_buffer().data());
+                     });
+}
+
+
+namespace {
+
+// a = dropout(gelu(h)) with the mask of generator word `base` (drop false: a = gelu(h)).
+Tensor gelu_dropout_values(const Tensor& h, bool drop, uint64_t base, float keep, float scale) {
+  Tensor a = Tensor::empty(h.shape());
+  kernels::gelu(h.data(), a.data(), h.numel());
+  if (drop) {
+    float* pa = a.data();
+    parallel_for(a.numel(), [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) pa[i] = kernels::dropout_keeps(base, i, keep) ? pa[i] * scale : 0.0f;
+    });
+  }
+  return a;
+}
+
+}  // namespace
+
+Var gelu_linear(const Var& h, const Var& w, const Var& b, float p, bool training, Generator* gen) {
+  if (p < 0.0f || p >= 1.0f) throw std::invalid_argument("gelu_linear: p must be in [0, 1), got " + std::to_string(p));
+  const bool drop = training && p > 0.0f;
+  if (drop && !gen) throw std::invalid_argument("gelu_linear: dropout in training needs a Generator");
+  const float keep = 1.0f - p, scale = 1.0f / keep;
+  const uint64_t base = drop ? gen->next_u64() : 0;  // the one draw dropout() would make
+  Tensor out;
+  {
+    NoGradGuard values_only;
+    out = linear(Var(gelu_dropout_values(h.value(), drop, base, keep, scale)), w, b).value();
+  }
+  const bool has_bias = b.defined();
+  const int64_t in = w.shape()[1], out_f = w.shape()[0], rows = h.numel() / in;
+  const bool rg = needs_grad({&h, &w, &b});
+  // Saves h (and W when dh is wanted); gelu(h) and the mask are recomputed: dW = g^T a, db = sum of g
+  // over rows, da = g W, dh = gelu'(h) (mask * scale * da): the separate ops' products and formulas.
+  Tensor wv = rg && h.requires_grad() ? w.value() : Tensor();
+  return make_result(std::move(out), rg, "gelu_linear",
+                     [h = h.slot_ptr(), w = w.slot_ptr(), b = has_bias ? b.slot_ptr() : nullptr, hv = h.value(), wv,
+                      drop, base, keep, scale, rows, in, out_f](const Tensor& g) {
+                       const float* pg = g.data();
+                       float beta = 1.0f;
+                       // dW first, so that the recomputed activation is freed before da is made.
+                       if (w->requires_grad) {
+                         Tensor a = gelu_dropout_values(hv, drop, base, keep, scale);
+                         float* dw = w->grad_for_overwrite(&beta).data();
+                         gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, a.data(), in, beta, dw, in);
+                       }
+                       if (h->requires_grad) {
+                         Tensor da = Tensor::empty(hv.shape());
+                         gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, wv.data(), in, 0.0f, da.data(), in);
+                         float* pda = da.data();
+                         if (drop)
+                           parallel_for(da.numel(), [&](int64_t s, int64_t e) {
+                             for (int64_t i = s; i < e; ++i)
+                               pda[i] = kernels::dropout_keeps(base, i, keep) ? pda[i] * scale : 0.0f;
+                           });
+                         kernels::gelu_backward(hv.data(), pda, pda, da.numel());  // in place: d = g gelu'(x)
+                         h->accumulate_grad(std::move(da));
                        }
                        if (b && b->requires_grad) add_column_sums(pg, rows, out_f, b->grad_buffer().data());
                      });

@@ -8,6 +8,7 @@
 
 #include "base/format.h"
 #include "base/random.h"
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 
@@ -289,8 +290,7 @@ Var dropout(const Var& a, float p, bool training, Generator& gen) {
   uint8_t* m = mask->data();
   parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const uint64_t h = mix64(base + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull);
-      const bool kept = static_cast<float>(h >> 40) * (1.0f / 16777216.0f) < keep;
+      const bool kept = kernels::dropout_keeps(base, i, keep);
       m[i] = kept;
       y[i] = kept ? x[i] * scale : 0.0f;
     }

@@ -12,8 +12,10 @@ FeedForward::FeedForward(int64_t dim, int64_t hidden, float dropout, Generator& 
 }
 
 Var FeedForward::forward(const Var& x) const {
-  Var h = gelu(fc1->forward(x));  // (..., hidden)
-  return fc2->forward(drop->forward(h));
+  Var h = fc1->forward(x);  // (..., hidden)
+  // fc2(drop(gelu(h))) in one node that saves only h: gelu(h) and its dropped-out copy, the block's
+  // two other hidden-sized activations, are recomputed by the backward instead of kept.
+  return gelu_linear(h, fc2->weight, fc2->bias, drop->p(), drop->is_training(), drop->generator().get());
 }
 
 }  // namespace pf

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+
+#include "base/random.h"
+
 #include "autograd/gemm.h"
 #include "autograd/ops.h"
 #include "test_util.h"
@@ -110,4 +115,74 @@ TEST(Linear, Gradients) {
                   {test::randn({2, 3, 5}, 23), test::randn({4, 5}, 24), test::randn({4}, 25)});
   check_gradients([](const std::vector<Var>& a) { return linear(a[0], a[1], Var()); },
                   {test::randn({3, 5}, 26), test::randn({4, 5}, 27)});
+}
+
+// ---- gelu_linear: linear(dropout(gelu(h))) in one node that saves only h
+
+namespace {
+struct GeluLinearRun {
+  std::vector<std::vector<float>> results;  // output, then the gradients of h, W, b
+  std::string gen_state;                    // the generator after the forward
+  int64_t held = 0;                         // bytes the graph holds beyond the output and the leaves
+};
+
+GeluLinearRun run_gelu_linear(bool fused, float p, bool training, Precision precision) {
+  MatmulPrecisionGuard guard(precision);
+  Generator gen(77);
+  Var h0(test::randn({6, 37, 48}, 31), true);
+  Var w(test::randn({24, 48}, 32, 0.3f), true), b(test::randn({24}, 33), true);
+  const Tensor r = test::randn({6, 37, 24}, 34);
+  GeluLinearRun run;
+  Var loss;
+  {
+    const int64_t base = live_tensor_bytes();
+    Var y;
+    {
+      Var h = mul_scalar(h0, 1.0f);  // a recorded value, as fc1's output is
+      y = fused ? gelu_linear(h, w, b, p, training, &gen) : linear(dropout(gelu(h), p, training, gen), w, b);
+    }
+    run.held = live_tensor_bytes() - base - y.numel() * 4;
+    run.gen_state = gen.state();
+    run.results.push_back(y.value().to_vector());
+    loss = sum(mul(y, Var(r)));
+  }
+  loss.backward();
+  for (const Var* v : {&h0, &w, &b}) run.results.push_back(v->grad().to_vector());
+  return run;
+}
+}  // namespace
+
+// The fused node against the three separate ops: output, every gradient and the generator's stream
+// bit for bit, with dropout in training, dropout off in evaluation, and no dropout; in fp32 and bf16.
+// What it holds: h alone (the separate ops also hold gelu(h), its dropped-out copy and the mask).
+TEST(GeluLinear, EqualsTheSeparateOpsBitForBitAndHoldsOnlyItsInput) {
+  std::vector<Precision> precisions = {Precision::fp32};
+  if (bf16_supported()) precisions.push_back(Precision::bf16);
+  const int64_t h_bytes = 6 * 37 * 48 * 4;
+  for (Precision precision : precisions)
+    for (auto [p, training] : {std::pair{0.0f, true}, std::pair{0.3f, true}, std::pair{0.3f, false}}) {
+      SCOPED_TRACE(std::string(precision_name(precision)) + " p " + std::to_string(p) +
+                   (training ? " training" : " eval"));
+      const GeluLinearRun fused = run_gelu_linear(true, p, training, precision);
+      const GeluLinearRun separate = run_gelu_linear(false, p, training, precision);
+      ASSERT_EQ(fused.results.size(), separate.results.size());
+      for (size_t i = 0; i < fused.results.size(); ++i) EXPECT_EQ(fused.results[i], separate.results[i]) << i;
+      EXPECT_EQ(fused.gen_state, separate.gen_state);
+      EXPECT_EQ(fused.held, h_bytes);
+      EXPECT_GE(separate.held, h_bytes + h_bytes / 2) << "the separate ops hold gelu(h) (or its bf16 copy) as well";
+    }
+}
+
+TEST(GeluLinear, Gradients) {
+  check_gradients([](const std::vector<Var>& a) { return gelu_linear(a[0], a[1], a[2]); },
+                  {test::randn({2, 3, 5}, 35), test::randn({4, 5}, 36), test::randn({4}, 37)});
+  // With dropout: the same mask on every evaluation (a fresh generator of one seed each time).
+  check_gradients(
+      [](const std::vector<Var>& a) {
+        Generator gen(5);
+        return gelu_linear(a[0], a[1], Var(), 0.4f, true, &gen);
+      },
+      {test::randn({3, 6}, 38), test::randn({4, 6}, 39)});
+  EXPECT_THROW(gelu_linear(Var(test::randn({2, 5}, 1)), Var(test::randn({4, 5}, 2)), Var(), 0.5f, true, nullptr),
+               std::invalid_argument);
 }
