@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
@@ -137,7 +138,7 @@ constexpr int64_t kSmallProduct = 8 * 8 * 8;
 constexpr int64_t kSerialProduct = 64 * 64 * 64;
 
 struct Key {
-  bool ta, tb, bf16;
+  bool ta, tb, bf16, bias;
   int64_t M, N, K, lda, ldb, ldc;
   float alpha, beta;
   int threads;
@@ -148,7 +149,7 @@ struct KeyHash {
   size_t operator()(const Key& k) const {
     size_t h = 1469598103934665603ull;
     auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
-    mix(k.ta | (k.tb << 1) | (k.bf16 << 2));
+    mix(k.ta | (k.tb << 1) | (k.bf16 << 2) | (k.bias << 3));
     for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc}) mix(static_cast<uint64_t>(v));
     uint32_t a, b;
     std::memcpy(&a, &k.alpha, 4);
@@ -196,7 +197,10 @@ const Entry& primitive_for(const Key& k) {
     po.append_sum(k.beta);
     attr.set_post_ops(po);
   }
-  auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a, e->b, e->c), attr, cpu_engine());
+  // A bias row (1, N) in fp32, added by the kernel to every row of the fp32 accumulator.
+  const dnnl::memory::desc bias_md({1, k.N}, dt::f32, dnnl::memory::dims{k.N, 1});
+  auto pd = k.bias ? dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a, e->b, bias_md, e->c), attr, cpu_engine())
+                   : dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a, e->b, e->c), attr, cpu_engine());
   e->scratch_bytes = pd.scratchpad_desc().get_size();
   e->prim = dnnl::matmul(pd);
   return *cache.emplace(k, std::move(e)).first->second;
@@ -231,9 +235,10 @@ uint16_t* bf16_buffer(std::vector<uint16_t, Eigen::aligned_allocator<uint16_t>>&
 }
 
 // A / B: fp32 (A32, lda) or, when bf16, already converted (A16, dense) or to be converted here.
+// bias: null, or N floats added to every row of C.
 void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const uint16_t* A16,
                int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta, float* C, int64_t ldc,
-               bool bf16) {
+               bool bf16, const float* bias = nullptr) {
   thread_local Scratch scratch;
   thread_local dnnl::stream stream(cpu_engine());
   const bool nested = in_parallel_region();
@@ -268,7 +273,7 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
       if (on) omp_set_num_threads(n);
     }
   } restore{serial && !nested && threads > 1, threads};
-  const Key key{ta, tb, bf16, M, N, K, lda, ldb, ldc, alpha, beta, serial ? 1 : threads};
+  const Key key{ta, tb, bf16, bias != nullptr, M, N, K, lda, ldb, ldc, alpha, beta, serial ? 1 : threads};
   // Per thread, per primitive: the memory objects and the argument map, made once and re-pointed at
   // each call's buffers (creating them costs about as much as a 64 x 64 x 64 product).
   struct Bound {
@@ -283,6 +288,9 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     b.args[DNNL_ARG_SRC] = dnnl::memory(e.a, eng, DNNL_MEMORY_NONE);
     b.args[DNNL_ARG_WEIGHTS] = dnnl::memory(e.b, eng, DNNL_MEMORY_NONE);
     b.args[DNNL_ARG_DST] = dnnl::memory(e.c, eng, DNNL_MEMORY_NONE);
+    if (key.bias)
+      b.args[DNNL_ARG_BIAS] = dnnl::memory(
+          dnnl::memory::desc({1, N}, dnnl::memory::data_type::f32, dnnl::memory::dims{N, 1}), eng, DNNL_MEMORY_NONE);
     b.args[DNNL_ARG_SCRATCHPAD] =
         dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(std::max<size_t>(e.scratch_bytes, 1))},
                                         dnnl::memory::data_type::u8, dnnl::memory::dims{1}),
@@ -295,6 +303,7 @@ void gemm_dnnl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
   args[DNNL_ARG_SRC].set_data_handle(const_cast<void*>(pa));
   args[DNNL_ARG_WEIGHTS].set_data_handle(const_cast<void*>(pb));
   args[DNNL_ARG_DST].set_data_handle(C);
+  if (bias) args[DNNL_ARG_BIAS].set_data_handle(const_cast<float*>(bias));
   args[DNNL_ARG_SCRATCHPAD].set_data_handle(scratch.pad.data());
   e.prim.execute(stream, args);
   stream.wait();
@@ -315,6 +324,22 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
   }
 #endif
   gemm_eigen(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, const uint16_t* A16, int64_t lda,
+               const float* B, int64_t ldb, const float* bias, float* C, int64_t ldc, Precision precision) {
+  if (M == 0 || N == 0) return;
+  if (precision == Precision::process) precision = matmul_precision();
+  const bool bf16 = gemm_uses_bf16(M, N, K, precision);
+  if (A16 && !bf16) throw std::invalid_argument("gemm_bias: a bf16 operand was given for a product that runs in fp32");
+#ifdef PF_HAVE_DNNL
+  if (K > 0 && M * N * K >= kSmallProduct) {
+    gemm_dnnl(ta, tb, M, N, K, 1.0f, A, A16, lda, B, nullptr, ldb, 0.0f, C, ldc, bf16, bias);
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < M; ++r) std::copy(bias, bias + N, C + r * ldc);
+  gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc, precision);
 }
 
 bool gemm_uses_bf16(int64_t M, int64_t N, int64_t K, Precision precision) {

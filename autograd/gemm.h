@@ -65,6 +65,12 @@ void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t*
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                const uint16_t* A16, int64_t lda, const float* B, const uint16_t* B16, int64_t ldb, float beta,
                float* C, int64_t ldc);
+// C = op(A) op(B) + bias, with bias a row of N floats added to every row of C (overwritten): the
+// Linear layer's forward, the bias added by the product's kernel instead of by a pass of its own. When
+// the product runs in bf16, A may be given already converted (A16, dense; A is then not read).
+void gemm_bias(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, const uint16_t* A16,
+               int64_t lda, const float* B, int64_t ldb, const float* bias, float* C, int64_t ldc,
+               Precision precision = Precision::process);
 // Whether gemm(..., process precision) of this size runs in bf16 (large enough, precision bf16).
 bool gemm_uses_bf16(int64_t M, int64_t N, int64_t K, Precision precision = Precision::process);
 

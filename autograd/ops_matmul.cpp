@@ -179,15 +179,6 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   os.back() = out_f;
   Tensor out = Tensor::empty(os);
   float* po = out.data();
-  if (has_bias) {
-    const float* pb = b.value().data();
-    parallel_for(
-        rows,
-        [&](int64_t s, int64_t e) {
-          for (int64_t r = s; r < e; ++r) std::copy(pb, pb + out_f, po + r * out_f);
-        },
-        std::max<int64_t>(1, kParallelGrain / out_f));
-  }
   const bool rg = needs_grad({&x, &w}) || (has_bias && needs_grad({&b}));
   // In bf16, x is rounded to bf16 for the product anyway: convert it once (shared by the projections
   // of one input), and save that copy for dW = g^T x, which would round x the same way. The backward
@@ -196,12 +187,14 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   const bool bf16_dw = gemm_uses_bf16(out_f, in, rows), bf16_dx = gemm_uses_bf16(rows, in, out_f);
   Tensor x16;
   if (bf16_forward || (rg && w.requires_grad() && bf16_dw)) x16 = bf16_bits(x, rows, in);
-  if (bf16_forward) {
-    gemm_bf16(false, true, rows, out_f, in, 1.0f, nullptr, bits_of(x16), in, w.value().data(), nullptr, in,
-              has_bias ? 1.0f : 0.0f, po, out_f);
+  const uint16_t* px16 = bf16_forward ? bits_of(x16) : nullptr;
+  if (has_bias) {  // the bias added by the product itself
+    gemm_bias(false, true, rows, out_f, in, px16 ? nullptr : x.value().data(), px16, in, w.value().data(), in,
+              b.value().data(), po, out_f);
+  } else if (px16) {
+    gemm_bf16(false, true, rows, out_f, in, 1.0f, nullptr, px16, in, w.value().data(), nullptr, in, 0.0f, po, out_f);
   } else {
-    gemm(false, true, rows, out_f, in, 1.0f, x.value().data(), in, w.value().data(), in, has_bias ? 1.0f : 0.0f,
-         po, out_f);
+    gemm(false, true, rows, out_f, in, 1.0f, x.value().data(), in, w.value().data(), in, 0.0f, po, out_f);
   }
   // Saved: W if dx is wanted; x (fp32, or its bf16 bits when dW runs in bf16) if dW is wanted.
   // dx = g W, dW = g^T x, db = sum of g over rows. g is converted to bf16 once when both of its

@@ -162,6 +162,52 @@ TEST(Gemm, PreconvertedBf16OperandsGiveTheSameBits) {
   }
 }
 
+// gemm_bias: C = op(A) op(B) + bias row, C overwritten (whatever it held), padding untouched; in fp32
+// against the double reference, in bf16 against the product of the rounded inputs; A given already in
+// bf16 gives the same bits as A converted by the call; and a bf16 operand for an fp32 product is refused.
+TEST(Gemm, BiasIsAddedToEveryRowAndCIsOverwritten) {
+  std::vector<Precision> precisions = {Precision::fp32};
+  if (bf16_supported()) precisions.push_back(Precision::bf16);
+  uint64_t seed = 400;
+  for (Precision precision : precisions)
+    for (const Shape3& s : kShapes)
+      for (int t = 0; t < 4; ++t) {
+        const bool bf16 = precision == Precision::bf16 && s.M * s.N * s.K >= 512;
+        Problem p = make(t & 1, t & 2, s.M, s.N, s.K, 2, 1.0f, 1.0f, seed++);
+        Generator g(seed++);
+        const Tensor bias = Tensor::randn({s.N}, g);
+        std::vector<float> C = p.C0;  // garbage in the block: must be overwritten
+        for (int64_t i = 0; i < s.M; ++i)
+          for (int64_t j = 0; j < s.N; ++j) p.C0[i * p.ldc + j] = bias.data()[j];  // the reference's "beta C0"
+        std::vector<float> Ar = p.A, Br = p.B;
+        if (bf16) {
+          round_to_bf16(Ar.data(), static_cast<int64_t>(Ar.size()));
+          round_to_bf16(Br.data(), static_cast<int64_t>(Br.size()));
+        }
+        std::vector<double> want, scale;
+        reference(p, Ar, Br, want, scale);
+        gemm_bias(p.ta, p.tb, s.M, s.N, s.K, p.A.data(), nullptr, p.lda, p.B.data(), p.ldb, bias.data(), C.data(),
+                  p.ldc, precision);
+        EXPECT_LT(max_rel_error(p, C, want, scale), 4e-6 * std::sqrt(static_cast<double>(s.K)))
+            << precision_name(precision) << " M" << s.M << " N" << s.N << " K" << s.K << " layout " << t;
+        if (bf16) {
+          const int64_t a_rows = p.ta ? p.K : p.M, a_cols = p.ta ? p.M : p.K;
+          std::vector<uint16_t> a16(a_rows * a_cols);
+          to_bf16(p.A.data(), a_rows, a_cols, p.lda, a16.data());
+          std::vector<float> C16 = p.C0;
+          gemm_bias(p.ta, p.tb, s.M, s.N, s.K, nullptr, a16.data(), a_cols, p.B.data(), p.ldb, bias.data(),
+                    C16.data(), p.ldc, precision);
+          for (int64_t i = 0; i < s.M; ++i)
+            for (int64_t j = 0; j < s.N; ++j) ASSERT_EQ(C16[i * p.ldc + j], C[i * p.ldc + j]) << "pre-converted A";
+        }
+      }
+  std::vector<uint16_t> a16(64 * 64);
+  std::vector<float> B(64 * 64), bias(64), C(64 * 64);
+  EXPECT_THROW(gemm_bias(false, false, 64, 64, 64, nullptr, a16.data(), 64, B.data(), 64, bias.data(), C.data(), 64,
+                         Precision::fp32),
+               std::invalid_argument);
+}
+
 TEST(Gemm, RoundToBf16RoundsToNearestEven) {
   // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even significand (1).
   float v[4] = {1.0f + 1.0f / 256.0f, 1.0f + 3.0f / 256.0f, -2.5f, 1e-9f};
