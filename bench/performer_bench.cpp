@@ -113,8 +113,11 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
     }
     auto t0 = Clock::now();
     opt.zero_grad();
-    Var logits = model.forward(inputs, batch, seq);
-    Var loss = cross_entropy(logits, targets);
+    Var loss;
+    {  // as performer-train's Trainer does: no handle on the logits during the backward
+      Var logits = model.forward(inputs, batch, seq);
+      loss = cross_entropy(logits, targets);
+    }
     loss.backward();
     opt.step();
     const double ms = ms_since(t0);
