@@ -2,8 +2,10 @@
 """The PyTorch twin of performer-bench: the same Performer LM (B1, B2), the same CLI, the same JSON.
 
 Plain PyTorch (Debian's python3-torch 1.13, OpenBLAS), eager mode, float32, CPU. Mirrors
-performer/model.h, performer/attention_layer.h, performer/favor.h and performer/features.h; the
-notes (what is timed, why the causal FAVOR+ formulation is a fair one) are in bench/README_twin.md.
+performer/model.h, performer/attention_layer.h, performer/favor.h and performer/features.h, and
+performer/favor_local.h in its O(T^2) reference form (favor_local: for exported models and checks,
+not offered by the benchmark subcommands); the notes (what is timed, why the causal FAVOR+
+formulation is a fair one) are in bench/README_twin.md.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_twin.py train --preset b1
     ... torch_twin.py train --preset b2 --seq 16384 --attention softmax --steps 3 --warmup 1
@@ -242,6 +244,51 @@ def favor_step(state, q, k, v, w, kind="favor", eps=KERNEL_EPS):
     return out, (S, R)
 
 
+def favor_local(q, k, v, w, window, eps=KERNEL_EPS):
+    """favor-local (performer/favor_local.h), (B,H,T,D) q, k and (B,H,T,Dv) v -> (B,H,T,Dv). Causal.
+
+    A REFERENCE implementation, for the checks and for exported models: it mirrors our composed
+    favor_local_attention_reference (performer/favor_reference.cpp) with T x T matrices, O(T^2) memory
+    and time; it is not our fused chunked node and not for speed comparisons.
+    Query i reads the near keys i - w < j <= i exactly, exp(l_ij), l_ij = q_i.k_j / sqrt(D), and the far
+    keys j <= i - w through the FAVOR+ features (per-key shifts s_j, the query's shift a_i), the far sum
+    taken at the key shift r_i = max_{j <= i-w} s_j: NF_i = [num, den]. One shared scale
+    c_i = max(m_i, lF_i), m_i the largest near logit, lF_i = a_i + r_i + log(den F_i) (-inf when there is
+    no far key or den F_i < the floor: the far part is dropped); NA_i = sum_near exp(l_ij - c_i) [v_j 1]
+    + g_i NF_i, g_i = exp(a_i + r_i - c_i); out_i = num / max(den, floor). The shifts, c and g are
+    constants for the gradient, as in ours."""
+    B, H, T, D = q.shape
+    if window < 1:
+        raise ValueError(f"favor-local needs a window >= 1, got {window}")
+    pq, a = feature_map(q, w, "favor", eps)  # (B,H,T,M) at the query shifts a (B,H,T)
+    pk, s = feature_map(k, w, "favor", eps)  # (B,H,T,M) at the per-key shifts s (B,H,T)
+    idx = torch.arange(T)
+    far_mask = idx.view(1, T) <= idx.view(T, 1) - window  # (T,T): j <= i - w
+    near_mask = (idx.view(1, T) > idx.view(T, 1) - window) & (idx.view(1, T) <= idx.view(T, 1))
+    # rF_i = max_{j <= i-w} s_j: the running max of the key shifts delayed by w (-inf when none)
+    rF = torch.full_like(s, -math.inf)
+    if T > window:
+        rF[..., window:] = torch.cummax(s, -1).values[..., : T - window]
+    # Far weights exp(s_j - rF_i) on the far keys, SET to 0 elsewhere (exp(-inf)).
+    wgt = torch.exp((s.unsqueeze(-2) - rF.unsqueeze(-1)).masked_fill(~far_mask, -math.inf))  # (B,H,T,T)
+    lf = ((pq @ pk.transpose(-1, -2)) * wgt).masked_fill(~far_mask, 0.0)
+    num_f = lf @ v  # (B,H,T,Dv)
+    den_f = lf.sum(-1, keepdim=True)  # (B,H,T,1)
+    logits = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(D))  # (B,H,T,T)
+    with torch.no_grad():  # the shared scale c and the far factor g: constants
+        m = logits.masked_fill(~near_mask, -math.inf).amax(-1, keepdim=True)  # (B,H,T,1), finite (j = i)
+        ar = (a + rF).unsqueeze(-1)  # (B,H,T,1), -inf without far keys
+        far = (rF.unsqueeze(-1) > -math.inf) & (den_f >= DEN_FLOOR)
+        lF = torch.where(far, ar + torch.log(den_f.clamp_min(DEN_FLOOR)), torch.full_like(ar, -math.inf))
+        c = torch.maximum(m, lF)
+        g = torch.where(far, torch.exp(ar - c), torch.zeros_like(c))
+    # Logits outside the window are SET to -1e30 before exp (weight 0, gradient 0), as ours.
+    pn = torch.exp((logits - c).masked_fill(~near_mask, -1e30))
+    num = pn @ v + num_f * g
+    den = pn.sum(-1, keepdim=True) + den_f * g
+    return num / den.clamp_min(DEN_FLOOR)
+
+
 # ----------------------------------------------------------------------------- exact attention
 
 
@@ -296,6 +343,12 @@ class Attention(nn.Module):
         if kind == "softmax":
             o = softmax_attention(q, k, v, True, self.cfg.get("block_rows"))
             state = (k, v)
+        elif kind == "favor-local":
+            if return_state:  # no recurrent form here: the Decoder recomputes the full forward instead
+                raise ValueError("the twin's favor-local attention has no recurrent state (return_state); "
+                                 "run the full forward instead")
+            o = favor_local(q, k, v, self.projection, self.cfg["local_window"],
+                            self.cfg.get("kernel_eps", KERNEL_EPS))
         else:
             o = favor_causal(q, k, v, self.projection, kind, self.cfg.get("kernel_eps", KERNEL_EPS), self.cfg["chunk"],
                              return_state)
@@ -383,6 +436,8 @@ def make_config(args, seq, max_seq_len=None):
         if getattr(args, key, None):
             cfg[key] = getattr(args, key)
     cfg.update(attention=args.attention, chunk=args.chunk, seq=seq, max_seq_len=max_seq_len or seq)
+    if args.attention == "favor-local":
+        cfg["local_window"] = getattr(args, "local_window", None) or 16
     return cfg
 
 
@@ -486,18 +541,25 @@ def write_safetensors(path, tensors, metadata=None):
 def config_from_metadata(meta):
     """The twin's cfg for a performer-cpp model described by safetensors metadata (train/interop.h).
     The twin implements the causal model with learned positions, an untied head and per-key FAVOR+
-    shifts; any other configuration is refused (ValueError) rather than computed differently."""
+    shifts, with attention favor, relu, softmax or favor-local (window from "local_window"; FAVOR+
+    features only, feature_map = favor+; favor-local is the O(T^2) reference form, see favor_local);
+    any other configuration is refused (ValueError) rather than computed differently."""
     need = {"causal": "true", "positions": "learned", "tie_embeddings": "false", "shared_key_shift": "false",
             "feature_map": "favor+"}
     for key, want in need.items():
         if meta.get(key, want) != want:
             raise ValueError(f"the twin implements {key} = {want} only; this model has {key} = {meta[key]}")
-    if meta.get("attention", "favor") not in ("favor", "relu", "softmax"):
-        raise ValueError(f"the twin implements attention favor, relu or softmax; this model has {meta['attention']}")
+    if meta.get("attention", "favor") not in ("favor", "relu", "softmax", "favor-local"):
+        raise ValueError("the twin implements attention favor, relu, softmax or favor-local; this model has "
+                         f"{meta['attention']}")
     cfg = dict(dim=int(meta["dim"]), depth=int(meta["depth"]), heads=int(meta["heads"]), ff=int(meta["ff_hidden"]),
                features=int(meta.get("features", 1)), attention=meta.get("attention", "favor"),
                chunk=int(meta.get("chunk_size", 64)), vocab=int(meta["vocab_size"]),
                kernel_eps=float(meta.get("kernel_eps", KERNEL_EPS)))
+    if cfg["attention"] == "favor-local":
+        cfg["local_window"] = int(meta.get("local_window", 16))  # ModelConfig::local_window's default
+        if cfg["local_window"] < 1:
+            raise ValueError(f"local_window must be >= 1; this model has {cfg['local_window']}")
     cfg.update(seq=int(meta["max_seq_len"]), max_seq_len=int(meta["max_seq_len"]))
     return cfg
 
@@ -509,7 +571,8 @@ def metadata_from_config(cfg):
             "max_seq_len": cfg["max_seq_len"], "attention": cfg["attention"], "causal": "true",
             "positions": "learned", "tie_embeddings": "false", "kernel_eps": repr(cfg.get("kernel_eps", KERNEL_EPS)),
             "chunk_size": cfg["chunk"], "shared_key_shift": "false", "orthogonal_features": "true",
-            "antithetic_features": "false"}
+            "antithetic_features": "false",
+            **({"local_window": cfg["local_window"], "feature_map": "favor+"} if cfg["attention"] == "favor-local" else {})}
 
 
 def load_safetensors(path):
@@ -700,14 +763,19 @@ def cmd_attention(args):
 
 class Decoder:
     """Recurrent decoding (performer/generate.h): favor/relu carry (S, R) per layer (all heads at once),
-    softmax a preallocated key/value cache. Batch 1."""
+    softmax a preallocated key/value cache. Batch 1. favor-local has no recurrent form in the twin: each
+    step recomputes the full forward over every token so far (O(T^2) per token; correct, not fast)."""
 
     def __init__(self, model, capacity):
         self.model, self.cfg = model, model.cfg
         self.capacity, self.pos, self.states = capacity, 0, None
+        self.ids = None  # favor-local: the tokens so far
 
     def prompt(self, ids):
         """Whole prompt in one parallel forward; keeps the per-layer states (or key/value caches)."""
+        if self.cfg["attention"] == "favor-local":
+            self.ids, self.pos = ids.clone(), ids.numel()
+            return self.model(self.ids.unsqueeze(0))[0, -1]
         logits, states = self.model(ids.unsqueeze(0), return_state=True)
         if self.cfg["attention"] == "softmax":
             caches = []
@@ -722,6 +790,10 @@ class Decoder:
 
     def step(self, token):  # -> logits (V)
         m, kind = self.model, self.cfg["attention"]
+        if kind == "favor-local":  # the full forward again (see the class comment)
+            self.ids = torch.cat([self.ids, token.reshape(1)])
+            self.pos += 1
+            return m(self.ids.unsqueeze(0))[0, -1]
         x = m.embed(token.view(1, 1), self.pos)  # (1,1,C)
         for li, b in enumerate(m.blocks):
             q, k, v = b.attn.project(b.ln1(x))  # (1,H,1,D)
@@ -826,6 +898,42 @@ def cmd_check(args):
               f"future change leaks into the past {dc:.2e}")
         res[f"{kind}_recurrent_max_diff"], res[f"{kind}_causality_leak"] = drec, dc
 
+    print("== favor-local (the twin's O(T^2) reference form; B=2, H=2, T=300, D=64, M=128)")
+    q, k, v = (torch.randn(B, H, T, D, generator=g) * sc for sc in (1.0, 1.5, 1.0))
+    w = orthogonal_random_features(128, D, g)
+    qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
+    out = favor_local(qs, ks, vs, w, T)  # window >= T: exact causal softmax attention
+    out.backward(v)
+    gfl = [t.grad.clone() for t in (qs, ks, vs)]
+    for t in (qs, ks, vs):
+        t.grad = None
+    exact = softmax_attention(qs, ks, vs, True)
+    exact.backward(v)
+    dex = float((out - exact).abs().max())
+    gex = max(float((a - t.grad).abs().max() / t.grad.abs().max()) for a, t in zip(gfl, (qs, ks, vs)))
+    with torch.no_grad():
+        # window 8: against the definition written without any shift or shared scale, in float64
+        # (near weights exp(l_ij), far weights phi(q_i).phi(k_j) e^(a_i + s_j)), and causality
+        win = 8
+        q64, k64, v64, w64 = (t.double() for t in (q, k, v, w))
+        pq, a = feature_map(q64, w64, "favor", KERNEL_EPS)
+        pk, s = feature_map(k64, w64, "favor", KERNEL_EPS)
+        i, j = torch.arange(T).view(T, 1), torch.arange(T).view(1, T)
+        near, far = (j > i - win) & (j <= i), j <= i - win
+        wt = torch.where(near, torch.exp((q64 @ k64.transpose(-1, -2)) / math.sqrt(D)), torch.zeros(()).double())
+        wt = wt + torch.where(far, (pq @ pk.transpose(-1, -2)) * torch.exp(a.unsqueeze(-1) + s.unsqueeze(-2)),
+                              torch.zeros(()).double())
+        ddef = float((favor_local(q, k, v, w, win) - ((wt @ v64) / wt.sum(-1, keepdim=True)).float()).abs().max())
+        k2, v2 = k.clone(), v.clone()
+        k2[:, :, 131:] *= 3.0
+        v2[:, :, 131:] += 1.0
+        dc = float((favor_local(q, k2, v2, w, win)[:, :, :131] - favor_local(q, k, v, w, win)[:, :, :131]).abs().max())
+    print(f"  window >= T vs exact causal softmax: max|out diff| {dex:.2e}, max rel grad diff {gex:.2e}")
+    print(f"  window 8 vs the unshifted definition in float64: max|out diff| {ddef:.2e}; "
+          f"future change leaks into the past {dc:.2e}")
+    res.update(favor_local_full_window_vs_softmax_max_diff=dex, favor_local_full_window_grad_rel_diff=gex,
+               favor_local_vs_definition_max_diff=ddef, favor_local_causality_leak=dc)
+
     print("== FAVOR+ vs exact softmax attention, T=1024, D=64, H=4 (B1 head shape), mean over 3 draws of W")
     print("   error = |O_favor - O_exact|_F / |O_exact|_F; 'uniform' = plain average of the visible values")
     print("   (the collapsed-attention failure mode), to read the numbers against.")
@@ -862,8 +970,9 @@ def cmd_check(args):
                     line += f" | m={m} {statistics.mean(errs):.4f}"
                     res[f"favor_vs_exact_{tag.strip()}_{key}_m{m}"] = statistics.mean(errs)
                 print(line)
-    print("== generation: parallel prompt state + recurrent steps == full forward (B1 favor, T=200)")
-    for kind in ("favor", "softmax"):
+    print("== generation: parallel prompt state + recurrent steps == full forward (B1, T=200; favor-local: "
+          "the twin's decoder recomputes the full forward per token)")
+    for kind in ("favor", "softmax", "favor-local"):
         a = argparse.Namespace(**vars(args))
         a.preset, a.attention = "b1", kind
         model = PerformerLM(make_config(a, 200), args.seed).eval()
@@ -875,7 +984,7 @@ def cmd_check(args):
             diffs = [float((last - full[149]).abs().max())]
             for t in range(150, 200):
                 diffs.append(float((dec.step(ids[t]) - full[t]).abs().max()))
-        print(f"  {kind:7s} max |logit diff| {max(diffs):.2e}")
+        print(f"  {kind:11s} max |logit diff| {max(diffs):.2e}")
         res[f"generate_{kind}_max_logit_diff"] = max(diffs)
     emit(dict(mode="check", **res))
 

@@ -4,9 +4,11 @@
 // written by the twin gives the twin's logits here within 1e-4 (tests/train/torch_interop.py).
 //
 // The twin implements the causal model with learned positions, an untied head and per-key FAVOR+
-// shifts (torch_twin.config_from_metadata refuses anything else), so the run here uses exactly that
-// configuration (the performer-train defaults), with favor attention (given: the default, favor-local, is not
-// in the twin).
+// shifts, with attention favor, relu, softmax or favor-local (FAVOR+ features; torch_twin.config_from_metadata
+// refuses anything else), so the runs here use exactly that configuration (the performer-train
+// defaults). The main run uses favor attention (given: the default is favor-local); relu, softmax and
+// favor-local (window 8, the twin's O(T^2) reference form of it) get their own short runs, favor-local
+// checked both ways like favor.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -311,6 +313,63 @@ TEST_F(InteropTest, TorchTwinComputesOurLogitsForReluAndSoftmaxAttention) {
     std::printf("C++ -> PyTorch (%s attention): max |logit difference| %.3g\n", kind.c_str(), diff);
     EXPECT_LT(diff, 1e-4f) << kind;
   }
+}
+
+// favor-local (the performer-train default; window 8, so that with seq 96 most keys are far and the
+// FAVOR+ chunk of 64 is crossed) both ways: our export -> the twin's logits within 1e-4 of ours, and a
+// file written by the twin (its own random weights and projections) -> our logits within 1e-4 of the
+// twin's. The twin's favor-local is its O(T^2) reference form (torch_twin.favor_local).
+TEST_F(InteropTest, TorchTwinRoundTripsAFavorLocalModel) {
+  if (const std::string why = torch_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string run = dir_->path("run-favor-local"), file = dir_->path("favor-local.safetensors");
+  const test::CommandResult t =
+      train({"--steps", "3", "--attention", "favor-local", "--local-window", "8", "--out", run});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const test::CommandResult e = test::run_command({PF_EXPORT_BIN, "--checkpoint", run, "--out", file});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const Safetensors exported = load_safetensors(file);
+  EXPECT_EQ(exported.metadata.at("attention"), "favor-local");
+  EXPECT_EQ(exported.metadata.at("local_window"), "8");
+
+  // C++ -> PyTorch.
+  std::unique_ptr<PerformerLM> ours = make_model(load_checkpoint(RunDirectory(run).latest()));
+  const std::vector<float> expected = logits_of(*ours, ids_);
+  const std::string out = dir_->path("favor_local_logits.f32");
+  const test::CommandResult r = test::run_command(
+      {PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "logits", "--weights", file, "--ids", ids_file_, "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "\"attention\": \"favor-local\"")) << r.out;
+  const std::vector<float> torch_logits = read_floats(out);
+  ASSERT_EQ(torch_logits.size(), expected.size()) << r.out;
+  const float diff = max_abs_diff(torch_logits, expected);
+  std::printf("C++ -> PyTorch (favor-local attention, window 8): max |logit difference| %.3g\n", diff);
+  EXPECT_LT(diff, 1e-4f);
+
+  // PyTorch -> C++: a twin model of the same config, written by the twin, loaded into a model built
+  // from our export's config (so the twin's metadata must agree with it, local_window included).
+  const std::string weights = dir_->path("favor_local_from_torch.safetensors");
+  const std::string written = dir_->path("favor_local_torch_written.f32");
+  const test::CommandResult w =
+      test::run_command({PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "write", "--like", file, "--out", weights, "--ids",
+                         ids_file_, "--logits-out", written, "--seed", "7"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  const std::vector<float> twin_logits = read_floats(written);
+  const Safetensors from_torch = load_safetensors(weights);
+  EXPECT_EQ(from_torch.metadata.at("producer"), "torch_twin");
+  EXPECT_EQ(from_torch.metadata.at("attention"), "favor-local");
+  EXPECT_EQ(from_torch.metadata.at("local_window"), "8");
+  EXPECT_NE(from_torch.tensors.at("blocks.0.attn.projection").to_vector(),
+            exported.tensors.at("blocks.0.attn.projection").to_vector());
+  const ModelConfig mc = model_config_from_metadata(exported.metadata, file);
+  EXPECT_EQ(mc.attention, AttentionKind::FavorLocal);
+  EXPECT_EQ(mc.local_window, 8);
+  PerformerLM model(mc);
+  load_safetensors_into(model, from_torch, weights);
+  const std::vector<float> here = logits_of(model, ids_);
+  ASSERT_EQ(here.size(), twin_logits.size());
+  const float back = max_abs_diff(here, twin_logits);
+  std::printf("PyTorch -> C++ (favor-local attention, window 8): max |logit difference| %.3g\n", back);
+  EXPECT_LT(back, 1e-4f);
 }
 
 // A configuration the twin does not implement is refused there, not computed differently.
