@@ -13,6 +13,9 @@ void gelu(const float* x, float* y, int64_t n);
 // d = g * gelu'(x), n elements, parallel.
 void gelu_backward(const float* x, const float* g, float* d, int64_t n);
 
+// x[i] = x[i] * scale where dropout_keeps(base, i, keep), else 0; n elements, in place, parallel.
+void apply_dropout_mask(float* x, int64_t n, uint64_t base, float keep, float scale);
+
 // Whether dropout keeps element i of a call whose one generator draw was `base`: the top 24 bits of
 // splitmix64's i-th output from that word, read as u in [0, 1), below keep = 1 - p. A function of
 // (base, i) only: the same for every thread count, and recomputable in a backward pass.

@@ -185,8 +185,9 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   // reads the same bits the fp32 value would have given, at half the memory.
   const bool bf16_forward = gemm_uses_bf16(rows, out_f, in);
   const bool bf16_dw = gemm_uses_bf16(out_f, in, rows), bf16_dx = gemm_uses_bf16(rows, in, out_f);
+  const bool save_x16 = rg && w.requires_grad() && bf16_dw;  // dW reads x's bf16 bits
   Tensor x16;
-  if (bf16_forward || (rg && w.requires_grad() && bf16_dw)) x16 = bf16_bits(x, rows, in);
+  if (bf16_forward || save_x16) x16 = bf16_bits(x, rows, in);
   const uint16_t* px16 = bf16_forward ? bits_of(x16) : nullptr;
   if (has_bias) {  // the bias added by the product itself
     gemm_bias(false, true, rows, out_f, in, px16 ? nullptr : x.value().data(), px16, in, w.value().data(), in,
@@ -201,7 +202,7 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   // products run in bf16 (the same bits each would have converted on its own).
   Tensor wv = rg && x.requires_grad() ? w.value() : Tensor();
   Tensor xv = rg && w.requires_grad() && !bf16_dw ? x.value() : Tensor();
-  if (!(rg && w.requires_grad() && bf16_dw)) x16 = Tensor();
+  if (!save_x16) x16 = Tensor();
   return make_result(std::move(out), rg, "linear",
                      [x = x.slot_ptr(), w = w.slot_ptr(), b = has_bias ? b.slot_ptr() : nullptr, wv, xv, x16, rows,
                       in, out_f, bf16_dw, bf16_dx](const Tensor& g) {
@@ -242,12 +243,7 @@ namespace {
 Tensor gelu_dropout_values(const Tensor& h, bool drop, uint64_t base, float keep, float scale) {
   Tensor a = Tensor::empty(h.shape());
   kernels::gelu(h.data(), a.data(), h.numel());
-  if (drop) {
-    float* pa = a.data();
-    parallel_for(a.numel(), [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) pa[i] = kernels::dropout_keeps(base, i, keep) ? pa[i] * scale : 0.0f;
-    });
-  }
+  if (drop) kernels::apply_dropout_mask(a.data(), a.numel(), base, keep, scale);
   return a;
 }
 
@@ -285,11 +281,7 @@ Var gelu_linear(const Var& h, const Var& w, const Var& b, float p, bool training
                          Tensor da = Tensor::empty(hv.shape());
                          gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, wv.data(), in, 0.0f, da.data(), in);
                          float* pda = da.data();
-                         if (drop)
-                           parallel_for(da.numel(), [&](int64_t s, int64_t e) {
-                             for (int64_t i = s; i < e; ++i)
-                               pda[i] = kernels::dropout_keeps(base, i, keep) ? pda[i] * scale : 0.0f;
-                           });
+                         if (drop) kernels::apply_dropout_mask(pda, da.numel(), base, keep, scale);
                          kernels::gelu_backward(hv.data(), pda, pda, da.numel());  // in place: d = g gelu'(x)
                          h->accumulate_grad(std::move(da));
                        }
