@@ -1,5 +1,6 @@
 #include "data/batcher.h"
 
+#include <algorithm>
 #include <bit>
 #include <stdexcept>
 
@@ -39,9 +40,33 @@ uint64_t batching_fingerprint(const BatchOptions& options, std::string_view corp
   for (uint64_t v :
        {static_cast<uint64_t>(items), static_cast<uint64_t>(tokens), static_cast<uint64_t>(options.seq_len),
         static_cast<uint64_t>(options.batch_size), static_cast<uint64_t>(options.objective),
-        static_cast<uint64_t>(options.pack), std::bit_cast<uint64_t>(options.mask_prob), options.seed})
+        static_cast<uint64_t>(options.pack), std::bit_cast<uint64_t>(options.mask_prob), options.seed,
+        options.dataset})
     h = mix64(h ^ v);
   return h;
+}
+
+IndexPermutation::IndexPermutation(uint64_t n, uint64_t seed) : n_(n) {
+  int bits = 0;
+  while (bits < 64 && (uint64_t{1} << bits) < n) ++bits;
+  half_ = std::max(1, (bits + 1) / 2);
+  mask_ = (uint64_t{1} << half_) - 1;
+  for (int r = 0; r < 4; ++r) keys_[r] = mix64(seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1));
+}
+
+uint64_t IndexPermutation::operator()(uint64_t i) const {
+  if (i >= n_) throw std::out_of_range("IndexPermutation: index " + std::to_string(i) + " of " + std::to_string(n_));
+  uint64_t x = i;
+  do {  // cycle-walking: the Feistel network permutes [0, 4^half); repeat until the value is below n
+    uint64_t left = x >> half_, right = x & mask_;
+    for (const uint64_t key : keys_) {
+      const uint64_t next = left ^ (mix64(right ^ key) & mask_);
+      left = right;
+      right = next;
+    }
+    x = (left << half_) | right;
+  } while (x >= n_);
+  return x;
 }
 
 }  // namespace pf

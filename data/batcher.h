@@ -25,6 +25,7 @@ struct BatchOptions {
   bool pack = false;  // proteins: records end to end instead of one per row
   double mask_prob = 0.15;
   uint64_t seed = 0;
+  uint64_t dataset = 0;  // the dataset's content fingerprint (data/prepared.h); part of the cursor fingerprint
 };
 
 class Batcher {
@@ -46,6 +47,22 @@ class Batcher {
 // 3 = epoch orders (further mixed with the epoch number).
 uint64_t derive_seed(uint64_t seed, uint64_t stream);
 inline constexpr uint64_t kTrainStream = 1, kEvalStream = 2, kOrderStream = 3;
+
+// A pseudo-random permutation of [0, n) drawn from a seed, evaluated per index in O(1) memory (a
+// four-round Feistel network on the next power of four, cycle-walking back into [0, n)): epoch
+// orders of corpora with millions of records need no index array.
+class IndexPermutation {
+ public:
+  IndexPermutation() = default;
+  IndexPermutation(uint64_t n, uint64_t seed);
+  uint64_t size() const { return n_; }
+  uint64_t operator()(uint64_t i) const;  // i < size()
+
+ private:
+  uint64_t n_ = 0, mask_ = 0;
+  int half_ = 0;
+  uint64_t keys_[4] = {0, 0, 0, 0};
+};
 
 // A (B,T) batch of padding: inputs pad, targets kIgnoreIndex, key_mask 0. Rows are then filled in.
 Batch padded_batch(int64_t batch, int64_t seq, int32_t pad_id);

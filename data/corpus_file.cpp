@@ -36,21 +36,14 @@ std::string user_cache_dir() {
   return (fs::path((tmp != nullptr && *tmp != '\0') ? tmp : "/tmp") / "performer-cpp").string();
 }
 
-std::string gzip_cache_path(const std::string& gz_path, const std::string& cache_dir) {
+std::string dataset_cache_root(const std::string& cache_dir) {
   std::error_code ec;
-  const fs::path source = fs::absolute(gz_path, ec);
-  const auto size = fs::file_size(source, ec);
-  const auto mtime = fs::last_write_time(source, ec).time_since_epoch().count();
-  uint64_t key = fnv1a64(source.string());
-  key = fnv1a64_update(key, std::to_string(size));
-  key = fnv1a64_update(key, std::to_string(mtime));
-
   fs::path dir;
   if (!cache_dir.empty()) {
     dir = cache_dir;
     fs::create_directories(dir, ec);
     if (ec)
-      throw std::runtime_error("cache_dir " + cache_dir + ": cannot create (" + ec.message() +
+      throw std::runtime_error("--cache-dir " + cache_dir + ": cannot create (" + ec.message() +
                                "); give a writable directory");
   } else {
     dir = user_cache_dir();
@@ -60,6 +53,19 @@ std::string gzip_cache_path(const std::string& gz_path, const std::string& cache
       dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
     }
   }
+  return dir.string();
+}
+
+std::string gzip_cache_path(const std::string& gz_path, const std::string& cache_dir) {
+  std::error_code ec;
+  const fs::path source = fs::absolute(gz_path, ec);
+  const auto size = fs::file_size(source, ec);
+  const auto mtime = fs::last_write_time(source, ec).time_since_epoch().count();
+  uint64_t key = fnv1a64(source.string());
+  key = fnv1a64_update(key, std::to_string(size));
+  key = fnv1a64_update(key, std::to_string(mtime));
+
+  const fs::path dir = dataset_cache_root(cache_dir);
 
   std::string stem = source.filename().string();
   if (stem.size() > 3 && stem.compare(stem.size() - 3, 3, ".gz") == 0) stem.resize(stem.size() - 3);

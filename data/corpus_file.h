@@ -30,6 +30,10 @@ bool is_gzip_file(const std::string& path);
 // The per-user cache directory of rule 2 (not created here).
 std::string user_cache_dir();
 
+// The cache root of rules 1-3 (created if missing): .gz caches and prepared datasets
+// (data/prepared.h, under datasets/) live here.
+std::string dataset_cache_root(const std::string& cache_dir);
+
 // Where the decompressed cache of gz_path lives (rules above); creates cache_dir or the user cache
 // directory if missing, nothing else.
 std::string gzip_cache_path(const std::string& gz_path, const std::string& cache_dir);

@@ -24,20 +24,22 @@ struct DataCursor {
   int64_t record_offset = 0;  // packed proteins: tokens of the current framed record already emitted
   std::string rng_state;      // Generator::state() of the crop/window/masking generator
   uint64_t fingerprint = 0;   // dataset + batching settings; restore refuses a cursor from another setup
+  uint64_t dataset = 0;       // the prepared dataset's content fingerprint (0: a version-1 cursor)
 
   bool operator==(const DataCursor&) const = default;
 
   template <class Archive>
   void serialize(Archive& ar, std::uint32_t version) {
-    if (version != 1)
+    if (version != 1 && version != 2)
       throw std::runtime_error("DataCursor: unsupported serialized version " + std::to_string(version) +
-                               " (this build reads version 1)");
+                               " (this build reads versions 1 and 2)");
     ar(cereal::make_nvp("epoch", epoch), cereal::make_nvp("position", position),
        cereal::make_nvp("record_offset", record_offset), cereal::make_nvp("rng_state", rng_state),
        cereal::make_nvp("fingerprint", fingerprint));
+    if (version >= 2) ar(cereal::make_nvp("dataset", dataset));
   }
 };
 
 }  // namespace pf
 
-CEREAL_CLASS_VERSION(pf::DataCursor, 1);
+CEREAL_CLASS_VERSION(pf::DataCursor, 2);

@@ -8,6 +8,8 @@
 //   auto val = data.eval_batches(/*max_batches=*/50);
 //   checkpoint << data.vocab() << data.cursor();     // cereal; data.restore(cursor) to resume
 //
+// The files are prepared once into a dataset of memory-mapped token shards (data/prepared.h) in the
+// cache, or train_files is one prepared dataset directory (performer-prepare); later runs reuse it.
 // Validation comes from val_files when given (then val_fraction is ignored), else from val_fraction
 // of the training files (data/split.h: by content hash for FASTA, the tail for text); val_fraction 0
 // and no val_files means no validation (eval_batches returns nothing). A FASTA split always keeps at
@@ -16,9 +18,9 @@
 // the model comes from tokenizer_proto (a checkpoint's), else the file tokenizer_model, else it is
 // trained on the training split (vocab_size pieces, tokenizer_type bpe | unigram). The text is split
 // by bytes first (the held-out tail starts at a UTF-8 character boundary), then the training and the
-// validation text are each encoded once to token ids, which the text batcher windows like bytes. The
-// validation ids remember how many bytes of the original text each one stands for (bits per byte,
-// Batch::target_bytes).
+// validation text are each encoded once to token ids (when the dataset is prepared), which the text
+// batcher windows like bytes. The validation ids remember how many bytes of the original text each one
+// stands for (bits per byte, Batch::target_bytes).
 // Batching rules: data/text_batcher.h and data/protein_batcher.h; masking: data/masking.h;
 // .gz handling and its cache: data/corpus_file.h; FASTA rules: data/fasta.h.
 #pragma once
@@ -29,41 +31,19 @@
 #include <vector>
 
 #include "data/batch.h"
+#include "data/data_config.h"
 #include "data/batcher.h"
 #include "data/cursor.h"
 #include "data/fasta.h"
 #include "data/format.h"
 #include "data/mapped_file.h"
+#include "data/prepared_info.h"
 #include "data/text_corpus.h"
 #include "data/vocab.h"
 
 namespace pf {
 
-struct DataConfig {
-  std::vector<std::string> train_files, val_files;
-  Format format = Format::Auto;      // Auto: decided per file (data/format.h); all files must agree
-  double val_fraction = 0.1;         // in [0, 1); used only when val_files is empty
-  std::string objective = "causal";  // "causal" | "mlm"
-  int64_t seq_len = 0;               // T, required
-  int64_t batch_size = 0;            // B, required
-  bool pack = false;                 // proteins: pack records end to end (data/protein_batcher.h)
-  bool skip_bad_records = false;     // FASTA: skip malformed records instead of failing
-  double mask_prob = 0.15;           // masked LM: selection probability per eligible token
-  uint64_t seed = 0;
-  std::string cache_dir;  // where .gz corpora are decompressed ("" = automatic, data/corpus_file.h)
-  // Text tokenizer (see above). Errors name the flags (--tokenizer, --tokenizer-model, --vocab-size).
-  std::string tokenizer = "bytes";     // "bytes" | "sentencepiece"
-  std::string tokenizer_model;         // a SentencePiece .model file
-  std::string tokenizer_proto;         // the serialized model itself (wins over tokenizer_model)
-  int64_t vocab_size = 0;              // pieces to train; with a given model, 0 or its size
-  std::string tokenizer_type = "bpe";  // "bpe" | "unigram" (training only)
-  // Evaluation only (performer-eval): train_files must be empty, val_files are read whole (no split,
-  // no minimum length: a text shorter than seq_len is one partial window); next_train_batch throws.
-  bool eval_only = false;
-
-  // Throws std::invalid_argument naming the field, its value and the allowed range.
-  void validate() const;
-};
+class PreparedDataset;
 
 class DataModule {
  public:
@@ -79,9 +59,16 @@ class DataModule {
   Batch next_train_batch() { return batcher_->next_train_batch(); }
   // Deterministic validation batches (at most max_batches when > 0), independent of the cursor.
   std::vector<Batch> eval_batches(int64_t max_batches) const { return batcher_->eval_batches(max_batches); }
-  DataCursor cursor() const { return batcher_->cursor(); }
-  // Throws std::invalid_argument, leaving the stream unchanged, if the cursor belongs to other data.
-  void restore(const DataCursor& cursor) { batcher_->restore(cursor); }
+  DataCursor cursor() const;
+  // Throws std::invalid_argument, leaving the stream unchanged, if the cursor belongs to other data
+  // (another dataset fingerprint, other batching settings) or was written before prepared datasets.
+  void restore(const DataCursor& cursor);
+
+  // Where the prepared dataset lives and whether this run prepared or reused it.
+  const PreparedInfo& prepared() const { return prepared_; }
+  uint64_t fingerprint() const { return prepared_.fingerprint; }  // the dataset's content fingerprint
+  // "reused in 0.4 s: /root/.cache/performer-cpp/datasets/big.txt-0123... (fingerprint 89ab...)"
+  std::string dataset_summary() const;
 
   // One line for the log, e.g. "fasta: 20000 records (19 skipped), 9.0M residues; train 18000 / val 2000 records".
   std::string describe() const;
@@ -91,9 +78,9 @@ class DataModule {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
-  void build_text(std::vector<MappedFile>& train_maps, std::vector<MappedFile>& val_maps);
-  void build_fasta(std::vector<MappedFile>& train_maps, std::vector<MappedFile>& val_maps);
-  void build_sentencepiece(const TextCorpus& train, TextRange train_range, const TextCorpus* val, TextRange val_range);
+  void check_tokenizer(const std::string& dir);
+  void build_text();
+  void build_fasta();
 
   DataConfig config_;
   BatchOptions options_;
@@ -103,10 +90,8 @@ class DataModule {
   FastaStats fasta_stats_;
   std::string description_;
   std::vector<std::string> warnings_;
-  // SentencePiece text: the encoded corpora and their sizes.
-  std::shared_ptr<TextCorpus> encoded_train_, encoded_val_;
-  int64_t tokens_train_ = 0, tokens_val_ = 0, bytes_train_ = 0, bytes_val_ = 0;
-  std::string tokenizer_origin_;
+  std::shared_ptr<const PreparedDataset> dataset_;
+  PreparedInfo prepared_;
 };
 
 }  // namespace pf

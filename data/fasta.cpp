@@ -30,13 +30,14 @@ constexpr const char* kValidCodes = "ACDEFGHIKLMNPQRSTVWY XBZUO (either case) an
 // One file's parse: the state of the record being read and the error policy.
 class FastaParser {
  public:
-  FastaParser(const std::string& name, const FastaOptions& options, ProteinCorpus& out, FastaStats& stats)
+  FastaParser(const std::string& name, const FastaOptions& options, const FastaSink& out, FastaStats& stats)
       : name_(name), options_(options), out_(out), stats_(stats) {}
 
-  void parse(std::string_view content) {
+  // Returns the number of header lines; line_base = the number of lines before content.
+  int64_t parse(std::string_view content, int64_t line_base) {
     const char* p = content.data();
     const char* end = p + content.size();
-    int64_t line_no = 0;
+    int64_t line_no = line_base;
     int64_t headers = 0;
     while (p < end) {
       ++line_no;
@@ -65,11 +66,7 @@ class FastaParser {
       p = next;
     }
     finish_record();
-    if (headers == 0)
-      throw std::runtime_error(name_ +
-                               ": no FASTA records (no line starts with '>'); check the file or use "
-                               "--format text");
-    ++stats_.files;
+    return headers;
   }
 
  private:
@@ -145,7 +142,7 @@ class FastaParser {
       if (stats_.skipped_examples.size() < FastaStats::kMaxExamples) stats_.skipped_examples.push_back(reason_);
       return;
     }
-    out_.add(id_, residues_, hash_);
+    out_(id_, residues_, hash_);
     ++stats_.records;
     stats_.residues += static_cast<int64_t>(residues_.size());
     for (uint8_t id : residues_) stats_.nucleotide_residues += kNucleotideIds[id];
@@ -160,7 +157,7 @@ class FastaParser {
 
   const std::string& name_;
   const FastaOptions& options_;
-  ProteinCorpus& out_;
+  const FastaSink& out_;
   FastaStats& stats_;
 
   bool in_record_ = false, record_bad_ = false;
@@ -177,7 +174,20 @@ void parse_fasta(std::string_view content, const std::string& name, const FastaO
   // Residues never outnumber the file's bytes: one reservation instead of repeated doubling, whose
   // copies and fresh-page faults dominated the parse time when measured.
   out.reserve_residues(static_cast<size_t>(out.residues()) + content.size());
-  FastaParser(name, options, out, stats).parse(content);
+  const FastaSink sink = [&out](std::string_view id, std::span<const uint8_t> residues, uint64_t hash) {
+    out.add(std::string(id), residues, hash);
+  };
+  if (parse_fasta_chunk(content, 0, name, options, sink, stats) == 0) throw no_records_error(name);
+  ++stats.files;
+}
+
+std::runtime_error no_records_error(const std::string& name) {
+  return std::runtime_error(name + ": no FASTA records (no line starts with '>'); check the file or use --format text");
+}
+
+int64_t parse_fasta_chunk(std::string_view content, int64_t line_base, const std::string& name,
+                          const FastaOptions& options, const FastaSink& sink, FastaStats& stats) {
+  return FastaParser(name, options, sink, stats).parse(content, line_base);
 }
 
 ProteinCorpus read_fasta(const std::vector<std::string>& files, const FastaOptions& options, FastaStats* stats) {

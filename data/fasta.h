@@ -17,6 +17,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +50,17 @@ struct FastaStats {
 // Parses one file's content, appending records to `out`; `name` is the file to cite in messages.
 void parse_fasta(std::string_view content, const std::string& name, const FastaOptions& options, ProteinCorpus& out,
                  FastaStats& stats);
+
+// Where a chunk's records go: (id, residue token ids, content hash of the uppercased letters).
+using FastaSink = std::function<void(std::string_view id, std::span<const uint8_t> residues, uint64_t hash)>;
+
+// Parses part of a file that starts at a line start and ends at a record boundary (the end of the
+// file, or just before a line starting with '>'); line_base = lines of the file before it, so that
+// messages cite the file's own line numbers. Returns the number of header lines seen. Files are
+// counted and "no records" is reported by the caller (no_records_error).
+int64_t parse_fasta_chunk(std::string_view content, int64_t line_base, const std::string& name,
+                          const FastaOptions& options, const FastaSink& sink, FastaStats& stats);
+std::runtime_error no_records_error(const std::string& name);
 
 // Opens (maps, decompressing .gz once) and parses several files in order.
 ProteinCorpus read_fasta(const std::vector<std::string>& files, const FastaOptions& options,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -75,6 +76,14 @@ void MappedFile::advise_sequential() const {
 
 void MappedFile::advise_random() const {
   if (data_ != nullptr) ::madvise(const_cast<char*>(data_), size_, MADV_RANDOM);
+}
+
+void MappedFile::release_pages(size_t offset, size_t n) const {
+  if (data_ == nullptr || offset >= size_) return;
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t begin = offset / page * page;  // the mapping starts page-aligned
+  const size_t end = std::min(size_, offset + n);
+  if (end > begin) ::madvise(const_cast<char*>(data_) + begin, end - begin, MADV_DONTNEED);
 }
 
 }  // namespace pf

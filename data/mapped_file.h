@@ -34,6 +34,9 @@ class MappedFile {
   // Hints for the kernel's read-ahead: sequential for a one-pass parse, random for window sampling.
   void advise_sequential() const;
   void advise_random() const;
+  // Drops the pages of [offset, offset + n) from this process's memory (they are read again from the
+  // file if touched): a one-pass reader keeps its resident memory bounded on files larger than RAM.
+  void release_pages(size_t offset, size_t n) const;
 
  private:
   void release();

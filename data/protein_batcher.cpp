@@ -57,22 +57,44 @@ ProteinBatcher::ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus
       vocab_(std::move(vocab)),
       options_(options),
       rng_(derive_seed(options.seed, kTrainStream)) {
-  int64_t residues = 0;
-  for (int64_t r : train_records_) residues += train_corpus_->length(r);
-  fingerprint_ = batching_fingerprint(options_, "protein", static_cast<int64_t>(train_records_.size()), residues);
+  init();
+}
+
+ProteinBatcher::ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus,
+                               std::shared_ptr<const ProteinCorpus> val_corpus, Vocab vocab, BatchOptions options)
+    : train_corpus_(std::move(train_corpus)),
+      val_corpus_(std::move(val_corpus)),
+      all_train_(true),
+      all_val_(true),
+      vocab_(std::move(vocab)),
+      options_(options),
+      rng_(derive_seed(options.seed, kTrainStream)) {
+  init();
+}
+
+void ProteinBatcher::init() {
+  const int64_t residues = all_train_ ? train_corpus_->residues() : [&] {
+    int64_t sum = 0;
+    for (int64_t r : train_records_) sum += train_corpus_->length(r);
+    return sum;
+  }();
+  fingerprint_ = batching_fingerprint(options_, "protein", train_count(), residues);
   order_ = epoch_order(0);
 }
 
-std::vector<int64_t> ProteinBatcher::epoch_order(int64_t epoch) const {
+int64_t ProteinBatcher::val_count() const {
+  if (val_corpus_ == nullptr) return 0;
+  return all_val_ ? val_corpus_->size() : static_cast<int64_t>(val_records_.size());
+}
+
+IndexPermutation ProteinBatcher::epoch_order(int64_t epoch) const {
   const uint64_t seed = derive_seed(derive_seed(options_.seed, kOrderStream), static_cast<uint64_t>(epoch));
-  std::vector<int64_t> order = shuffled_indices(static_cast<int64_t>(train_records_.size()), seed);
-  for (int64_t& i : order) i = train_records_[static_cast<size_t>(i)];
-  return order;
+  return IndexPermutation(static_cast<uint64_t>(train_count()), seed);
 }
 
 void ProteinBatcher::next_record() {
   record_offset_ = 0;
-  if (++position_ == static_cast<int64_t>(order_.size())) {
+  if (++position_ == train_count()) {
     ++epoch_;
     position_ = 0;
     order_ = epoch_order(epoch_);
@@ -80,7 +102,7 @@ void ProteinBatcher::next_record() {
 }
 
 Batch ProteinBatcher::next_train_batch() {
-  if (train_records_.empty())
+  if (train_count() == 0)
     throw std::logic_error("ProteinBatcher::next_train_batch: this data has no training records (evaluation only)");
   const int64_t B = options_.batch_size, T = options_.seq_len;
   const bool causal = options_.objective == Objective::Causal;
@@ -93,18 +115,18 @@ Batch ProteinBatcher::next_train_batch() {
     if (options_.pack) {
       // Read W tokens of the stream; a causal row gives its last one back (it is the next row's first
       // input), so the stream advances by T per row.
-      int64_t r = order_[static_cast<size_t>(position_)];
+      int64_t r = current_record();
       for (; n < W; ++n) {
         buf[static_cast<size_t>(n)] = framed_token(corpus, r, record_offset_, vocab_);
         if (causal && n == W - 1) break;  // peek only
         if (++record_offset_ == corpus.length(r) + 2) {
           next_record();
-          r = order_[static_cast<size_t>(position_)];
+          r = current_record();
         }
       }
       n = W;
     } else {
-      const int64_t r = order_[static_cast<size_t>(position_)];
+      const int64_t r = current_record();
       const int64_t framed = corpus.length(r) + 2;
       n = std::min(framed, W);
       const int64_t offset = framed > W ? static_cast<int64_t>(rng_.below(static_cast<uint64_t>(framed - W + 1))) : 0;
@@ -118,7 +140,8 @@ Batch ProteinBatcher::next_train_batch() {
 
 std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
   std::vector<Batch> batches;
-  if (val_corpus_ == nullptr || val_records_.empty()) return batches;
+  const auto val_n = static_cast<size_t>(val_count());
+  if (val_n == 0) return batches;
   const int64_t B = options_.batch_size, T = options_.seq_len;
   const bool causal = options_.objective == Objective::Causal;
   const int64_t W = T + (causal ? 1 : 0);
@@ -127,7 +150,7 @@ std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
   std::vector<int32_t> buf(static_cast<size_t>(W));
   size_t position = 0;  // next validation record
   int64_t offset = 0;   // next framed token of that record
-  auto done = [&] { return position == val_records_.size(); };
+  auto done = [&] { return position == val_n; };
   while (!done() && (max_batches <= 0 || static_cast<int64_t>(batches.size()) < max_batches)) {
     Batch batch = padded_batch(B, T, vocab_.pad_id());
     int64_t rows = 0;
@@ -135,7 +158,7 @@ std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
       int64_t n = 0;
       if (options_.pack) {
         while (n < W && !done()) {
-          const int64_t r = val_records_[position];
+          const int64_t r = val_record(static_cast<int64_t>(position));
           buf[static_cast<size_t>(n++)] = framed_token(corpus, r, offset, vocab_);
           if (causal && n == W) break;  // peek: the next row starts with this token
           if (++offset == corpus.length(r) + 2) {
@@ -147,7 +170,7 @@ std::vector<Batch> ProteinBatcher::eval_batches(int64_t max_batches) const {
       } else {
         // Consecutive windows of the record, stride T: a causal row reads one token beyond its inputs
         // (its last target), so every framed token but the first is predicted exactly once.
-        const int64_t r = val_records_[position];
+        const int64_t r = val_record(static_cast<int64_t>(position));
         const int64_t framed = corpus.length(r) + 2;
         n = std::min(framed - offset, W);
         for (int64_t k = 0; k < n; ++k) buf[static_cast<size_t>(k)] = framed_token(corpus, r, offset + k, vocab_);
@@ -181,11 +204,11 @@ void ProteinBatcher::restore(const DataCursor& cursor) {
     throw std::invalid_argument(
         "protein data cursor was saved for a different corpus or batching settings (records, seq_len, "
         "batch_size, objective, pack, mask_prob, seed, val split); resume with the same data configuration");
-  if (cursor.epoch < 0 || cursor.position < 0 || cursor.position >= static_cast<int64_t>(train_records_.size()))
+  if (cursor.epoch < 0 || cursor.position < 0 || cursor.position >= train_count())
     throw std::invalid_argument("protein data cursor is corrupt (epoch " + std::to_string(cursor.epoch) +
                                 ", position " + std::to_string(cursor.position) + ")");
-  std::vector<int64_t> order = epoch_order(cursor.epoch);
-  const int64_t framed = train_corpus_->length(order[static_cast<size_t>(cursor.position)]) + 2;
+  IndexPermutation order = epoch_order(cursor.epoch);
+  const int64_t framed = train_corpus_->length(train_record(static_cast<int64_t>(order(static_cast<uint64_t>(cursor.position))))) + 2;
   if (cursor.record_offset < 0 || cursor.record_offset >= framed || (!options_.pack && cursor.record_offset != 0))
     throw std::invalid_argument("protein data cursor is corrupt (record offset " +
                                 std::to_string(cursor.record_offset) + ")");
@@ -195,7 +218,7 @@ void ProteinBatcher::restore(const DataCursor& cursor) {
   epoch_ = cursor.epoch;
   position_ = cursor.position;
   record_offset_ = cursor.record_offset;
-  order_ = std::move(order);
+  order_ = order;
 }
 
 }  // namespace pf

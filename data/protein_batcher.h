@@ -1,7 +1,8 @@
 // ProteinBatcher: (B,T) rows of protein records framed as [bos, residues..., eos].
 //
-// Order: each epoch visits every training record once, in a permutation rebuilt from (seed, epoch);
-// a batch may straddle two epochs.
+// Order: each epoch visits every training record once, in a permutation drawn from (seed, epoch)
+// (IndexPermutation, data/batcher.h: no index array, so millions of records cost no memory); a batch
+// may straddle two epochs.
 //
 // Per-record rows (default): one framed record per row. Causal: the row holds up to T+1 framed tokens,
 // inputs = tokens[0..n-1), targets = tokens[1..n); masked LM: up to T framed tokens, corrupted as in
@@ -37,6 +38,9 @@ class ProteinBatcher : public Batcher {
   ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus, std::vector<int64_t> train_records,
                  std::shared_ptr<const ProteinCorpus> val_corpus, std::vector<int64_t> val_records, Vocab vocab,
                  BatchOptions options);
+  // Every record of train_corpus trains and every record of val_corpus (may be null) validates.
+  ProteinBatcher(std::shared_ptr<const ProteinCorpus> train_corpus, std::shared_ptr<const ProteinCorpus> val_corpus,
+                 Vocab vocab, BatchOptions options);
 
   Batch next_train_batch() override;
   std::vector<Batch> eval_batches(int64_t max_batches) const override;
@@ -44,11 +48,18 @@ class ProteinBatcher : public Batcher {
   void restore(const DataCursor& cursor) override;
 
  private:
-  std::vector<int64_t> epoch_order(int64_t epoch) const;  // permutation of train_records_
-  void next_record();                                     // advance position_, wrapping into a new epoch
+  IndexPermutation epoch_order(int64_t epoch) const;  // permutation of the training records
+  int64_t train_count() const { return all_train_ ? train_corpus_->size() : static_cast<int64_t>(train_records_.size()); }
+  int64_t val_count() const;
+  int64_t train_record(int64_t i) const { return all_train_ ? i : train_records_[static_cast<size_t>(i)]; }
+  int64_t val_record(int64_t i) const { return all_val_ ? i : val_records_[static_cast<size_t>(i)]; }
+  int64_t current_record() const { return train_record(static_cast<int64_t>(order_(static_cast<uint64_t>(position_)))); }
+  void next_record();                                 // advance position_, wrapping into a new epoch
+  void init();
 
   std::shared_ptr<const ProteinCorpus> train_corpus_, val_corpus_;
   std::vector<int64_t> train_records_, val_records_;
+  bool all_train_ = false, all_val_ = false;  // every record of the corpus (no index list)
   Vocab vocab_;
   BatchOptions options_;
   uint64_t fingerprint_ = 0;
@@ -56,7 +67,7 @@ class ProteinBatcher : public Batcher {
   // Training state (the cursor): order_ is a pure function of epoch_.
   Generator rng_;
   int64_t epoch_ = 0, position_ = 0, record_offset_ = 0;
-  std::vector<int64_t> order_;
+  IndexPermutation order_;
 };
 
 }  // namespace pf

@@ -126,11 +126,7 @@ void SentencePieceModel::encode(std::string_view text, std::vector<int32_t>& ids
   size_t pos = 0;
   int64_t carry = 0;  // bytes of chunks that normalized to nothing: given to the next piece
   while (pos < text.size()) {
-    size_t end = text.size();
-    if (end - pos > kEncodeChunk) {
-      const size_t nl = text.find('\n', pos + kEncodeChunk);
-      end = nl == std::string_view::npos ? text.size() : nl + 1;
-    }
+    const size_t end = encode_piece_end(text, pos);
     const std::string_view chunk = text.substr(pos, end - pos);
     const sentencepiece::ImmutableSentencePieceText spt = sp_->EncodeAsImmutableProto(chunk);
     const size_t n = spt.pieces_size();
@@ -148,6 +144,22 @@ void SentencePieceModel::encode(std::string_view text, std::vector<int32_t>& ids
     pos = end;
   }
   if (bytes && carry > 0 && !bytes->empty()) bytes->back() += static_cast<int32_t>(carry);
+}
+
+size_t encode_piece_end(std::string_view text, size_t pos) {
+  if (text.size() - pos <= kEncodeChunk) return text.size();
+  // After the first newline from pos + 1 MiB on; a text without one for another MiB (one enormous
+  // line) is cut after the last space before pos + 2 MiB, else at a UTF-8 character start there.
+  const size_t limit = std::min(text.size(), pos + 2 * kEncodeChunk);
+  const std::string_view window = text.substr(pos + kEncodeChunk, limit - pos - kEncodeChunk);
+  const size_t nl = window.find('\n');
+  if (nl != std::string_view::npos) return pos + kEncodeChunk + nl + 1;
+  if (limit == text.size()) return text.size();
+  const size_t space = window.rfind(' ');
+  if (space != std::string_view::npos) return pos + kEncodeChunk + space + 1;
+  size_t cut = limit;
+  while (cut > pos + kEncodeChunk && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return cut;
 }
 
 std::string SentencePieceModel::decode(std::span<const int32_t> ids) const {

@@ -60,7 +60,7 @@ class SentencePieceModel {
   // up to the end), so the counts sum to text.size() exactly, whatever the normalization (a piece that
   // only continues a multi-byte character, e.g. a byte-fallback piece, counts 0 bytes; the piece that
   // ends it counts the whole character). The text is encoded in pieces of about 1 MiB cut after a
-  // newline.
+  // newline (encode_piece_end).
   void encode(std::string_view text, std::vector<int32_t>& ids, std::vector<int32_t>* bytes = nullptr) const;
   // Ids must be in [0, size()); throws std::out_of_range naming the id otherwise.
   std::string decode(std::span<const int32_t> ids) const;
@@ -74,5 +74,12 @@ class SentencePieceModel {
   std::string proto_;
   uint64_t hash_ = 0;
 };
+
+// Where encode() ends the piece of `text` that starts at `pos`: the end of the text when less than
+// 1 MiB is left, else just after the first newline from pos + 1 MiB on; a line longer than another MiB
+// is cut after its last space before pos + 2 MiB (else at a character start there), so that one huge
+// line never becomes one huge piece. Pieces are encoded independently, so a text cut by this rule can
+// be encoded in parallel with the same result.
+size_t encode_piece_end(std::string_view text, size_t pos);
 
 }  // namespace pf

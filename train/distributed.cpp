@@ -1,5 +1,7 @@
 #include "train/distributed.h"
 
+#include "data/token_file.h"
+
 #include <chrono>
 
 #include "dist/comm.h"
@@ -88,6 +90,16 @@ std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed) {
            "per-rank dropout streams are re-derived)";
   if (size == 1) return note;
 
+  // Every rank must train on the same bytes: compare the prepared datasets' content fingerprints.
+  const uint64_t mine = trainer.data().fingerprint();
+  uint64_t root = mine;
+  dist::broadcast(&root, sizeof root, 0);
+  if (dist::any(mine != root))
+    throw std::invalid_argument(mine != root ? "this rank's data (dataset fingerprint " + hex64(mine) +
+                                                   ") differs from rank 0's (" + hex64(root) +
+                                                   "); every rank must be given the same --data"
+                                             : std::string("another rank's data differs from rank 0's; every rank "
+                                                           "must be given the same --data"));
   PerformerLM& model = trainer.model();
   auto dp = std::make_shared<DataParallel>(model);
   // Rank 0's weights, buffers (random projections) and generators everywhere.

@@ -160,7 +160,12 @@ double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<p
   const auto load_start = std::chrono::steady_clock::now();
   try {
     if (config.threads == 0 && pf::dist::size() > 1) pf::set_num_threads(pf::default_threads_per_rank());
+    // Under mpirun rank 0 prepares the dataset (or finds it in the cache) while the others wait; then
+    // every rank maps the same files.
+    const bool staged = pf::dist::size() > 1;
+    if (staged && pf::dist::rank() != 0) pf::dist::barrier();
     trainer = plan.ckpt ? std::make_unique<pf::Trainer>(config, *plan.ckpt) : std::make_unique<pf::Trainer>(config);
+    if (staged && pf::dist::rank() == 0) pf::dist::barrier();
     parallel_note = pf::enable_data_parallel(*trainer, plan.ckpt ? &*plan.ckpt : nullptr);  // collective
   } catch (const pf::CheckpointError& e) {
     exit_with(2, std::string("cannot resume: ") + e.what());
@@ -229,6 +234,7 @@ void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Tr
                   const std::string& parallel_note) {
   if (!parallel_note.empty()) std::fprintf(stderr, "performer-train: note: %s\n", parallel_note.c_str());
   std::fprintf(stderr, "data: %s (loaded in %.1f s)\n", trainer.data().describe().c_str(), load_s);
+  std::fprintf(stderr, "dataset: %s\n", trainer.data().dataset_summary().c_str());
   for (const std::string& w : trainer.data().warnings())
     std::fprintf(stderr, "performer-train: warning: %s\n", w.c_str());
   std::fprintf(stderr, "model: %s parameters; %s\n",

@@ -1,4 +1,6 @@
 #include "train/train_config.h"
+
+#include "data/prepared.h"
 #include "base/format.h"
 #include "performer/presets.h"
 
@@ -210,7 +212,10 @@ Precision TrainConfig::matmul_precision() const {
 void TrainConfig::check_files() const {
   auto check = [](const char* flag, const std::vector<std::string>& files) {
     for (const std::string& f : files) {
-      if (readable_file(f)) continue;
+      if (readable_file(f) || (std::string(flag) == "data" && files.size() == 1 && is_prepared_dir(f))) continue;
+      if (is_prepared_dir(f))
+        throw std::invalid_argument(std::string("--") + flag + " " + f +
+                                    " is a prepared dataset: give it alone as --data (it holds its own validation part)");
       if (f == kDefaultCorpus)
         throw std::invalid_argument(std::string("--") + flag + ": the default corpus " + f +
                                     " is not installed; install it with `apt-get install " + kDefaultCorpusPackage +
@@ -273,6 +278,9 @@ DataConfig TrainConfig::data_config() const {
   d.tokenizer_model = tokenizer_model;
   d.vocab_size = vocab_size;
   d.tokenizer_type = tokenizer_type;
+  d.tokenizer_sample_bytes = tokenizer_sample_bytes;
+  d.tokenizer_sample_seed = tokenizer_sample_seed;
+  d.threads = static_cast<int>(std::min<int64_t>(threads, 1 << 16));
   return d;
 }
 

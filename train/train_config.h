@@ -46,6 +46,8 @@ struct TrainConfig {
   std::string tokenizer_model;          // sentencepiece: an existing .model file
   int64_t vocab_size = 0;               // sentencepiece: pieces of the model trained on the training split
   std::string tokenizer_type = "bpe";   // sentencepiece training: bpe | unigram
+  int64_t tokenizer_sample_bytes = int64_t{64} << 20;  // sentencepiece training: bytes of the seeded sample
+  uint64_t tokenizer_sample_seed = 1;                  // sentencepiece training: seed of that sample
   // ---- model
   std::string preset;  // "" | tiny | small | b1 | b2 (performer/presets.h): defaults that explicit flags override
   int64_t dim = 128;
@@ -141,7 +143,9 @@ void visit_fields(V&& v) {
     v(FieldInfo{key, group, kind, help}, member);
   };
   // data and val-data may change on resume (a moved corpus): the data cursor checks the content.
-  f("data", &C::data, K::Free, "training corpus files (text or FASTA, optionally .gz)");
+  f("data", &C::data, K::Free,
+    "training corpus files (text or FASTA, optionally .gz; prepared once into the cache, see --cache-dir), or one "
+    "dataset directory written by performer-prepare");
   f("val-data", &C::val_data, K::Free, "validation files (default: --val-fraction of --data)");
   f("val-fraction", &C::val_fraction, K::Data, "share of --data held out for validation, in [0, 1)");
   f("format", &C::format, K::Data, "corpus format: auto, text or fasta");
@@ -152,8 +156,8 @@ void visit_fields(V&& v) {
   f("pack", &C::pack, K::Data, "proteins: pack records end to end instead of one per row");
   f("skip-bad-records", &C::skip_bad_records, K::Data, "FASTA: skip malformed records instead of failing");
   f("cache-dir", &C::cache_dir, K::Free,
-    "where .gz corpora are decompressed once (default: $XDG_CACHE_HOME/performer-cpp, else "
-    "~/.cache/performer-cpp, else $TMPDIR)");
+    "where corpora are prepared once (token shards under datasets/) and .gz files decompressed (default: "
+    "$XDG_CACHE_HOME/performer-cpp, else ~/.cache/performer-cpp, else $TMPDIR)");
   f("tokenizer", &C::tokenizer, K::Model,
     "text tokenizer: bytes (256 byte tokens) or sentencepiece (subwords: --tokenizer-model FILE, or --vocab-size N "
     "to train one on the training split)");
@@ -163,6 +167,10 @@ void visit_fields(V&& v) {
   f("vocab-size", &C::vocab_size, K::Model,
     "sentencepiece: train a model of this many pieces on the training split (0 = take --tokenizer-model's)");
   f("tokenizer-type", &C::tokenizer_type, K::Model, "sentencepiece training: bpe or unigram");
+  f("tokenizer-sample-bytes", &C::tokenizer_sample_bytes, K::Model,
+    "sentencepiece training: the model is trained on a sample of this many bytes of the training split (whole "
+    "lines from evenly spread blocks; all of it when smaller), at least 1048576");
+  f("tokenizer-sample-seed", &C::tokenizer_sample_seed, K::Model, "sentencepiece training: the seed of that sample");
   group = "Model";
   f("preset", &C::preset, K::Free, "model and batch shape preset (tiny, small, b1, b2); explicit flags override it");
   f("dim", &C::dim, K::Model, "model width (C)");

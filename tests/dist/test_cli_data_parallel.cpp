@@ -165,5 +165,30 @@ TEST(CliDataParallel, TooSmallBatchIsRefusedNamingTheFlag) {
   EXPECT_TRUE(contains(r.err, "--batch-size 1: must be at least the number of ranks, 2")) << r.err;
 }
 
+// Two ranks given different corpora (an MPMD launch: one --data per rank) are refused: every rank must
+// train on the same bytes. Rank 0 prepares the dataset while the other waits; both read the same files.
+TEST(CliDataParallel, RanksWithDifferentDataAreRefusedAndOneDatasetIsShared) {
+  test::TempDir dir;
+  const std::string a = dir.write("a.txt", test::word_text(600, 5));
+  const std::string b = dir.write("b.txt", test::word_text(600, 6));
+  const std::vector<std::string> rest = {"--steps", "2", "--cache-dir", dir.path("cache"), "--out", dir.path("x")};
+  std::vector<std::string> args = {PF_MPIEXEC, "--oversubscribe", "--allow-run-as-root", "-np", "1", PF_TRAIN_BIN,
+                                   "--data", a};
+  args = cat(cat(args, rest), {":", "-np", "1", PF_TRAIN_BIN, "--data", b});
+  args = cat(args, rest);
+  const auto r = test::run_command(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "differs from rank 0's")) << r.err;
+  EXPECT_TRUE(contains(r.err, "same --data")) << r.err;
+  // The same data on both ranks: one dataset in the cache, prepared once.
+  const auto ok = test::run_command(cat(mpirun(2), cat({PF_TRAIN_BIN}, cat(flags(a), {"--cache-dir", dir.path("cache2"),
+                                                                                     "--out", dir.path("y")}))));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  int datasets = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path("cache2/datasets")))
+    datasets += std::filesystem::is_directory(e.path());
+  EXPECT_EQ(datasets, 1);
+}
+
 }  // namespace
 }  // namespace pf

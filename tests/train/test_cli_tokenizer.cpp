@@ -87,7 +87,9 @@ TEST_F(TokenizerCli, TrainsResumesExactlyEvaluatesAndGeneratesWithTheEmbeddedMod
   std::filesystem::remove(model_file);
   const test::CommandResult resumed = test::run_command({PF_TRAIN_BIN, "--resume", out("resumed")});
   EXPECT_OK(resumed);
-  EXPECT_TRUE(contains(resumed.err, "sentencepiece 320 pieces (from the checkpoint)")) << resumed.err;
+  // The dataset the first run prepared is reused: its tokenizer is the checkpoint's.
+  EXPECT_TRUE(contains(resumed.err, "sentencepiece 320 pieces (bpe, trained on the training split)")) << resumed.err;
+  EXPECT_TRUE(contains(resumed.err, "dataset: reused")) << resumed.err;
   const auto a = test::metrics_lines(RunDirectory(out("straight")).metrics_path());
   const auto b = test::metrics_lines(RunDirectory(out("resumed")).metrics_path());
   EXPECT_GT(a.size(), 16u);
