@@ -219,6 +219,23 @@ void DataModule::restore(const DataCursor& cursor) {
   batcher_->restore(cursor);
 }
 
+// The kernel maps a file's cached pages in blocks of up to 2 MiB around each read (large folios), so a
+// batch of random records can map tens of MB: the pages are released after every batch (a few
+// microseconds: only the pages mapped since the last release are visited).
+constexpr int64_t kReleaseEvery = 1;
+
+Batch DataModule::next_train_batch() {
+  // Resident memory stays independent of the dataset's size (PreparedDataset::release_pages).
+  if (++batches_ % kReleaseEvery == 0) dataset_->release_pages();
+  return batcher_->next_train_batch();
+}
+
+std::vector<Batch> DataModule::eval_batches(int64_t max_batches) const {
+  std::vector<Batch> batches = batcher_->eval_batches(max_batches);
+  dataset_->release_pages();
+  return batches;
+}
+
 DataCursor DataModule::cursor() const {
   DataCursor c = batcher_->cursor();
   c.dataset = dataset_->manifest().fingerprint;

@@ -56,9 +56,9 @@ class DataModule {
   const Vocab& vocab() const { return vocab_; }
   Format format() const { return format_; }  // resolved: Text or Fasta
 
-  Batch next_train_batch() { return batcher_->next_train_batch(); }
+  Batch next_train_batch();
   // Deterministic validation batches (at most max_batches when > 0), independent of the cursor.
-  std::vector<Batch> eval_batches(int64_t max_batches) const { return batcher_->eval_batches(max_batches); }
+  std::vector<Batch> eval_batches(int64_t max_batches) const;
   DataCursor cursor() const;
   // Throws std::invalid_argument, leaving the stream unchanged, if the cursor belongs to other data
   // (another dataset fingerprint, other batching settings) or was written before prepared datasets.
@@ -92,6 +92,7 @@ class DataModule {
   std::vector<std::string> warnings_;
   std::shared_ptr<const PreparedDataset> dataset_;
   PreparedInfo prepared_;
+  int64_t batches_ = 0;  // training batches drawn by this object
 };
 
 }  // namespace pf

@@ -86,4 +86,12 @@ void MappedFile::release_pages(size_t offset, size_t n) const {
   if (end > begin) ::madvise(const_cast<char*>(data_) + begin, end - begin, MADV_DONTNEED);
 }
 
+void MappedFile::will_need(size_t offset, size_t n) const {
+  if (data_ == nullptr || offset >= size_) return;
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t begin = offset / page * page;
+  const size_t end = std::min(size_, offset + n);
+  if (end > begin) ::madvise(const_cast<char*>(data_) + begin, end - begin, MADV_WILLNEED);
+}
+
 }  // namespace pf

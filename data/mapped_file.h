@@ -37,6 +37,9 @@ class MappedFile {
   // Drops the pages of [offset, offset + n) from this process's memory (they are read again from the
   // file if touched): a one-pass reader keeps its resident memory bounded on files larger than RAM.
   void release_pages(size_t offset, size_t n) const;
+  // Asks the kernel to start reading [offset, offset + n) now (MADV_WILLNEED), so that a one-pass
+  // reader finds the next part in memory instead of waiting on the disk page by page.
+  void will_need(size_t offset, size_t n) const;
 
  private:
   void release();

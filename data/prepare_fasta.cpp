@@ -93,8 +93,18 @@ uint64_t prepare_file(const DataConfig& c, const std::string& path, int side, bo
   std::vector<uint64_t> chunk_hashes;
   int64_t lines = 0, headers = 0;
   bool first = first_trains;
-  for (size_t at = 0; at < chunks.size(); at += static_cast<size_t>(threads) * 2) {
-    std::vector<ChunkResult> round(std::min(chunks.size() - at, static_cast<size_t>(threads) * 2));
+  const size_t per_round = static_cast<size_t>(threads) * 2;
+  auto prefetch = [&](size_t from) {  // a later round's bytes, read by the kernel while this one is parsed
+    if (from >= chunks.size()) return;
+    const size_t to = std::min(chunks.size(), from + per_round) - 1;
+    const auto begin = static_cast<size_t>(chunks[from].data() - map.view().data());
+    map.will_need(begin, static_cast<size_t>(chunks[to].data() + chunks[to].size() - chunks[from].data()));
+  };
+  prefetch(0);
+  prefetch(per_round);
+  for (size_t at = 0; at < chunks.size(); at += per_round) {
+    prefetch(at + 2 * per_round);  // two rounds ahead: the disk works while both threads parse
+    std::vector<ChunkResult> round(std::min(chunks.size() - at, per_round));
     const auto n = static_cast<int64_t>(round.size());
     parallel_for(n, threads, [&](int64_t i) {  // line counts first: messages cite the file's line numbers
       ChunkResult& r = round[static_cast<size_t>(i)];

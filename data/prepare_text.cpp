@@ -152,9 +152,13 @@ void encode_spans(const SentencePieceModel& model, const std::vector<Span>& span
         round.push_back({text.substr(pos, end - pos), {}, {}});
         pos = end;
       }
+      span.map->will_need(static_cast<size_t>(span.begin) + pos, size_t{32} << 20);  // the next round's text
       parallel_for(static_cast<int64_t>(round.size()), threads, [&](int64_t i) {
         Piece& p = round[static_cast<size_t>(i)];
-        model.encode(p.text, p.ids, bytes ? &p.bytes : nullptr);
+        thread_local SentencePieceModel::WordCache cache;
+        thread_local uint64_t cache_model = 0;  // the hash of the model the cache holds words of
+        if (cache_model != model.hash()) cache.map.clear(), cache_model = model.hash();
+        model.encode_words(p.text, p.ids, bytes ? &p.bytes : nullptr, cache);
       });
       for (Piece& p : round) {
         if (bytes && p.ids.empty()) carry += static_cast<int64_t>(p.text.size());

@@ -160,7 +160,11 @@ void write_dataset(const DataConfig& c, const std::string& tmp, bool in_place, c
 bool reads_in_place(const DataConfig& c) {
   bool in_place = c.tokenizer == "bytes" && c.format != Format::Fasta;
   for (const auto* list : {&c.train_files, &c.val_files})
-    for (const std::string& f : *list) in_place = in_place && !is_gzip_file(f);
+    for (const std::string& f : *list) {
+      in_place = in_place && !is_gzip_file(f);
+      if (in_place && c.format == Format::Auto)
+        in_place = detect_format(f, MappedFile::open(f).view()) == Format::Text;
+    }
   return in_place;
 }
 

@@ -119,6 +119,10 @@ class PreparedDataset {
   std::shared_ptr<const TextCorpus> text(bool val) const { return val ? text_val_ : text_train_; }
   std::shared_ptr<const ProteinCorpus> proteins(bool val) const { return val ? prot_val_ : prot_train_; }
   std::shared_ptr<const SentencePieceModel> tokenizer() const { return tokenizer_; }
+  // Drops the mapped pages this process has touched from its memory (they stay in the page cache):
+  // the kernel maps file pages in large blocks around each read, so random reads over a large
+  // dataset would otherwise grow the resident size towards the dataset's size.
+  void release_pages() const;
 
  private:
   std::string dir_;
@@ -126,6 +130,7 @@ class PreparedDataset {
   std::shared_ptr<const TextCorpus> text_train_, text_val_;
   std::shared_ptr<const ProteinCorpus> prot_train_, prot_val_;
   std::shared_ptr<const SentencePieceModel> tokenizer_;
+  std::vector<std::shared_ptr<const MappedFile>> maps_;
 };
 
 // Manifest <-> JSON text (data/prepared_manifest.cpp). Parsing throws std::runtime_error naming `file`.

@@ -96,21 +96,31 @@ MapPtr map_shard(const std::string& dir, const ShardInfo& s) {
   return std::make_shared<const MappedFile>(MappedFile::open(dir + "/" + s.file));
 }
 
-std::shared_ptr<const TextCorpus> text_part(const std::string& dir, const PreparedPart& p) {
+std::shared_ptr<const TextCorpus> text_part(const std::string& dir, const PreparedPart& p, std::vector<MapPtr>& maps) {
   auto corpus = std::make_shared<TextCorpus>();
   for (const ShardInfo& s : p.tokens)
-    if (MapPtr map = map_shard(dir, s)) corpus->add_tokens(map, 0, s.count, p.width);
-  for (const SourceRange& r : p.ranges)
-    corpus->add_tokens(std::make_shared<const MappedFile>(MappedFile::open(r.path)), r.begin, r.end - r.begin, p.width);
+    if (MapPtr map = map_shard(dir, s)) {
+      corpus->add_tokens(map, 0, s.count, p.width);
+      maps.push_back(map);
+    }
+  for (const SourceRange& r : p.ranges) {
+    auto map = std::make_shared<const MappedFile>(MappedFile::open(r.path));
+    corpus->add_tokens(map, r.begin, r.end - r.begin, p.width);
+    maps.push_back(map);
+  }
   for (const ShardInfo& s : p.bytes)
-    if (MapPtr map = map_shard(dir, s)) corpus->add_byte_counts(map, s.count, p.bytes_width);
+    if (MapPtr map = map_shard(dir, s)) {
+      corpus->add_byte_counts(map, s.count, p.bytes_width);
+      maps.push_back(map);
+    }
   if (corpus->size() != p.token_count)
     throw std::runtime_error(dir + "/" + kManifestName + ": the parts hold " + std::to_string(corpus->size()) +
                              " tokens where the manifest says " + std::to_string(p.token_count));
   return corpus;
 }
 
-std::shared_ptr<const ProteinCorpus> protein_part(const std::string& dir, const PreparedPart& p) {
+std::shared_ptr<const ProteinCorpus> protein_part(const std::string& dir, const PreparedPart& p,
+                                                  std::vector<MapPtr>& all) {
   if (p.tokens.size() != 1 || p.offsets.size() != 1 || p.offsets[0].count != p.records + 1)
     throw std::runtime_error(dir + "/" + kManifestName + ": a FASTA part needs one token file and one offset file");
   struct Maps {
@@ -126,6 +136,8 @@ std::shared_ptr<const ProteinCorpus> protein_part(const std::string& dir, const 
   if (offsets[0] != 0 || offsets[p.records] != p.token_count)
     throw std::runtime_error(dir + "/" + p.offsets[0].file + ": offsets do not cover the tokens");
   maps->offsets->advise_random();
+  all.push_back(maps->offsets);
+  if (maps->tokens) all.push_back(maps->tokens);
   return std::make_shared<const ProteinCorpus>(ProteinCorpus::mapped(tokens, offsets, p.records, maps));
 }
 
@@ -166,13 +178,17 @@ PreparedDataset PreparedDataset::open(const std::string& dir, int threads) {
                                "); delete the dataset directory to prepare it again");
   }
   if (m.kind == "fasta") {
-    d.prot_train_ = protein_part(dir, m.train);
-    if (m.has_val) d.prot_val_ = protein_part(dir, m.val);
+    d.prot_train_ = protein_part(dir, m.train, d.maps_);
+    if (m.has_val) d.prot_val_ = protein_part(dir, m.val, d.maps_);
   } else {
-    d.text_train_ = text_part(dir, m.train);
-    if (m.has_val) d.text_val_ = text_part(dir, m.val);
+    d.text_train_ = text_part(dir, m.train, d.maps_);
+    if (m.has_val) d.text_val_ = text_part(dir, m.val, d.maps_);
   }
   return d;
+}
+
+void PreparedDataset::release_pages() const {
+  for (const auto& map : maps_) map->release_pages(0, map->size());
 }
 
 }  // namespace pf

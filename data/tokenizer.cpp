@@ -62,6 +62,7 @@ std::shared_ptr<const SentencePieceModel> SentencePieceModel::from_bytes(std::st
                                 "); give a .model file written by SentencePiece (spm_train, or a run's tokenizer.model)");
   std::shared_ptr<SentencePieceModel> m(new SentencePieceModel());
   m->sp_ = std::move(sp);
+  m->splits_at_spaces_ = m->decomposes_at_spaces();
   m->hash_ = fnv1a64(proto);
   m->proto_ = std::move(proto);
   return m;
@@ -120,6 +121,67 @@ std::string SentencePieceModel::hash_hex() const {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash_));
   return buf;
+}
+
+// The model encodes a text as the concatenation of the encodings of its words (the text cut before
+// each space) when no piece holds the space symbol after its first character (so no piece can span
+// a cut) and the normalizer keeps spaces as they are (no dummy prefix, no collapsing of repeated
+// spaces): the probes below check both on the model itself.
+bool SentencePieceModel::decomposes_at_spaces() const {
+  const std::string space = "\xE2\x96\x81";  // U+2581, SentencePiece's space symbol
+  for (int i = 0; i < sp_->GetPieceSize(); ++i)
+    if (sp_->IdToPiece(i).find(space, 1) != std::string::npos) return false;
+  auto pieces = [&](const std::string& text) {
+    std::vector<std::string> out;
+    if (!sp_->Encode(text, &out).ok()) return std::string("?");
+    std::string joined;
+    for (const std::string& p : out) joined += p;
+    return joined;
+  };
+  return pieces("a") == "a" && pieces(" a") == space + "a" && pieces("a  b") == "a" + space + space + "b" &&
+         pieces("a b ") == "a" + space + "b" + space;
+}
+
+void SentencePieceModel::encode_words(std::string_view text, std::vector<int32_t>& ids, std::vector<int32_t>* bytes,
+                                      WordCache& cache) const {
+  if (!splits_at_spaces_) return encode(text, ids, bytes);
+  const size_t ids_before = ids.size(), bytes_before = bytes ? bytes->size() : 0;
+  std::vector<int32_t> word_bytes;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find(' ', pos + 1);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view word = text.substr(pos, end - pos);
+    pos = end;
+    const WordCache::Entry* entry = nullptr;
+    WordCache::Entry fresh;
+    if (word.size() <= WordCache::kMaxWord) {
+      const auto it = cache.map.find(word);
+      if (it != cache.map.end()) entry = &it->second;
+    }
+    if (entry == nullptr) {
+      const sentencepiece::ImmutableSentencePieceText spt = sp_->EncodeAsImmutableProto(word);
+      const size_t n = spt.pieces_size();
+      if (n == 0) {  // a word that normalizes to nothing: leave it to the whole-text encoder
+        ids.resize(ids_before);
+        if (bytes) bytes->resize(bytes_before);
+        return encode(text, ids, bytes);
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const auto p = spt.pieces(static_cast<int>(i));
+        fresh.ids.push_back(static_cast<int32_t>(p.id()));
+        const size_t begin = i == 0 ? 0 : p.begin();
+        const size_t next = i + 1 < n ? spt.pieces(static_cast<int>(i + 1)).begin() : word.size();
+        fresh.bytes.push_back(static_cast<int32_t>(next - begin));
+      }
+      entry = &fresh;
+      if (word.size() <= WordCache::kMaxWord) {
+        if (cache.map.size() >= WordCache::kMaxEntries) cache.map.clear();
+        entry = &cache.map.emplace(std::string(word), std::move(fresh)).first->second;
+      }
+    }
+    ids.insert(ids.end(), entry->ids.begin(), entry->ids.end());
+    if (bytes) bytes->insert(bytes->end(), entry->bytes.begin(), entry->bytes.end());
+  }
 }
 
 void SentencePieceModel::encode(std::string_view text, std::vector<int32_t>& ids, std::vector<int32_t>* bytes) const {

@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace sentencepiece {
@@ -62,6 +63,25 @@ class SentencePieceModel {
   // ends it counts the whole character). The text is encoded in pieces of about 1 MiB cut after a
   // newline (encode_piece_end).
   void encode(std::string_view text, std::vector<int32_t>& ids, std::vector<int32_t>* bytes = nullptr) const;
+  // A memo of word encodings for encode_words (one per thread).
+  struct WordCache {
+    struct Hash {
+      using is_transparent = void;
+      size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    struct Entry {
+      std::vector<int32_t> ids, bytes;
+    };
+    static constexpr size_t kMaxWord = 64, kMaxEntries = size_t{1} << 20;  // then it starts over
+    std::unordered_map<std::string, Entry, Hash, std::equal_to<>> map;
+  };
+  // The same ids (and byte counts) as encode(text), computed word by word (the text cut before each
+  // space) with each distinct word encoded once: several times faster on natural text. Used only
+  // when the model decomposes at spaces (splits_at_spaces(): every model train() makes does; others
+  // go to encode()). `text` is one piece of encode_piece_end.
+  void encode_words(std::string_view text, std::vector<int32_t>& ids, std::vector<int32_t>* bytes,
+                    WordCache& cache) const;
+  bool splits_at_spaces() const { return splits_at_spaces_; }
   // Ids must be in [0, size()); throws std::out_of_range naming the id otherwise.
   std::string decode(std::span<const int32_t> ids) const;
   std::string piece(int32_t id) const;
@@ -70,7 +90,9 @@ class SentencePieceModel {
 
  private:
   SentencePieceModel() = default;
+  bool decomposes_at_spaces() const;
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  bool splits_at_spaces_ = false;
   std::string proto_;
   uint64_t hash_ = 0;
 };

@@ -180,6 +180,29 @@ TEST(PreparedText, SentencePieceTokensEqualOneEncodeOfTheWholeTextForAnyThreadCo
   EXPECT_EQ(fingerprints.size(), 1u);
 }
 
+// encode_words (word by word, with a cache) against one encode of the same text.
+TEST(PreparedText, WordByWordEncodingEqualsTheWholeTextEncoding) {
+  const std::string text = big_text(300000, 11) + "  two  spaces, \ttab \n\n lead ▁ odd  \xE2\x96\x81 end ";
+  const auto model = SentencePieceModel::train(text, {.vocab_size = 400, .model_type = "bpe"});
+  ASSERT_TRUE(model->splits_at_spaces());
+  const auto unigram = SentencePieceModel::train(text, {.vocab_size = 330, .model_type = "unigram"});
+  ASSERT_TRUE(unigram->splits_at_spaces());
+  for (const auto& m : {model, unigram}) {
+    SentencePieceModel::WordCache cache;
+    for (int round = 0; round < 2; ++round) {  // the second time from the cache
+      std::vector<int32_t> a, ab, b, bb;
+      m->encode(text, a, &ab);
+      for (size_t pos = 0; pos < text.size();) {
+        const size_t end = encode_piece_end(text, pos);
+        m->encode_words(std::string_view(text).substr(pos, end - pos), b, &bb, cache);
+        pos = end;
+      }
+      EXPECT_EQ(a, b);
+      EXPECT_EQ(ab, bb);
+    }
+  }
+}
+
 TEST(PreparedText, TheTokenizerIsTrainedOnABoundedSeededSample) {
   TempDir dir;
   const std::string corpus = dir.write("t.txt", big_text(3 << 20, 5));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -147,6 +148,26 @@ TEST_F(PrepareCliTest, AFullDiskDuringPreparationLeavesNothingBehind) {
   const auto later = test::run_command({PF_PREPARE_BIN, "--data", corpus, "--cache-dir", out("cache")});
   EXPECT_EQ(later.exit_code, 0) << later.err;
   EXPECT_TRUE(contains(later.out, "prepared ")) << later.out;
+}
+
+// A cache on a file system too small for the dataset: refused before any work, with the estimate.
+// A 2 MiB tmpfs needs root (CI runs as root); elsewhere the test says why it is skipped.
+TEST_F(PrepareCliTest, ACorpusThatCannotFitIsRefusedBeforeTheWork) {
+  const std::string small = out("small");
+  fs::create_directories(small);
+  if (::geteuid() != 0 || std::system(("mount -t tmpfs -o size=2m tmpfs " + small + " 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "needs root to mount a 2 MiB tmpfs";
+  const std::string corpus = dir_.write("big.fasta", fasta_of(4 << 20, 8));
+  const auto r = test::run_command({PF_PREPARE_BIN, "--data", corpus, "--cache-dir", small});
+  const auto train = test::run_command({PF_TRAIN_BIN, "--data", corpus, "--cache-dir", small, "--steps", "1", "--out",
+                                        out("run")});
+  std::vector<std::string> left = entries(small + "/datasets");
+  std::system(("umount " + small).c_str());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "needs about 4 MiB") && contains(r.err, "MiB free") && contains(r.err, small)) << r.err;
+  EXPECT_EQ(train.exit_code, 2) << train.err;
+  EXPECT_TRUE(contains(train.err, "needs about 4 MiB")) << train.err;
+  for (const std::string& e : left) EXPECT_TRUE(e.ends_with(".lock")) << e;
 }
 
 TEST_F(PrepareCliTest, AKilledPreparationIsNeverTrustedAndTwoAtOnceDoTheWorkOnce) {
