@@ -13,17 +13,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "autograd/ops.h"
-#include "data/data_module.h"
-#include "dist/comm.h"
-#include "dist/grad_sync.h"
-#include "nn/clip.h"
-#include "nn/optimizer.h"
-#include "nn/schedule.h"
-#include "performer/model.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
-#include "train/trainer.h"
+#include "pf.h"
 
 int main(int argc, char** argv) {
   pf::dist::Session mpi(&argc, &argv);

@@ -12,11 +12,7 @@
 #include <numbers>
 #include <vector>
 
-#include "base/random.h"
-#include "autograd/ops.h"
-#include "nn/linear.h"
-#include "nn/module.h"
-#include "nn/optimizer.h"
+#include "pf.h"
 
 namespace {
 

@@ -9,15 +9,7 @@
 #include <filesystem>
 #include <string>
 
-#include "autograd/ops.h"
-#include "data/data_module.h"
-#include "nn/clip.h"
-#include "nn/optimizer.h"
-#include "nn/schedule.h"
-#include "performer/generate.h"
-#include "performer/model.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
+#include "pf.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {

@@ -17,21 +17,6 @@ using favor_detail::FeatureMap;
 using favor_detail::kNegInf;
 using favor_detail::Buffer;
 
-void FavorOptions::validate() const {
-  if (chunk_size < 1)
-    throw std::invalid_argument("FavorOptions: chunk_size must be >= 1, got " + std::to_string(chunk_size));
-  if (!(eps >= 0.0f) || !std::isfinite(eps))
-    throw std::invalid_argument("FavorOptions: eps must be finite and >= 0, got " + float_str(eps));
-  if (!(relu_floor >= 0.0f) || !std::isfinite(relu_floor))
-    throw std::invalid_argument("FavorOptions: relu_floor must be finite and >= 0, got " + float_str(relu_floor));
-  if (!(feature_a < 0.125f) || !std::isfinite(feature_a))
-    throw std::invalid_argument("FavorOptions: feature_a (FAVOR++ A) must be finite and < 1/8, got " +
-                                float_str(feature_a));
-  if (feature_a != 0.0f && kind != FeatureKind::Softmax)
-    throw std::invalid_argument("FavorOptions: feature_a (FAVOR++) needs the softmax kernel, got " +
-                                float_str(feature_a) + " with relu features");
-}
-
 float favorpp_optimal_a(double z, int64_t d) {
   if (!(z >= 0.0) || !std::isfinite(z) || d < 1)
     throw std::invalid_argument("favorpp_optimal_a: need z >= 0 and d >= 1, got z = " + float_str(float(z)) +

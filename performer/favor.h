@@ -72,28 +72,10 @@
 
 #include "autograd/tensor.h"
 #include "autograd/var.h"
+#include "performer/favor_options.h"
 #include "performer/features.h"
 
 namespace pf {
-
-// Denominators below this are replaced by it (see "The guard" above).
-constexpr float kFavorDenominatorFloor = 1e-30f;
-
-enum class KeyShift { PerKey, Shared };  // see "Where eps is added" above
-
-struct FavorOptions {
-  FeatureKind kind = FeatureKind::Softmax;
-  float eps = 1e-6f;        // Softmax feature floor, added at the key's own shift; >= 0
-  int64_t chunk_size = 64;  // C: positions per chunk (causal and bidirectional kernels); >= 1
-  KeyShift key_shift = KeyShift::PerKey;
-  float relu_floor = 1e-3f;  // Relu feature floor (the Performer-ReLU constant); >= 0
-  // FAVOR++ (optimal positive random features, see "FAVOR++" below): the parameter A < 1/8 of
-  // phi(x)_f ~ (1 - 4A)^(D/4) exp(A |w_f|^2 + sqrt(1 - 4A) w_f.x' - |x'|^2 / 2). 0 is FAVOR+.
-  // Softmax features only.
-  float feature_a = 0.0f;
-  // Throws std::invalid_argument naming the bad field and its value.
-  void validate() const;
-};
 
 // q, k: (B, H, T, D); v: (B, H, T, Dv); projection W: (M, D) shared by all heads of the layer (no grad).
 // key_mask: optional (B, T) float, 1 = real token, 0 = padding: zeroes phi(k) of padded positions AFTER

@@ -10,7 +10,7 @@
 
 #include "autograd/tensor.h"
 #include "autograd/var.h"
-#include "performer/favor.h"
+#include "performer/favor_options.h"
 
 namespace pf::favor_detail {
 

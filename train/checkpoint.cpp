@@ -1,6 +1,5 @@
 #include "train/checkpoint.h"
 
-#include "train/run_directory.h"
 
 #include <zlib.h>
 
@@ -199,13 +198,6 @@ void save_checkpoint(const std::string& path, const PerformerLM& model, const Op
   progress.step = step;
   progress.lr = optimizer.lr();
   save_checkpoint(path, make_checkpoint(model, optimizer, data, progress));
-}
-
-OpenedCheckpoint open_checkpoint(const std::string& given, const std::string& flag) {
-  OpenedCheckpoint opened;
-  opened.path = resolve_resume_path(given, flag);
-  opened.checkpoint = load_checkpoint(opened.path);
-  return opened;
 }
 
 std::unique_ptr<PerformerLM> make_model(const Checkpoint& c) {

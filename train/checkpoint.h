@@ -98,15 +98,6 @@ void save_checkpoint(const std::string& path, const Checkpoint& c);
 // Throws CheckpointError.
 Checkpoint load_checkpoint(const std::string& path);
 
-// What performer-eval, performer-generate and performer-export open: `given` is a checkpoint file or
-// a run directory (its latest checkpoint, train/run_directory.h); `flag` names it in messages.
-struct OpenedCheckpoint {
-  std::string path;  // the file read
-  Checkpoint checkpoint;
-};
-// Throws (CheckpointError or std::invalid_argument) with a message naming the flag and the file.
-OpenedCheckpoint open_checkpoint(const std::string& given, const std::string& flag = "--checkpoint");
-
 // A checkpoint of the live objects (copies of their state). `config` describes the run; when null it
 // is reconstructed from the model's and data's configs and the optimizer's kind and lr.
 Checkpoint make_checkpoint(const PerformerLM& model, const Optimizer& optimizer, const DataModule& data,

@@ -1,12 +1,8 @@
 #include "train/distributed.h"
 
-#include "data/token_file.h"
-
 #include <chrono>
 
 #include "dist/comm.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
 
 namespace pf {
 
@@ -76,52 +72,6 @@ EvalMetrics DataParallel::evaluate(PerformerLM& model, const std::vector<Batch>&
     total.add(s);
   }
   return EvalMetrics::from(total, static_cast<int64_t>(n));
-}
-
-std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed) {
-  const int size = dist::size(), rank = dist::rank();
-  const int64_t saved_size = resumed ? resumed->config.world_size : size;
-  std::string note;
-  if (resumed && saved_size != size)
-    note = "the checkpoint was written by " + std::to_string(saved_size) + (saved_size == 1 ? " process" : " ranks") +
-           " and this run has " + std::to_string(size) +
-           (size == 1 ? " process" : " ranks") +
-           ": training continues from it, but not bit for bit (gradients are summed in another order and the "
-           "per-rank dropout streams are re-derived)";
-  if (size == 1) return note;
-
-  // Every rank must train on the same bytes: compare the prepared datasets' content fingerprints.
-  const uint64_t mine = trainer.data().fingerprint();
-  uint64_t root = mine;
-  dist::broadcast(&root, sizeof root, 0);
-  if (dist::any(mine != root))
-    throw std::invalid_argument(mine != root ? "this rank's data (dataset fingerprint " + hex64(mine) +
-                                                   ") differs from rank 0's (" + hex64(root) +
-                                                   "); every rank must be given the same --data"
-                                             : std::string("another rank's data differs from rank 0's; every rank "
-                                                           "must be given the same --data"));
-  PerformerLM& model = trainer.model();
-  auto dp = std::make_shared<DataParallel>(model);
-  // Rank 0's weights, buffers (random projections) and generators everywhere.
-  dp->sync().broadcast_from_root();
-  std::string rng = model.rng_state();
-  dist::broadcast(rng, 0);
-  model.set_rng_state(rng);
-  // Then each rank's own dropout stream.
-  const uint64_t seed = trainer.config().seed;
-  if (!resumed) {
-    model.dropout_generator().seed(rank_dropout_seed(seed, rank));
-  } else if (saved_size == size && static_cast<int>(resumed->rank_model_rngs.size()) == size) {
-    model.set_rng_state(resumed->rank_model_rngs[static_cast<size_t>(rank)]);
-  } else if (rank > 0 || saved_size > 1) {
-    // Another rank count: rank 0 of a one-process checkpoint keeps its stream; the others start
-    // streams of their own, apart from those of earlier steps.
-    const uint64_t step = static_cast<uint64_t>(resumed->progress.step);
-    model.dropout_generator().seed(rank_dropout_seed(seed ^ (step * 0xD1B54A32D192ED03ull), rank));
-  }
-  trainer.set_data_parallel(dp);
-  dp->after_step(model);  // a checkpoint before the first step holds every rank's state too
-  return note;
 }
 
 }  // namespace pf

@@ -1,4 +1,5 @@
-// Data-parallel training of a Trainer over the ranks of an MPI job (dist/).
+// Data-parallel training of a Trainer over the ranks of an MPI job (dist/); enable_data_parallel
+// (train/trainer.h) makes a Trainer one replica.
 //
 // Every rank builds the same Trainer from the same config (same data, same seed, same model), then
 // enable_data_parallel() makes it one replica of the job:
@@ -35,9 +36,6 @@
 
 namespace pf {
 
-class Trainer;
-struct Checkpoint;
-
 class DataParallel {
  public:
   explicit DataParallel(PerformerLM& model);
@@ -65,12 +63,6 @@ class DataParallel {
   std::vector<std::string> rank_rngs_;
   double comm_ms_ = 0.0;
 };
-
-// Makes the trainer one replica of the job (see the header comment); collective: every rank calls it
-// right after building its Trainer. `resumed` is the checkpoint the trainer was built from (null for a
-// fresh run). With one rank it does nothing and returns "".
-// Returns a note for the log when the run resumes a checkpoint of another number of ranks.
-std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed);
 
 // The dropout generator seed of rank r of a multi-rank run.
 uint64_t rank_dropout_seed(uint64_t seed, int rank);

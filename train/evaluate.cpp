@@ -1,6 +1,6 @@
 #include "train/evaluate.h"
 
-#include "train/trainer.h"
+#include "train/loss.h"
 
 #include <cmath>
 #include <limits>

@@ -43,7 +43,7 @@ struct EvalMetrics {
 };
 
 // The loss, target count and arg-max hits of one batch, without a tape (the training loss is
-// batch_loss in train/trainer.h).
+// batch_loss in train/loss.h).
 LossStats batch_stats(PerformerLM& model, const Batch& batch);
 
 // Evaluation mode, no tape; restores the model's training mode afterwards.

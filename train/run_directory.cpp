@@ -178,4 +178,11 @@ std::string resolve_resume_path(const std::string& dir_or_file, const std::strin
   throw std::invalid_argument(flag + " " + dir_or_file + ": no such file or directory");
 }
 
+OpenedCheckpoint open_checkpoint(const std::string& given, const std::string& flag) {
+  OpenedCheckpoint opened;
+  opened.path = resolve_resume_path(given, flag);
+  opened.checkpoint = load_checkpoint(opened.path);
+  return opened;
+}
+
 }  // namespace pf

@@ -84,4 +84,13 @@ class RunDirectory {
 // (else its best.ckpt). Throws std::invalid_argument naming `flag` when there is nothing there.
 std::string resolve_resume_path(const std::string& dir_or_file, const std::string& flag = "--resume");
 
+// What performer-eval, performer-generate and performer-export open: `given` is a checkpoint file or
+// a run directory (its latest checkpoint); `flag` names it in messages.
+struct OpenedCheckpoint {
+  std::string path;  // the file read
+  Checkpoint checkpoint;
+};
+// Throws (CheckpointError or std::invalid_argument) with a message naming the flag and the file.
+OpenedCheckpoint open_checkpoint(const std::string& given, const std::string& flag = "--checkpoint");
+
 }  // namespace pf

@@ -31,14 +31,10 @@
 #include "performer/model.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/loss.h"
 #include "train/train_config.h"
 
 namespace pf {
-
-// The training loss: mean cross-entropy of the model's logits (B,T,V) against the batch targets
-// (kIgnoreIndex skipped), recorded on the tape when recording is on; 0 (no gradient) when the batch
-// has no target. logits_out, if given, receives the logits.
-Var batch_loss(PerformerLM& model, const Batch& batch, Var* logits_out = nullptr);
 
 struct StepResult {
   int64_t step = 0;         // the step just done, 1-based (= progress().step afterwards)
@@ -122,5 +118,11 @@ class Trainer {
   bool eval_loaded_ = false;
   std::shared_ptr<DataParallel> dp_;  // null: one process
 };
+
+// Makes the trainer one replica of the job (see train/distributed.h); collective: every rank calls it
+// right after building its Trainer. `resumed` is the checkpoint the trainer was built from (null for a
+// fresh run). With one rank it does nothing and returns "".
+// Returns a note for the log when the run resumes a checkpoint of another number of ranks.
+std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed);
 
 }  // namespace pf

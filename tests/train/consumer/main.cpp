@@ -1,8 +1,6 @@
 // Trains a tiny Performer for a few steps through the installed headers and libraries, saves a
 // checkpoint and loads it back.
-#include <performer/model.h>
-#include <train/checkpoint.h>
-#include <train/trainer.h>
+#include <pf.h>
 
 #include <cstdio>
 #include <fstream>
