@@ -12,7 +12,7 @@ namespace pf {
 struct DataConfig {
   std::vector<std::string> train_files, val_files;
   Format format = Format::Auto;      // Auto: decided per file (data/format.h); all files must agree
-  double val_fraction = 0.1;         // in [0, 1); used only when val_files is empty
+  double val_fraction = 0.05;        // in [0, 1); used only when val_files is empty (performer-train's default)
   std::string objective = "causal";  // "causal" | "mlm"
   int64_t seq_len = 0;               // T, required
   int64_t batch_size = 0;            // B, required

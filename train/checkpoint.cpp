@@ -158,18 +158,7 @@ TrainConfig config_from(const ModelConfig& model, const DataConfig& data, const 
   ModelConfig::visit_fields([&](const ModelField& f, auto member) {
     if (f.flag) set_field(c, f.flag, model_field_text(model.*member));
   });
-  c.data = data.train_files;
-  c.val_data = data.val_files;
-  c.val_fraction = data.val_fraction;
-  c.format = format_name(data.format);
-  c.objective = data.objective;
-  c.seq_len = data.seq_len;
-  c.batch_size = data.batch_size;
-  c.mask_prob = data.mask_prob;
-  c.pack = data.pack;
-  c.skip_bad_records = data.skip_bad_records;
-  c.cache_dir = data.cache_dir;
-  c.seed = data.seed;
+  from_data_config(data, c);  // every data field (train/train_config.h: the one list both ways)
   if (optimizer) {
     c.optimizer = optimizer->kind();
     c.lr = optimizer->lr();

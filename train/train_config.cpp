@@ -261,28 +261,23 @@ ModelConfig TrainConfig::model_config(int64_t vocab_size) const {
 }
 
 DataConfig TrainConfig::data_config() const {
+  return to_data_config(*this);
+}
+
+DataConfig to_data_config(const TrainConfig& t) {
   DataConfig d;
-  d.train_files = data;
-  d.val_files = val_data;
-  d.format = parse_format(format);
-  d.val_fraction = val_fraction;
-  d.objective = objective;
-  d.seq_len = seq_len;
-  d.batch_size = batch_size;
-  d.pack = pack;
-  d.skip_bad_records = skip_bad_records;
-  d.mask_prob = mask_prob;
-  d.seed = seed;
-  d.cache_dir = cache_dir;
-  d.tokenizer = tokenizer;
-  d.tokenizer_model = tokenizer_model;
-  d.vocab_size = vocab_size;
-  d.tokenizer_type = tokenizer_type;
-  d.tokenizer_sample_bytes = tokenizer_sample_bytes;
-  d.tokenizer_sample_seed = tokenizer_sample_seed;
-  d.threads = static_cast<int>(std::min<int64_t>(threads, 1 << 16));
+  visit_data_fields([&](auto tm, auto dm) { d.*dm = t.*tm; });
+  d.format = parse_format(t.format);
+  d.threads = static_cast<int>(std::clamp<int64_t>(t.threads, 0, int64_t{1} << 16));
   return d;
 }
+
+void from_data_config(const DataConfig& d, TrainConfig& t) {
+  visit_data_fields([&](auto tm, auto dm) { t.*tm = d.*dm; });
+  t.format = format_name(d.format);
+  t.threads = d.threads;
+}
+
 
 ScheduleConfig TrainConfig::schedule_config() const {
   ScheduleConfig s;

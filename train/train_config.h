@@ -245,6 +245,37 @@ void visit_fields(V&& v) {
     "ranks of the job: recorded, not a setting (performer-train sets it from mpirun -np; a value given is replaced)");
 }
 
+// The TrainConfig fields that are DataConfig fields, one list for both directions:
+// TrainConfig::data_config() copies them one way and config_from() (train/checkpoint.h) the other,
+// so that no field can be dropped in one direction only.
+// Calls v(train member, data member) for every field of the same type in both, then the two fields
+// whose types differ (format: text and enum; threads: int64_t and int) with their conversions.
+template <class V>
+void visit_data_fields(V&& v) {
+  using T = TrainConfig;
+  using D = DataConfig;
+  v(&T::data, &D::train_files);
+  v(&T::val_data, &D::val_files);
+  v(&T::val_fraction, &D::val_fraction);
+  v(&T::objective, &D::objective);
+  v(&T::seq_len, &D::seq_len);
+  v(&T::batch_size, &D::batch_size);
+  v(&T::pack, &D::pack);
+  v(&T::skip_bad_records, &D::skip_bad_records);
+  v(&T::mask_prob, &D::mask_prob);
+  v(&T::seed, &D::seed);
+  v(&T::cache_dir, &D::cache_dir);
+  v(&T::tokenizer, &D::tokenizer);
+  v(&T::tokenizer_model, &D::tokenizer_model);
+  v(&T::vocab_size, &D::vocab_size);
+  v(&T::tokenizer_type, &D::tokenizer_type);
+  v(&T::tokenizer_sample_bytes, &D::tokenizer_sample_bytes);
+  v(&T::tokenizer_sample_seed, &D::tokenizer_sample_seed);
+}
+
+DataConfig to_data_config(const TrainConfig& t);
+void from_data_config(const DataConfig& d, TrainConfig& t);
+
 // The preset names and what each sets (keys as in visit_fields, values as on the command line).
 const std::map<std::string, std::map<std::string, std::string>>& presets();
 // Sets the preset's fields on c (throws std::invalid_argument naming --preset if unknown).

@@ -251,6 +251,66 @@ TEST(TrainConfigModelFields, EveryFlaggedFieldRoundTrips) {
   });
 }
 
+// Every DataConfig field set away from its default goes to a TrainConfig (config_from, what
+// make_checkpoint records for a user loop) and back unchanged: a SentencePiece loop's checkpoint says
+// sentencepiece, not bytes. Both directions walk visit_data_fields (train/train_config.h).
+TEST(TrainConfigDataFields, EveryDataFieldRoundTripsThroughConfigFrom) {
+  DataConfig d;
+  d.train_files = {"a.txt", "b.txt"};
+  d.val_files = {"v.txt"};
+  d.format = Format::Text;
+  d.val_fraction = 0.2;
+  d.objective = "mlm";
+  d.seq_len = 77;
+  d.batch_size = 5;
+  d.pack = true;
+  d.skip_bad_records = true;
+  d.mask_prob = 0.3;
+  d.seed = 42;
+  d.cache_dir = "/tmp/c";
+  d.tokenizer = "sentencepiece";
+  d.tokenizer_model = "m.model";
+  d.vocab_size = 321;
+  d.tokenizer_type = "unigram";
+  d.tokenizer_sample_bytes = int64_t{3} << 20;
+  d.tokenizer_sample_seed = 9;
+  d.threads = 3;
+  const TrainConfig t = config_from(TrainConfig{}.model_config(300), d, nullptr);
+  EXPECT_EQ(t.tokenizer, "sentencepiece");
+  EXPECT_EQ(t.vocab_size, 321);
+  const DataConfig back = t.data_config();
+  EXPECT_EQ(back.train_files, d.train_files);
+  EXPECT_EQ(back.val_files, d.val_files);
+  EXPECT_EQ(back.format, d.format);
+  EXPECT_EQ(back.val_fraction, d.val_fraction);
+  EXPECT_EQ(back.objective, d.objective);
+  EXPECT_EQ(back.seq_len, d.seq_len);
+  EXPECT_EQ(back.batch_size, d.batch_size);
+  EXPECT_EQ(back.pack, d.pack);
+  EXPECT_EQ(back.skip_bad_records, d.skip_bad_records);
+  EXPECT_EQ(back.mask_prob, d.mask_prob);
+  EXPECT_EQ(back.seed, d.seed);
+  EXPECT_EQ(back.cache_dir, d.cache_dir);
+  EXPECT_EQ(back.tokenizer, d.tokenizer);
+  EXPECT_EQ(back.tokenizer_model, d.tokenizer_model);
+  EXPECT_EQ(back.vocab_size, d.vocab_size);
+  EXPECT_EQ(back.tokenizer_type, d.tokenizer_type);
+  EXPECT_EQ(back.tokenizer_sample_bytes, d.tokenizer_sample_bytes);
+  EXPECT_EQ(back.tokenizer_sample_seed, d.tokenizer_sample_seed);
+  EXPECT_EQ(back.threads, d.threads);
+}
+
+// One set of defaults: a default DataConfig is what performer-train's defaults give.
+TEST(TrainConfigDataFields, DefaultsAgreeWithTheCommandLine) {
+  const DataConfig lib, cli = TrainConfig{}.data_config();
+  EXPECT_EQ(lib.val_fraction, cli.val_fraction);
+  EXPECT_EQ(lib.mask_prob, cli.mask_prob);
+  EXPECT_EQ(lib.tokenizer, cli.tokenizer);
+  EXPECT_EQ(lib.tokenizer_type, cli.tokenizer_type);
+  EXPECT_EQ(lib.tokenizer_sample_bytes, cli.tokenizer_sample_bytes);
+  EXPECT_EQ(lib.tokenizer_sample_seed, cli.tokenizer_sample_seed);
+}
+
 TEST(TrainConfigModelFields, LibraryOnlyFieldsAreFlagsNow) {
   for (const std::string key : {"chunk-size", "kernel-eps", "shared-key-shift", "orthogonal-features"})
     EXPECT_NO_THROW(field_text(TrainConfig{}, key)) << key;
