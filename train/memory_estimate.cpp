@@ -15,7 +15,7 @@ namespace {
 constexpr double kFloat = 4.0;
 
 double vocabulary(const TrainConfig& c) {
-  return c.tokenizer == "sentencepiece" && c.vocab_size > 0 ? static_cast<double>(c.vocab_size) + 2 : 256.0;
+  return c.tokenizer == "sentencepiece" && c.vocab_size > 0 ? static_cast<double>(c.vocab_size) + 2 : 258.0;
 }
 
 // Parameters and buffers of the model (counts, in double: the flags may be far too large for int64 products).

@@ -10,7 +10,7 @@
 //               exact softmax: 2 x --heads x --seq-len), and the logits (2 x vocabulary per token),
 //               for one micro-batch of a rank (--batch-size / ranks rows of --seq-len tokens)
 //   batches     the --grad-accum micro-batches of a step, fetched together (inputs, targets, masks)
-// The vocabulary is --vocab-size for a SentencePiece model trained here, else 256 (bytes; a given
+// The vocabulary is --vocab-size + 2 for a SentencePiece model trained here, else 258 (bytes; a given
 // --tokenizer-model's size is not known before it is read, so the estimate stays a lower bound).
 #pragma once
 

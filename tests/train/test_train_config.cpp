@@ -12,6 +12,7 @@
 #include "train/train_config.h"
 #include "base/format.h"
 #include "train/checkpoint.h"
+#include "train/memory_estimate.h"
 #include "performer/presets.h"
 #include "train_test_util.h"
 
@@ -289,6 +290,38 @@ TEST(TrainConfigModelFields, PresetsComeFromTheOneTable) {
   }
   EXPECT_EQ(shape_preset("b1").dim, 256);
   EXPECT_THROW(shape_preset("b3"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+// The memory estimate counts the model's parameters exactly (bytes vocabulary: 258 tokens), and
+// refuses a run against a given amount of available memory, naming the flags of its largest part.
+TEST(MemoryEstimate, CountsTheParametersAndRefusesWhatCannotFit) {
+  TrainConfig c = test::tiny_train_config("corpus.txt");
+  for (const char* attention : {"favor", "favor-local", "softmax", "relu"})
+    for (bool tied : {false, true})
+      for (const char* positions : {"learned", "rotary"}) {
+        c.attention = attention;
+        c.tie_embeddings = tied;
+        c.positions = positions;
+        PerformerLM model(c.model_config(258));
+        EXPECT_EQ(estimate_memory(c).parameters, static_cast<double>(model.num_parameters()))
+            << attention << " tied " << tied << " " << positions;
+      }
+  EXPECT_NO_THROW(check_memory(c, 1, 1e12));
+  c.batch_size = 10'000'000;
+  try {
+    check_memory(c, 1, 1e12);
+    ADD_FAILURE() << "a batch of ten million rows fits in 1 TB?";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(test::contains(e.what(), "1.0 TB are available") && test::contains(e.what(), "activations") &&
+                test::contains(e.what(), "lower --batch-size"))
+        << e.what();
+  }
 }
 
 }  // namespace
