@@ -98,6 +98,11 @@ void diagnose(PerformerLM& model, const Batch& b, int64_t step) {
 
 }  // namespace
 
+// --threads: at most 4 x the cores (more only oversubscribes them, and a huge count crashes OpenMP).
+static CLI::Range thread_range() {
+  return CLI::Range(1, 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
   std::string data, attention = "favor", key_shift = "perkey", feature_map = "favor+";
@@ -107,8 +112,6 @@ int main(int argc, char** argv) {
   int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 0;
   float lr = 1e-3f, eps = 1e-6f;
   int threads = 1;
-  // At most 4 x the cores: more only oversubscribes them (and a huge count crashes OpenMP).
-  const CLI::Range kThreadRange(1, 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   uint64_t seed = 1;
   app.add_option("--data", data, "text file")->required()->check(CLI::ExistingFile);
   app.add_option("--attention", attention)->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
@@ -131,7 +134,7 @@ int main(int argc, char** argv) {
   app.add_option("--key-shift", key_shift, "FAVOR+ key stabilizer: perkey (default) or shared (running max)")
       ->check(CLI::IsMember({"perkey", "shared"}));
   app.add_flag("--antithetic", antithetic, "random features in antithetic pairs [V; -V] (hyperbolic estimator)");
-  app.add_option("--threads", threads)->check(kThreadRange);
+  app.add_option("--threads", threads)->check(thread_range());
   app.add_option("--seed", seed);
   std::string precision = "fp32";
   app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")
