@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -148,6 +149,10 @@ std::string read_entry(const std::string& key, const toml::node& node, const std
 }  // namespace
 
 std::map<std::string, std::string> read_config_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw std::invalid_argument("--config " + path + ": " +
+                                (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument("--config " + path + ": cannot read the file");
   std::ostringstream bytes;

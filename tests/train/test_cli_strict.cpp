@@ -102,6 +102,10 @@ TEST_F(StrictCliTest, BadConfigFilesAreRefusedNamingFileLineAndKey) {
     const std::string file = config(c.bytes);
     expect_refused(test::run_command(train({"--config", file})), c.parts, c.what);
   }
+  // Not a file: a directory (which reads as empty, so every key would silently default), a missing file.
+  expect_refused(test::run_command(train({"--config", dir_.path("")})), {"--config", "not a regular file"}, "directory");
+  expect_refused(test::run_command(train({"--config", dir_.path("none.toml")})), {"none.toml", "no such file"},
+                 "missing file");
 }
 
 TEST_F(StrictCliTest, ConfigFileWithAByteOrderMarkIsRead) {
