@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -209,11 +210,16 @@ int run_generate(const std::string& preset, const std::string& attention, int64_
 
 }  // namespace
 
+// --threads: at most 4 x the cores (more only oversubscribes them, and a huge count crashes OpenMP).
+static CLI::Range thread_range() {
+  return CLI::Range(1, 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"performer-bench: training, attention and generation throughput (see BENCHMARKS.md)"};
   app.require_subcommand(1);
   int threads = 2;
-  app.add_option("--threads", threads, "threads (one OpenMP pool: our loops and oneDNN)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads (one OpenMP pool: our loops and oneDNN)")->check(thread_range());
   std::string precision = "fp32";
   app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
@@ -232,7 +238,7 @@ int main(int argc, char** argv) {
   train->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   train->add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
-  train->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  train->add_option("--threads", threads, "threads")->check(thread_range());
   train->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
   bool recompute_blocks = false;
   train->add_flag("--recompute-blocks", recompute_blocks,
@@ -253,7 +259,7 @@ int main(int argc, char** argv) {
   attn->add_flag("--causal,!--bidirectional", bidirectional, "causal (default) or bidirectional");
   attn->add_option("--steps", a_steps)->check(CLI::PositiveNumber);
   attn->add_option("--warmup", a_warmup)->check(CLI::NonNegativeNumber);
-  attn->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  attn->add_option("--threads", threads, "threads")->check(thread_range());
   attn->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
 
   auto* gen = app.add_subcommand("generate", "recurrent sampling after a prompt");
@@ -264,7 +270,7 @@ int main(int argc, char** argv) {
   gen->add_option("--preset", g_preset)->check(CLI::IsMember({"b1", "b2"}));
   gen->add_option("--attention", g_attention)->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
   gen->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
-  gen->add_option("--threads", threads, "threads")->check(CLI::PositiveNumber);
+  gen->add_option("--threads", threads, "threads")->check(thread_range());
   gen->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
 
   CLI11_PARSE(app, argc, argv);

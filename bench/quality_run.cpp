@@ -13,6 +13,7 @@
 #include <chrono>
 #include <algorithm>
 #include <cmath>
+#include <thread>
 #include <cstdio>
 #include <iostream>
 
@@ -97,6 +98,11 @@ void diagnose(PerformerLM& model, const Batch& b, int64_t step) {
 
 }  // namespace
 
+// --threads: at most 4 x the cores (more only oversubscribes them, and a huge count crashes OpenMP).
+static CLI::Range thread_range() {
+  return CLI::Range(1, 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"quality-run: validation loss against steps for one attention kind"};
   std::string data, attention = "favor", key_shift = "perkey", feature_map = "favor+";
@@ -128,7 +134,7 @@ int main(int argc, char** argv) {
   app.add_option("--key-shift", key_shift, "FAVOR+ key stabilizer: perkey (default) or shared (running max)")
       ->check(CLI::IsMember({"perkey", "shared"}));
   app.add_flag("--antithetic", antithetic, "random features in antithetic pairs [V; -V] (hyperbolic estimator)");
-  app.add_option("--threads", threads)->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads)->check(thread_range());
   app.add_option("--seed", seed);
   std::string precision = "fp32";
   app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -105,6 +106,7 @@ void finalize() {
 }
 
 void abort(int code) {
+  std::fflush(nullptr);  // what this rank printed goes out before the job ends
 #ifdef PF_HAVE_MPI
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);

@@ -14,6 +14,7 @@ packages=(
   libopenmpi-dev openmpi-bin   # MPI for data-parallel training (dist/); the build runs one process without it
   libsentencepiece-dev   # subword tokenizers
   libxxhash-dev nlohmann-json3-dev   # prepared datasets: shard checksums (XXH3) and manifest.json
+  libtomlplusplus-dev   # toml++: performer-train's config file, read strictly (train/config_file.h)
   mmseqs2-examples   # the default training corpus: /usr/share/doc/mmseqs2/example-data/DB.fasta.gz
 )
 if [[ "${1:-}" == "--bench" ]]; then

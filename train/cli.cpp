@@ -3,15 +3,22 @@
 #include "performer/presets.h"
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 #include <type_traits>
 
+#include "train/config_file.h"
 #include "train/distributed_cli.h"
 
 namespace pf {
 
 namespace {
+
+// Only its members' types are used (decltype(kFieldTypes.*member)).
+const TrainConfig kFieldTypes{};
 
 std::string absolute(const std::string& p) {
   if (p.empty()) return p;
@@ -71,69 +78,144 @@ TrainConfig TrainCli::fresh_config() const {
 
 namespace {
 
-using FlagOptions = std::vector<std::pair<std::string, CLI::Option*>>;
+// The raw text of every config flag as given (values are read by set_field, which checks them whole
+// and names them as written), and the options that hold them.
+struct FlagTexts {
+  std::map<std::string, std::string> scalar;
+  std::map<std::string, std::vector<std::string>> lists;
+  std::map<std::string, bool> flags;
+  std::map<std::string, CLI::Option*> options;
+};
 
-// One CLI11 option per TrainConfig field (train_config.h visit_fields), writing into `values`.
-FlagOptions add_config_flags(CLI::App& app, TrainConfig& values) {
-  FlagOptions options;
+// The default as --help shows it (strings without quotes).
+std::string default_text(const std::string& key) {
+  std::string t = field_text(TrainConfig{}, key);
+  if (t.size() >= 2 && (t.front() == '"' || t.front() == '\'') && t.back() == t.front()) t = t.substr(1, t.size() - 2);
+  return t;
+}
+
+// One CLI11 option per TrainConfig field (train_config.h visit_fields), writing into `texts`.
+void add_config_flags(CLI::App& app, FlagTexts& texts) {
   visit_fields([&](const FieldInfo& f, auto member) {
     const char* key = f.key;
-    const char* help = f.help;
-    using T = std::remove_reference_t<decltype(values.*member)>;
+    using T = std::remove_cvref_t<decltype(kFieldTypes.*member)>;
     const std::string name = std::string("--") + key;
     CLI::Option* opt = nullptr;
     if constexpr (std::is_same_v<T, bool>) {
-      opt = app.add_flag(name + ",!--no-" + key, values.*member, help);
+      opt = app.add_flag(name + ",!--no-" + key, texts.flags[key], f.help);
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      opt = app.add_option(name, texts.lists[key], f.help)->expected(1, -1);
     } else {
-      opt = app.add_option(name, values.*member, help);
-      if constexpr (std::is_same_v<T, std::vector<std::string>>)
-        opt->expected(1, -1);
-      else
-        opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later flag overrides an earlier one
+      opt = app.add_option(name, texts.scalar[key], f.help);
+      opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later flag overrides an earlier one
+      opt->type_name(std::is_floating_point_v<T> ? "FLOAT" : std::is_unsigned_v<T> ? "UINT"
+                     : std::is_integral_v<T>     ? "INT"
+                                                 : "TEXT");
     }
+    opt->default_str(default_text(key));
     opt->group(f.group);
-    options.emplace_back(key, opt);
+    texts.options[key] = opt;
   });
-  return options;
 }
 
-// The flags that are not configuration fields: --resume, --stop-at, --overwrite, --print-config.
-CLI::Option* add_run_flags(CLI::App& app, TrainCli& cli, std::string& resume_from) {
-  CLI::Option* resume = app.add_option("--resume", resume_from,
-                                       "continue a run: a checkpoint file, or a run directory (its latest "
-                                       "checkpoint); alone, the --out directory")
-                            ->expected(0, 1)
-                            ->group("Run");
-  app.add_option("--stop-at", cli.stop_at,
-                 "stop with a checkpoint after this step (the schedule still spans --steps); resume later")
-      ->group("Run");
+// The flags that are not configuration fields: --config, --resume, --stop-at, --overwrite, --print-config.
+struct RunFlags {
+  std::string config, resume_from, stop_at;
+  CLI::Option *config_opt = nullptr, *resume = nullptr, *stop_at_opt = nullptr;
+};
+void add_run_flags(CLI::App& app, TrainCli& cli, RunFlags& run) {
+  run.config_opt = app.add_option("--config", run.config,
+                                  "read flags from a TOML file (keys are the flag names without --; a file "
+                                  "performer-train wrote, e.g. RUN/config.toml, is one); flags given win")
+                       ->group("Run");
+  run.resume = app.add_option("--resume", run.resume_from,
+                              "continue a run: a checkpoint file, or a run directory (its latest "
+                              "checkpoint); alone, the --out directory")
+                   ->expected(0, 1)
+                   ->group("Run");
+  run.stop_at_opt =
+      app.add_option("--stop-at", run.stop_at,
+                     "stop with a checkpoint after this step (the schedule still spans --steps); resume later")
+          ->type_name("INT")
+          ->group("Run");
   app.add_flag("--overwrite", cli.overwrite,
                "start a fresh run in an --out that already holds one (deletes its checkpoints)")
       ->group("Run");
   app.add_flag("--print-config", cli.print_config, "print the effective configuration file and exit")->group("Run");
-  resume->configurable(false);
-  return resume;
 }
 
-// cli.requested: the preset's keys first, then every flag given (command line or config file) on
-// top. False (after printing the error) for an unknown preset.
-bool collect_requested(const FlagOptions& options, const TrainConfig& values, TrainCli& cli) {
-  const auto preset = std::find_if(options.begin(), options.end(), [](auto& o) { return o.first == "preset"; });
-  if (preset->second->count() > 0 && !values.preset.empty()) {
-    const auto it = presets().find(values.preset);
-    if (it == presets().end()) {
-      std::fprintf(stderr, "performer-train: error: --preset '%s': unknown value (expected one of: %s)\n",
-                   values.preset.c_str(), shape_preset_names().c_str());
-      return false;
+// The config flags given on the command line, key -> text form; each value is read (and refused with
+// FieldValueError, as written) here.
+std::map<std::string, std::string> given_flags(FlagTexts& texts) {
+  std::map<std::string, std::string> out;
+  visit_fields([&](const FieldInfo& f, auto member) {
+    const std::string key = f.key;
+    if (texts.options.at(key)->count() == 0) return;
+    using T = std::remove_cvref_t<decltype(kFieldTypes.*member)>;
+    TrainConfig scratch;
+    if constexpr (std::is_same_v<T, bool>) {
+      scratch.*member = texts.flags[key];
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      scratch.*member = texts.lists[key];
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      scratch.*member = texts.scalar[key];
+    } else {
+      set_field(scratch, key, texts.scalar[key]);  // numbers: read whole, within the field's rule
+      out[key] = texts.scalar[key];
+      return;
     }
-    for (const auto& [key, value] : it->second) cli.requested[key] = value;
+    out[key] = field_text(scratch, key);
+  });
+  return out;
+}
+
+// cli.requested: the preset's keys first, then the config file's, then the command line's on top.
+void collect_requested(const std::map<std::string, std::string>& file, const std::map<std::string, std::string>& given,
+                       TrainCli& cli) {
+  std::map<std::string, std::string> merged = file;
+  for (const auto& [key, value] : given) merged[key] = value;
+  if (const auto p = merged.find("preset"); p != merged.end()) {
+    TrainConfig scratch;
+    set_field(scratch, "preset", p->second);
+    if (!scratch.preset.empty()) {
+      const auto it = presets().find(scratch.preset);
+      if (it == presets().end())
+        throw std::invalid_argument("--preset '" + scratch.preset +
+                                    "': unknown value (expected one of: " + shape_preset_names() + ")");
+      for (const auto& [key, value] : it->second) cli.requested[key] = value;
+    }
   }
-  for (const auto& [key, opt] : options)
-    if (opt->count() > 0) cli.requested[key] = field_text(values, key);
-  return true;
+  for (const auto& [key, value] : merged) cli.requested[key] = value;
 }
 
 }  // namespace
+
+int64_t int_flag(const std::string& flag, const std::string& text, int64_t lo, int64_t hi, const std::string& rule) {
+  int64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec == std::errc::result_out_of_range) throw std::invalid_argument(flag + " " + text + ": " + rule);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size())
+    throw std::invalid_argument(flag + " " + text + ": expected an integer");
+  if (v < lo || v > hi) throw std::invalid_argument(flag + " " + text + ": " + rule);
+  return v;
+}
+
+double real_flag(const std::string& flag, const std::string& text, const NumericRule& rule) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size())
+    throw std::invalid_argument(flag + " " + text + ": expected a number");
+  if (!within(rule, v)) throw std::invalid_argument(flag + " " + text + ": " + rule.rule);
+  return v;
+}
+
+int64_t threads_flag(const std::string& text) {
+  return int_flag("--threads", text, 0, max_threads(),
+                  "must be in [0, " + std::to_string(max_threads()) + "] (0 = all cores; at most 4 x the " +
+                      std::to_string(max_threads() / 4) + " cores of this machine)");
+}
+
+int usage_exit_code(int cli11_code) { return cli11_code == 0 ? 0 : 2; }
 
 ParseOutcome parse_train_cli(int argc, const char* const* argv) {
   ParseOutcome outcome;
@@ -144,24 +226,31 @@ ParseOutcome parse_train_cli(int argc, const char* const* argv) {
       "performer-train"};
   app.set_version_flag("--version", "performer-train 0.1.0");
   app.footer(parallel_help());
-  app.set_config("--config", "", "read flags from a TOML or INI file (keys are the flag names without --)");
   app.get_formatter()->column_width(34);
-  app.option_defaults()->always_capture_default();
 
-  TrainConfig values;  // CLI11 writes here; only the flags it saw are used
-  const FlagOptions options = add_config_flags(app, values);
+  FlagTexts texts;  // CLI11 writes here; only the flags it saw are used
+  add_config_flags(app, texts);
   TrainCli& cli = outcome.cli;
-  std::string resume_from;
-  CLI::Option* resume = add_run_flags(app, cli, resume_from);
+  RunFlags run;
+  add_run_flags(app, cli, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    outcome.exit_code = app.exit(e);
+    outcome.exit_code = usage_exit_code(app.exit(e));
     return outcome;
   }
-  cli.resume = resume->count() > 0;
-  cli.resume_from = resume_from;
-  if (!collect_requested(options, values, cli)) {
+  try {
+    cli.resume = run.resume->count() > 0;
+    cli.resume_from = run.resume_from;
+    if (run.stop_at_opt->count() > 0)
+      cli.stop_at = int_flag("--stop-at", run.stop_at, 0, static_cast<int64_t>(kMaxCount),
+                             "must be a step >= 1 (0 = no stop)");
+    const std::map<std::string, std::string> given = given_flags(texts);
+    const std::map<std::string, std::string> file =
+        run.config_opt->count() > 0 ? read_config_file(run.config) : std::map<std::string, std::string>{};
+    collect_requested(file, given, cli);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "performer-train: error: %s\n", e.what());
     outcome.exit_code = 2;
     return outcome;
   }

@@ -20,6 +20,8 @@ void quiet_unless_root() {
   std::fflush(stderr);
   const int saved = ::dup(2);
   if (saved >= 0) g_errors = ::fdopen(saved, "w");
+  // Unbuffered, as stderr: a rank's error must be out before an MPI_Abort ends the job.
+  if (g_errors != nullptr) std::setvbuf(g_errors, nullptr, _IONBF, 0);
   const int null = ::open("/dev/null", O_WRONLY);
   if (null >= 0) {
     ::dup2(null, 1);

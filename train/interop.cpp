@@ -4,10 +4,14 @@
 #include "data/base64.h"
 #include "data/tokenizer.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <memory>
 #include <stdexcept>
 #include <type_traits>
 
@@ -111,8 +115,70 @@ ModelConfig model_config_from_metadata(const SafetensorsMetadata& metadata, cons
   return c;
 }
 
+namespace {
+
+// The metadata keys export_safetensors writes besides the model's fields.
+constexpr const char* kMetadataKeys[] = {"format",          "producer",         "vocab", "step", "tokenizer",
+                                         "tokenizer_model", "tokenizer_fnv1a64"};
+
+void check_metadata_keys(const SafetensorsMetadata& metadata, const std::string& source) {
+  for (const auto& [key, value] : metadata) {
+    bool known = std::find_if(std::begin(kMetadataKeys), std::end(kMetadataKeys),
+                              [&](const char* k) { return key == k; }) != std::end(kMetadataKeys);
+    std::string fields;
+    visit_model_fields([&](const char* name, auto, bool) {
+      known = known || key == name;
+      fields += std::string(fields.empty() ? "" : ", ") + name;
+    });
+    if (!known)
+      throw SafetensorsError(source + ": unknown metadata key " + json_quote(key) +
+                             " (a misspelled field would go unchecked; the keys are format, producer, vocab, step, "
+                             "tokenizer, tokenizer_model, tokenizer_fnv1a64 and the model's fields: " + fields + ")");
+  }
+}
+
+void check_tokenizer_metadata(const SafetensorsMetadata& metadata, const std::string& source) {
+  const auto kind = metadata.find("tokenizer");
+  const auto model = metadata.find("tokenizer_model");
+  const auto hash = metadata.find("tokenizer_fnv1a64");
+  if (kind == metadata.end() && model == metadata.end() && hash == metadata.end()) return;
+  if (kind == metadata.end() || kind->second != "sentencepiece" || model == metadata.end() || hash == metadata.end())
+    throw SafetensorsError(source +
+                           ": incomplete tokenizer metadata (expected tokenizer = \"sentencepiece\" with "
+                           "tokenizer_model and tokenizer_fnv1a64)");
+  std::shared_ptr<const SentencePieceModel> spm;
+  try {
+    spm = SentencePieceModel::from_bytes(base64_decode(model->second), "metadata tokenizer_model");
+  } catch (const std::exception& e) {
+    throw SafetensorsError(source + ": metadata tokenizer_model does not decode to a SentencePiece model: " + e.what());
+  }
+  if (spm->hash_hex() != hash->second)
+    throw SafetensorsError(source + ": metadata tokenizer_fnv1a64 " + hash->second +
+                           " is not the hash of tokenizer_model (" + spm->hash_hex() + ")");
+}
+
+void check_finite(const StateDict& tensors, const std::string& source) {
+  for (const auto& [name, t] : tensors) {
+    const float* p = t.data();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i]))
+        throw SafetensorsError(source + ": tensor " + json_quote(name) + " holds " +
+                               (std::isnan(p[i]) ? "NaN" : "an infinity") + " (value " + std::to_string(i) +
+                               "); a model cannot start from non-finite weights");
+  }
+}
+
+}  // namespace
+
+void check_import(const Safetensors& file, const std::string& source) {
+  check_metadata_keys(file.metadata, source);
+  check_tokenizer_metadata(file.metadata, source);
+  check_finite(file.tensors, source);
+}
+
 void load_safetensors_into(PerformerLM& model, const Safetensors& file, const std::string& source,
                            const std::string& model_name) {
+  check_import(file, source);
   const std::string mismatch = metadata_mismatch(file.metadata, model.config(), model_name);
   if (!mismatch.empty())
     throw SafetensorsError(source + ": the file's model differs from the model " + model_name + ": " + mismatch);

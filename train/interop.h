@@ -54,7 +54,12 @@ std::string metadata_mismatch(const SafetensorsMetadata& metadata, const ModelCo
 // be read or the config is invalid.
 ModelConfig model_config_from_metadata(const SafetensorsMetadata& metadata, const std::string& source);
 
-// Copies the file's tensors into the model after the checks above; on any mismatch throws
+// The import checks of a file's own content: every metadata key known (a misspelled key would drop its
+// field from the comparison), tokenizer metadata that decodes to the SentencePiece model its hash
+// names, every tensor value finite. Throws SafetensorsError naming `source` and the key or tensor.
+void check_import(const Safetensors& file, const std::string& source);
+
+// Copies the file's tensors into the model after check_import and the checks above; on any mismatch throws
 // SafetensorsError naming `source` and each field or tensor, and leaves the model unchanged.
 // `model_name` says where the model's config came from in messages ("from the flags").
 void load_safetensors_into(PerformerLM& model, const Safetensors& file, const std::string& source,

@@ -1,5 +1,5 @@
 // performer-eval: loss, bits per token, perplexity and accuracy of a checkpoint on a corpus.
-// Exit codes: 0 ok, 2 bad flags, unreadable checkpoint or data.
+// Exit codes (train/USAGE.md): 0 ok, 2 bad flags, unreadable checkpoint or data.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +8,7 @@
 #include "autograd/gemm.h"
 #include "autograd/parallel.h"
 #include "train/checkpoint.h"
+#include "train/cli.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/run_directory.h"
@@ -27,21 +28,34 @@ struct EvalArgs {
   std::string precision;
 };
 
-void add_options(CLI::App& app, EvalArgs& a) {
+// The number flags as given (read whole by read_numbers, which names a bad one as written).
+struct NumberTexts {
+  std::string batches, batch_size, threads;
+};
+
+void add_options(CLI::App& app, EvalArgs& a, NumberTexts& n) {
   app.add_option("--checkpoint", a.checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
-      ->required();
+      ;
   app.add_option("--data", a.data, "corpus files to evaluate on (same kind as the training data)")
-      ->required()
       ->expected(1, -1);
   app.add_flag("--json", a.json, "print one JSON object on stdout instead of text");
-  app.add_option("--batches", a.batches, "evaluate at most this many batches (0 = all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--batch-size", a.batch_size, "rows per batch (default: the training batch size)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--batches", n.batches, "evaluate at most this many batches (0 = all, the default)");
+  app.add_option("--batch-size", n.batch_size, "rows per batch (default: the training batch size)");
+  app.add_option("--threads", n.threads, "worker threads (0 = all cores, the default)");
   app.add_option("--precision", a.precision,
                  "matrix products: fp32, bf16 or auto (default: the checkpoint's run setting, so that the loss "
-                 "equals the run's own evaluation)")
-      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+                 "equals the run's own evaluation)");
+}
+
+void read_numbers(const NumberTexts& n, EvalArgs& a) {
+  if (a.checkpoint_path.empty()) throw Refused("--checkpoint is required: a checkpoint file or a run directory");
+  if (a.data.empty()) throw Refused("--data is required: the corpus files to evaluate on");
+  constexpr int64_t kMax = static_cast<int64_t>(pf::kMaxCount);
+  if (!n.batches.empty()) a.batches = pf::int_flag("--batches", n.batches, 0, kMax, "must be >= 0 (0 = all)");
+  if (!n.batch_size.empty()) a.batch_size = pf::int_flag("--batch-size", n.batch_size, 1, kMax, "must be > 0");
+  if (!n.threads.empty()) a.threads = pf::threads_flag(n.threads);
+  if (!a.precision.empty() && a.precision != "fp32" && a.precision != "bf16" && a.precision != "auto")
+    throw Refused("--precision " + a.precision + ": unknown value (expected one of: fp32, bf16, auto)");
 }
 
 // The checkpoint's run configuration, adjusted to this evaluation (precision, batch size, format).
@@ -159,10 +173,16 @@ int main(int argc, char** argv) {
       "one partial window), each FASTA record framed <bos> ... <eos> in consecutive windows of seq-len.",
       "performer-eval"};
   EvalArgs args;
-  add_options(app, args);
-  CLI11_PARSE(app, argc, argv);
-  if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
+  NumberTexts numbers;
+  add_options(app, args, numbers);
   try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return pf::usage_exit_code(app.exit(e));
+  }
+  try {
+    read_numbers(numbers, args);
+    if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
     return run(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "performer-eval: error: %s\n", e.what());

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "train/checkpoint.h"
+#include "train/cli.h"
 #include "train/interop.h"
 #include "train/run_directory.h"
 
@@ -27,9 +28,15 @@ int main(int argc, char** argv) {
       "performer-export"};
   std::string checkpoint_path, out;
   app.add_option("--checkpoint", checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
-      ->required();
-  app.add_option("--out", out, "the safetensors file to write (replaced atomically if it exists)")->required();
-  CLI11_PARSE(app, argc, argv);
+      ;
+  app.add_option("--out", out, "the safetensors file to write (replaced atomically if it exists)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return pf::usage_exit_code(app.exit(e));
+  }
+  if (checkpoint_path.empty()) return fail(2, "--checkpoint is required: a checkpoint file or a run directory");
+  if (out.empty()) return fail(2, "--out is required: the safetensors file to write");
 
   pf::OpenedCheckpoint opened;
   std::unique_ptr<pf::PerformerLM> model;

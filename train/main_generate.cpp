@@ -1,13 +1,15 @@
 // performer-generate: sample from a causal checkpoint with the recurrent decoder (FAVOR+ and ReLU
 // carry an O(1) state per layer and head; exact softmax keeps a key/value cache).
-// Exit codes: 0 ok, 2 bad flags, unreadable checkpoint, invalid prompt.
+// Exit codes (train/USAGE.md): 0 ok, 2 bad flags, unreadable checkpoint, invalid prompt.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 
 #include "autograd/parallel.h"
 #include "performer/generate.h"
 #include "train/checkpoint.h"
+#include "train/cli.h"
 #include "train/run_directory.h"
 
 namespace {
@@ -25,20 +27,40 @@ struct GenerateArgs {
   bool greedy = false;
 };
 
-void add_options(CLI::App& app, GenerateArgs& a) {
+// The number flags as given (read whole by read_numbers, which names a bad one as written).
+struct NumberTexts {
+  std::string tokens, temperature, top_k, top_p, seed, threads;
+};
+
+void add_options(CLI::App& app, GenerateArgs& a, NumberTexts& n) {
   app.add_option("--checkpoint", a.checkpoint_path, "checkpoint file (.ckpt) or run directory (its latest checkpoint)")
-      ->required();
+      ;
   app.add_option("--prompt", a.prompt,
                  "text to continue (text models; required), or amino-acid letters (protein models; may be empty: "
                  "generation starts at <bos>)");
-  app.add_option("--tokens", a.tokens, "new tokens to generate at most")->check(CLI::NonNegativeNumber);
-  app.add_option("--temperature", a.temperature, "softmax temperature (> 0)")->check(CLI::PositiveNumber);
-  app.add_option("--top-k", a.top_k, "sample among the k most likely tokens (0 = all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", a.top_p, "nucleus sampling: smallest set of tokens with this much probability, in (0, 1]")
-      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--tokens", n.tokens, "new tokens to generate at most (default 200)");
+  app.add_option("--temperature", n.temperature, "softmax temperature (> 0; default 1)");
+  app.add_option("--top-k", n.top_k, "sample among the k most likely tokens (0 = all, the default)");
+  app.add_option("--top-p", n.top_p,
+                 "nucleus sampling: smallest set of tokens with this much probability, in (0, 1] (default 1)");
   app.add_flag("--greedy", a.greedy, "always take the most likely token");
-  app.add_option("--seed", a.seed, "sampling seed");
-  app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", n.seed, "sampling seed (default 1)");
+  app.add_option("--threads", n.threads, "worker threads (0 = all cores; default 1)");
+  for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+void read_numbers(const NumberTexts& n, GenerateArgs& a) {
+  if (a.checkpoint_path.empty()) throw Refused("--checkpoint is required: a checkpoint file or a run directory");
+  constexpr int64_t kMax = static_cast<int64_t>(pf::kMaxCount);
+  if (!n.tokens.empty()) a.tokens = pf::int_flag("--tokens", n.tokens, 0, kMax, "must be >= 0");
+  if (!n.top_k.empty()) a.top_k = pf::int_flag("--top-k", n.top_k, 0, kMax, "must be >= 0 (0 = all)");
+  if (!n.seed.empty())
+    a.seed = static_cast<uint64_t>(
+        pf::int_flag("--seed", n.seed, 0, INT64_MAX, "must be in [0, 9223372036854775807]"));
+  if (!n.threads.empty()) a.threads = pf::threads_flag(n.threads);
+  if (!n.temperature.empty())
+    a.temperature = pf::real_flag("--temperature", n.temperature, {"temperature", 0, 1e6, true, false, "must be in (0, 1000000]"});
+  if (!n.top_p.empty()) a.top_p = pf::real_flag("--top-p", n.top_p, {"top-p", 0, 1, true, false, "must be in (0, 1]"});
 }
 
 pf::SamplingOptions sampling_options(const GenerateArgs& a) {
@@ -108,7 +130,9 @@ int run(const GenerateArgs& a) {
   const bool at_eos = vocab.bos_id() >= 0 && static_cast<int64_t>(out.size()) < tokens;
   std::vector<int32_t> all = ids;
   all.insert(all.end(), out.begin(), out.end());
-  std::printf("%s\n", vocab.decode(all, /*skip_special=*/true).c_str());
+  const std::string text = vocab.decode(all, /*skip_special=*/true);
+  std::fwrite(text.data(), 1, text.size(), stdout);  // bytes: a 0x00 token is text too
+  std::fputc('\n', stdout);
   std::fprintf(stderr, "generated %zu tokens in %.3f s (%.1f tokens/s, %s decoding)%s\n", out.size(), s,
                s > 0 ? static_cast<double>(out.size()) / s : 0.0,
                mc.attention == pf::AttentionKind::Softmax      ? "key/value cache"
@@ -123,10 +147,16 @@ int run(const GenerateArgs& a) {
 int main(int argc, char** argv) {
   CLI::App app{"performer-generate: continue a prompt with a causal Performer checkpoint.", "performer-generate"};
   GenerateArgs args;
-  add_options(app, args);
-  CLI11_PARSE(app, argc, argv);
-  if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
+  NumberTexts numbers;
+  add_options(app, args, numbers);
   try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return pf::usage_exit_code(app.exit(e));
+  }
+  try {
+    read_numbers(numbers, args);
+    if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
     return run(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "performer-generate: error: %s\n", e.what());

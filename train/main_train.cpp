@@ -19,9 +19,11 @@
 #include "dist/comm.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
+#include "train/config_file.h"
 #include "train/distributed.h"
 #include "train/distributed_cli.h"
 #include "train/fit.h"
+#include "train/memory_estimate.h"
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/run_directory.h"
@@ -40,8 +42,10 @@ struct Exit {
 bool g_errors_from_every_rank = false;
 
 void print_error(const std::string& message) {
-  if (pf::dist::rank() == 0 || g_errors_from_every_rank)
+  if (pf::dist::rank() == 0 || g_errors_from_every_rank) {
     std::fprintf(pf::error_stream(), "performer-train: %serror: %s\n", pf::rank_prefix().c_str(), message.c_str());
+    std::fflush(pf::error_stream());  // an MPI_Abort may follow
+  }
 }
 
 [[noreturn]] void exit_with(int code, const std::string& message) {
@@ -108,6 +112,7 @@ Plan choose_config(const pf::TrainCli& cli) {
     }
     g_errors_from_every_rank = true;
     plan.config.check_files();
+    pf::check_memory(plan.config, pf::dist::local_size());  // before anything is allocated or written
     if (cli.stop_at < 0) exit_with(2, "--stop-at " + std::to_string(cli.stop_at) + ": must be >= 1");
   } catch (const pf::CheckpointError& e) {
     exit_with(2, std::string("cannot resume: ") + e.what());
@@ -336,7 +341,9 @@ void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf
   if (pf::dist::rank() == 0 && config.sample_tokens > 0 && causal) {
     bool stopped = false;
     const std::string text = trainer.sample(config.sample_tokens, &stopped);
-    std::printf("sample%s:\n%s\n", stopped ? " (ended at <eos>)" : "", text.c_str());
+    std::printf("sample%s:\n", stopped ? " (ended at <eos>)" : "");
+    std::fwrite(text.data(), 1, text.size(), stdout);  // bytes: a 0x00 token is text too
+    std::fputc('\n', stdout);
   }
   const std::string last = pf::shell_quote(result.last_checkpoint);
   std::printf("checkpoint: %s\n", result.last_checkpoint.c_str());

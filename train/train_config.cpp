@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 
 namespace pf {
@@ -19,17 +21,9 @@ namespace pf {
 namespace {
 
 [[noreturn]] void bad(const std::string& flag, const std::string& value, const std::string& rule) {
-  throw std::invalid_argument("--" + flag + " " + value + ": " + rule);
+  throw FieldValueError(flag, value, rule);
 }
 
-std::string num(double v) { return exact_str(v); }
-
-void positive(const char* flag, int64_t v) {
-  if (v <= 0) bad(flag, std::to_string(v), "must be > 0");
-}
-void non_negative(const char* flag, int64_t v) {
-  if (v < 0) bad(flag, std::to_string(v), "must be >= 0");
-}
 void one_of(const char* flag, const std::string& v, std::initializer_list<const char*> allowed) {
   std::string list;
   for (const char* a : allowed) {
@@ -100,6 +94,22 @@ std::string text_of(const T& v) {
   }
 }
 
+// Whether v keeps its field's rule; integers also fit a TOML integer (signed 64 bits), which a double
+// bound cannot say exactly at 2^63.
+template <class T>
+bool keeps_rule(const NumericRule& r, T v) {
+  if constexpr (std::is_unsigned_v<T>)
+    if (v > static_cast<T>(INT64_MAX)) return false;
+  return within(r, static_cast<double>(v));
+}
+
+// The field's rule for a value read from `text` (reported as written).
+template <class T>
+void check_rule(const std::string& key, const std::string& text, T v) {
+  const NumericRule* r = numeric_rule(key);
+  if (r && !keeps_rule(*r, v)) bad(key, text, r->rule);
+}
+
 template <class T>
 void parse_into(const std::string& key, const std::string& text, T& out) {
   const std::string t = unquote(text);
@@ -113,16 +123,21 @@ void parse_into(const std::string& key, const std::string& text, T& out) {
     else if (t == "false" || t == "0" || t == "off" || t == "no")
       out = false;
     else
-      bad(key, "'" + t + "'", "expected true or false");
+      bad(key, t, "expected true or false");
   } else if constexpr (std::is_same_v<T, double>) {
     char* end = nullptr;
     const double v = std::strtod(t.c_str(), &end);
-    if (t.empty() || end != t.c_str() + t.size()) bad(key, "'" + t + "'", "expected a number");
+    if (t.empty() || end != t.c_str() + t.size()) bad(key, t, "expected a number");
+    check_rule(key, t, v);
     out = v;
   } else {
     T v{};
     const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) bad(key, "'" + t + "'", "expected an integer");
+    const NumericRule* r = numeric_rule(key);
+    if (r && (ec == std::errc::result_out_of_range || (std::is_unsigned_v<T> && !t.empty() && t[0] == '-')))
+      bad(key, t, r->rule);
+    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) bad(key, t, "expected an integer");
+    check_rule(key, t, v);
     out = v;
   }
 }
@@ -136,35 +151,75 @@ bool readable_file(const std::string& path) {
 
 }  // namespace
 
+const NumericRule* numeric_rule(const std::string& key) {
+  for (const NumericRule& r : kNumericRules)
+    if (key == r.key) return &r;
+  return nullptr;
+}
+
+bool within(const NumericRule& r, double v) {
+  return (r.lo_open ? v > r.lo : v >= r.lo) && (r.hi_open ? v < r.hi : v <= r.hi);
+}
+
+int64_t max_threads() {
+  return 4 * static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+namespace {
+
+// Every numeric field against its rule (the command line and config file were checked as read; this
+// is for configs built in C++ and read from checkpoints).
+void check_numeric_rules(const TrainConfig& c) {
+  visit_fields([&](const FieldInfo& f, auto member) {
+    using T = std::remove_cvref_t<decltype(c.*member)>;
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      const NumericRule* r = numeric_rule(f.key);
+      if (!r) throw std::logic_error(std::string("no NumericRule for --") + f.key + " (train_config.h)");
+      if (!keeps_rule(*r, c.*member)) bad(f.key, text_of(c.*member), r->rule);
+    }
+  });
+  if (c.threads > max_threads())
+    bad("threads", std::to_string(c.threads),
+        "must be at most " + std::to_string(max_threads()) + " (4 x the " + std::to_string(max_threads() / 4) +
+            " cores of this machine; 0 = all cores)");
+}
+
+void validate_tokenizer(const TrainConfig& c) {
+  one_of("tokenizer", c.tokenizer, {"bytes", "sentencepiece"});
+  one_of("tokenizer-type", c.tokenizer_type, {"bpe", "unigram"});
+  if (c.tokenizer == "bytes") {
+    if (!c.tokenizer_model.empty())
+      bad("tokenizer-model", c.tokenizer_model, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
+    if (c.vocab_size != 0)
+      bad("vocab-size", std::to_string(c.vocab_size),
+          "applies to --tokenizer sentencepiece only (the byte tokenizer has 256 tokens)");
+    if (c.tokenizer_type != "bpe")
+      bad("tokenizer-type", c.tokenizer_type, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
+    return;
+  }
+  if (c.tokenizer_model.empty() && c.vocab_size == 0)
+    bad("tokenizer", c.tokenizer,
+        "needs --tokenizer-model FILE (an existing SentencePiece model) or --vocab-size N (train one on the "
+        "training split)");
+  if (c.format == "fasta")
+    bad("tokenizer", c.tokenizer,
+        "applies to text corpora; --format fasta is read with the protein vocabulary (give --format text to read "
+        "the file as text)");
+  if (c.vocab_size != 0 && c.vocab_size < kMinSentencePieceVocab)
+    bad("vocab-size", std::to_string(c.vocab_size),
+        "must be at least " + std::to_string(kMinSentencePieceVocab) +
+            " (or 0 with --tokenizer-model): a SentencePiece model here holds the 256 byte pieces (byte fallback) "
+            "and <unk>, <s>, </s>");
+}
+
+}  // namespace
+
 void TrainConfig::validate() const {
+  check_numeric_rules(*this);
   if (data.empty()) bad("data", "(none)", "give at least one corpus file");
-  if (!(val_fraction >= 0.0 && val_fraction < 1.0)) bad("val-fraction", num(val_fraction), "must be in [0, 1)");
   one_of("format", format, {"auto", "text", "fasta"});
   one_of("objective", objective, {"causal", "mlm"});
-  positive("seq-len", seq_len);
-  positive("batch-size", batch_size);
-  if (!(mask_prob > 0.0 && mask_prob <= 1.0)) bad("mask-prob", num(mask_prob), "must be in (0, 1]");
-  one_of("tokenizer", tokenizer, {"bytes", "sentencepiece"});
-  one_of("tokenizer-type", tokenizer_type, {"bpe", "unigram"});
-  non_negative("vocab-size", vocab_size);
-  if (tokenizer == "bytes") {
-    if (!tokenizer_model.empty())
-      bad("tokenizer-model", tokenizer_model, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
-    if (vocab_size != 0)
-      bad("vocab-size", std::to_string(vocab_size),
-          "applies to --tokenizer sentencepiece only (the byte tokenizer has 256 tokens)");
-    if (tokenizer_type != "bpe")
-      bad("tokenizer-type", tokenizer_type, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
-  } else {
-    if (tokenizer_model.empty() && vocab_size == 0)
-      bad("tokenizer", tokenizer,
-          "needs --tokenizer-model FILE (an existing SentencePiece model) or --vocab-size N (train one on the "
-          "training split)");
-    if (format == "fasta")
-      bad("tokenizer", tokenizer,
-          "applies to text corpora; --format fasta is read with the protein vocabulary (give --format text to read "
-          "the file as text)");
-  }
+  validate_tokenizer(*this);
   if (!preset.empty() && !presets().count(preset))
     bad("preset", "'" + preset + "'", "unknown value (expected one of: " + shape_preset_names() + ")");
   one_of("attention", attention, {"favor", "relu", "softmax", "favor-local"});
@@ -172,32 +227,11 @@ void TrainConfig::validate() const {
   one_of("positions", positions, {"learned", "sinusoidal", "rotary"});
   model_config(1).validate_flags();  // the model's own rules (performer/config.h), named by flag
   one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});
-  if (!(lr > 0.0 && std::isfinite(lr))) bad("lr", num(lr), "must be finite and > 0");
-  if (!(beta1 >= 0.0 && beta1 < 1.0)) bad("beta1", num(beta1), "must be in [0, 1)");
-  if (!(beta2 >= 0.0 && beta2 < 1.0)) bad("beta2", num(beta2), "must be in [0, 1)");
-  if (!(momentum >= 0.0 && momentum < 1.0)) bad("momentum", num(momentum), "must be in [0, 1)");
-  if (!(weight_decay >= 0.0 && std::isfinite(weight_decay))) bad("weight-decay", num(weight_decay), "must be >= 0");
-  if (warmup < kAutoWarmup) bad("warmup", std::to_string(warmup), "must be >= 0 (or -1: min(50, --steps / 10))");
   one_of("schedule", schedule, {"constant", "cosine", "linear"});
-  if (!(min_lr_ratio >= 0.0 && min_lr_ratio <= 1.0)) bad("min-lr-ratio", num(min_lr_ratio), "must be in [0, 1]");
-  if (!(clip >= 0.0 && std::isfinite(clip))) bad("clip", num(clip), "must be >= 0 (0 = off)");
-  positive("grad-accum", grad_accum);
-  positive("steps", steps);
   if (schedule != "constant" && warmup > steps)
     bad("warmup", std::to_string(warmup), "must not exceed --steps " + std::to_string(steps));
-  if (!(time_limit >= 0.0 && std::isfinite(time_limit)))
-    bad("time-limit", num(time_limit), "must be a number of seconds >= 0 (0 = no limit)");
-  non_negative("threads", threads);
   one_of("precision", precision, {"fp32", "bf16", "auto"});
   if (precision == "bf16" && !bf16_supported()) bad("precision", precision, bf16_unsupported_reason());
-  non_negative("eval-every", eval_every);
-  non_negative("eval-batches", eval_batches);
-  non_negative("save-every", save_every);
-  positive("keep", keep);
-  positive("log-every", log_every);
-  non_negative("sample-tokens", sample_tokens);
-  positive("max-nonfinite", max_nonfinite);
-  positive("world-size", world_size);
   if (batch_size < world_size)
     bad("batch-size", std::to_string(batch_size),
         "must be at least the number of ranks, " + std::to_string(world_size) +
@@ -337,22 +371,6 @@ std::string field_text(const TrainConfig& c, const std::string& key) {
   });
   if (!found) throw std::invalid_argument("unknown configuration key '" + key + "'");
   return out;
-}
-
-std::string to_config_file(const TrainConfig& c) {
-  std::ostringstream out;
-  out << "# performer-train configuration (TOML). Reproduce the run with:\n"
-      << "#   performer-train --config <this file> --out <new directory>\n"
-      << "# Any flag given on the command line overrides the value here.\n";
-  std::string group;
-  visit_fields([&](const FieldInfo& f, auto member) {
-    if (group != f.group) out << "\n# ---- " << (group = f.group) << "\n";
-    const auto& v = c.*member;
-    bool empty = false;
-    if constexpr (requires { v.empty(); }) empty = v.empty();
-    out << "\n# " << f.help << "\n" << (empty ? "# " : "") << f.key << " = " << text_of(v) << "\n";
-  });
-  return out.str();
 }
 
 std::map<std::string, std::string> config_to_map(const TrainConfig& c) {

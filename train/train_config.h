@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -275,12 +276,85 @@ void visit_data_fields(V&& v) {
 
 DataConfig to_data_config(const TrainConfig& t);
 void from_data_config(const DataConfig& d, TrainConfig& t);
+// The numeric rules, next to the field list: every int64_t, uint64_t and double field has one, and
+// every value given for it (flag, config file, checkpoint) is checked against it as it is read
+// (set_field) and again by validate(). `rule` is the message for a value outside [lo, hi] (lo_open /
+// hi_open: the bound itself is outside). Sizes are bounded far above what fits (the memory estimate,
+// train/memory_estimate.h, refuses what does not fit); the bounds keep arithmetic exact. --threads is
+// also bounded by the machine (max_threads()).
+struct NumericRule {
+  const char* key;
+  double lo, hi;
+  bool lo_open, hi_open;
+  const char* rule;
+};
+inline constexpr double kMaxCount = 1e15;
+inline constexpr double kMaxFloat = 3.4028234663852886e38;  // lr, weight decay, clip travel as float
+inline constexpr double kMaxSeed = 9223372036854775807.0;  // a TOML integer (signed 64 bits)
+inline constexpr NumericRule kNumericRules[] = {
+    {"val-fraction", 0, 1, false, true, "must be in [0, 1)"},
+    {"seq-len", 1, kMaxCount, false, false, "must be > 0"},
+    {"batch-size", 1, kMaxCount, false, false, "must be > 0"},
+    {"mask-prob", 0, 1, true, false, "must be in (0, 1]"},
+    {"vocab-size", 0, 2147483647, false, false, "must be >= 0 and fit a 32-bit token id"},
+    {"tokenizer-sample-bytes", 1048576, kMaxCount, false, false, "must be at least 1048576 (1 MiB)"},
+    {"tokenizer-sample-seed", 0, kMaxSeed, false, false, "must be in [0, 9223372036854775807]"},
+    {"dim", 1, kMaxCount, false, false, "must be > 0"},
+    {"depth", 1, kMaxCount, false, false, "must be > 0"},
+    {"heads", 1, kMaxCount, false, false, "must be > 0"},
+    {"ff-hidden", 1, kMaxCount, false, false, "must be > 0"},
+    {"features", 1, kMaxCount, false, false, "must be > 0"},
+    {"redraw-every", 0, kMaxCount, false, false, "must be >= 0 (0 = never)"},
+    {"kernel-eps", 0, kMaxFloat, false, false, "must be finite and >= 0"},
+    {"chunk-size", 1, kMaxCount, false, false, "must be > 0"},
+    {"local-window", 1, kMaxCount, false, false, "must be > 0"},
+    {"favorpp-z", 0, 1e6, false, false, "must be in [0, 1000000]"},
+    {"dropout", 0, 1, false, true, "must be in [0, 1)"},
+    {"lr", 0, kMaxFloat, true, false, "must be finite and > 0 (a float: at most 3.4e38)"},
+    {"beta1", 0, 1, false, true, "must be in [0, 1)"},
+    {"beta2", 0, 1, false, true, "must be in [0, 1)"},
+    {"momentum", 0, 1, false, true, "must be in [0, 1)"},
+    {"weight-decay", 0, kMaxFloat, false, false, "must be >= 0 (a float: at most 3.4e38)"},
+    {"warmup", -1, kMaxCount, false, false, "must be >= 0 (or -1: min(50, --steps / 10))"},
+    {"min-lr-ratio", 0, 1, false, false, "must be in [0, 1]"},
+    {"clip", 0, kMaxFloat, false, false, "must be >= 0 (0 = off; a float: at most 3.4e38)"},
+    {"grad-accum", 1, kMaxCount, false, false, "must be > 0"},
+    {"steps", 1, kMaxCount, false, false, "must be > 0"},
+    {"time-limit", 0, 1e12, false, false, "must be a number of seconds >= 0 (0 = no limit)"},
+    {"seed", 0, kMaxSeed, false, false, "must be in [0, 9223372036854775807]"},
+    {"threads", 0, kMaxCount, false, false, "must be >= 0 (0 = all cores)"},
+    {"eval-every", 0, kMaxCount, false, false, "must be >= 0"},
+    {"eval-batches", 0, kMaxCount, false, false, "must be >= 0"},
+    {"save-every", 0, kMaxCount, false, false, "must be >= 0"},
+    {"keep", 1, kMaxCount, false, false, "must be > 0"},
+    {"log-every", 1, kMaxCount, false, false, "must be > 0"},
+    {"sample-tokens", 0, kMaxCount, false, false, "must be >= 0"},
+    {"max-nonfinite", 1, kMaxCount, false, false, "must be > 0"},
+    {"world-size", 1, 1e9, false, false, "must be > 0"},
+};
+// The rule of a numeric field (nullptr for other keys).
+const NumericRule* numeric_rule(const std::string& key);
+// Whether v satisfies the rule (NaN never does).
+bool within(const NumericRule& r, double v);
+// The smallest --vocab-size SentencePiece trains here: 256 byte pieces (byte fallback) + <unk>, <s>, </s>.
+inline constexpr int64_t kMinSentencePieceVocab = 260;
+// The largest --threads accepted: 4 x the cores of this machine (more only oversubscribes them).
+int64_t max_threads();
+
+// A value that cannot be read or breaks its field's rule, as written: what() is "--key text: rule".
+class FieldValueError : public std::invalid_argument {
+ public:
+  FieldValueError(const std::string& key, const std::string& text, const std::string& rule)
+      : std::invalid_argument("--" + key + " " + text + ": " + rule), key(key), text(text), rule(rule) {}
+  std::string key, text, rule;
+};
 
 // The preset names and what each sets (keys as in visit_fields, values as on the command line).
 const std::map<std::string, std::map<std::string, std::string>>& presets();
 // Sets the preset's fields on c (throws std::invalid_argument naming --preset if unknown).
 void apply_preset(TrainConfig& c, const std::string& preset);
-// Sets one field from its text form, as the command line would (throws naming the flag).
+// Sets one field from its text form, as the command line would: the text must be of the field's type,
+// whole, and within its NumericRule (throws FieldValueError naming the flag and the text as given).
 void set_field(TrainConfig& c, const std::string& key, const std::string& value);
 // The text form of one field ("128", "favor", "a.txt b.txt" for lists).
 std::string field_text(const TrainConfig& c, const std::string& key);
@@ -290,8 +364,5 @@ std::string field_text(const TrainConfig& c, const std::string& key);
 std::map<std::string, std::string> config_to_map(const TrainConfig& c);
 TrainConfig config_from_map(const std::map<std::string, std::string>& m);
 
-// The config file: "# comment" lines and "key = value" lines in TOML (strings quoted, lists in
-// brackets), which CLI11 reads back with --config. Empty values are written commented out.
-std::string to_config_file(const TrainConfig& c);
 
 }  // namespace pf

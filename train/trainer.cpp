@@ -106,12 +106,16 @@ Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
 void Trainer::init_from_file(const std::string& path) {
   try {
     const Safetensors file = load_safetensors(path);
+    check_import(file, path);  // the file's own content first: metadata keys, tokenizer, finite values
     const auto vocab = file.metadata.find("vocab");
     if (vocab != file.metadata.end() && vocab->second != data_.vocab().name())
       throw SafetensorsError(path + ": the weights were trained with the '" + vocab->second +
                              "' vocabulary but the data uses '" + data_.vocab().name() + "'");
     const auto tok = file.metadata.find("tokenizer_fnv1a64");
     const SentencePieceModel* spm = data_.vocab().sentencepiece_model();
+    if (file.metadata.count("tokenizer") && !spm)
+      throw SafetensorsError(path + ": the weights were trained with a SentencePiece tokenizer (metadata tokenizer) "
+                                    "but the data uses the '" + data_.vocab().name() + "' vocabulary");
     if (tok != file.metadata.end() && spm && tok->second != spm->hash_hex())
       throw SafetensorsError(path + ": the weights were trained with another SentencePiece model (fnv1a64 " +
                              tok->second + ") than the data's (" + spm->hash_hex() +

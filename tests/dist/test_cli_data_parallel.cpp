@@ -190,5 +190,22 @@ TEST(CliDataParallel, RanksWithDifferentDataAreRefusedAndOneDatasetIsShared) {
   EXPECT_EQ(datasets, 1);
 }
 
+// Issue 30, item 11: when one rank alone fails (here rank 1 is given a corpus that does not exist, as
+// when a file is missing on one host), its own message reaches the user, with its rank, before the job
+// is ended.
+TEST(CliDataParallel, OneRanksOwnErrorReachesTheUser) {
+  test::TempDir dir;
+  const std::string corpus = dir.write("corpus.txt", test::word_text(500, 5));
+  const std::string missing = dir.path("only-on-another-host.txt");
+  const std::vector<std::string> rank0 = {PF_TRAIN_BIN, "--data", corpus, "--steps", "2", "--batch-size", "4",
+                                          "--out", dir.path("x")};
+  std::vector<std::string> rank1 = rank0;
+  rank1[2] = missing;
+  const auto r = test::run_command(cat(cat({PF_MPIEXEC, "--oversubscribe", "--allow-run-as-root", "-np", "1"}, rank0),
+                                       cat({":", "-np", "1"}, rank1)));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "performer-train: rank 1 of 2: error: --data " + missing + ": no such file")) << r.err;
+}
+
 }  // namespace
 }  // namespace pf

@@ -210,6 +210,21 @@ TEST(Safetensors, RefusesMalformedFiles) {
   }
 }
 
+// Every dtype of the specification this reader does not convert is refused by name, with a byte count
+// that fits its shape (so only the dtype can be the reason): PyTorch's integer buffers are I64.
+TEST(Safetensors, RefusesEveryUnsupportedDtype) {
+  const std::vector<std::pair<std::string, int>> dtypes = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"I16", 2},
+                                                           {"U16", 2},  {"I32", 4}, {"U32", 4}, {"I64", 8},
+                                                           {"U64", 8},  {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  for (const auto& [dtype, bytes] : dtypes) {
+    const std::string header = "{\"buf\":{\"dtype\":\"" + dtype + "\",\"shape\":[2],\"data_offsets\":[0," +
+                               std::to_string(2 * bytes) + "]}}";
+    const std::string e = error_of(file_bytes(header, std::string(static_cast<size_t>(2 * bytes), '\1')));
+    EXPECT_TRUE(contains(e, "bad.safetensors") && contains(e, "dtype " + dtype + " is not supported"))
+        << dtype << ": " << e;
+  }
+}
+
 TEST(Safetensors, WriterRefusesNamesTheFormatCannotHold) {
   StateDict s;
   s["__metadata__"] = Tensor::zeros({1});

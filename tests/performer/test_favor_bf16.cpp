@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "autograd/gemm.h"
+#include "performer/favor_kernels.h"
 #include "test_favor_util.h"
 
 using namespace pf;
@@ -86,6 +87,35 @@ TEST(FavorBf16, WithinTheBoundOfFp32) {
         EXPECT_GT(rel, 0.0) << what << " " << name;
       }
     }
+}
+
+// The feature projection U = sigma X W^T stays fp32 under bf16 products: exp() turns its absolute error
+// into a relative error of the features. With queries of norm ~24 (|u| up to ~20) a bf16 projection
+// errs by ~2^-9 |u| ~ 0.04; an fp32 one stays within D 2^-24 sum_e |sigma x_e w_e|.
+TEST(FavorBf16, FeatureProjectionStaysFp32) {
+  if (!bf16_supported()) GTEST_SKIP() << bf16_unsupported_reason();
+  const int64_t n = 64, D = 64, M = 32;
+  Generator gen(11);
+  const Tensor x = Tensor::randn({n, D}, gen, 0.0f, 3.0f);
+  const Tensor w = orthogonal_random_features(M, D, gen);
+  FavorOptions opt;
+  opt.kind = FeatureKind::Softmax;
+  MatmulPrecisionGuard guard(Precision::bf16);
+  favor_detail::FeatureMap map(opt, D, M, w.data());
+  std::vector<float> u(static_cast<size_t>(n * M)), h(static_cast<size_t>(n)), a(static_cast<size_t>(n));
+  map.project(x.data(), n, u.data(), h.data(), a.data());
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t f = 0; f < M; ++f) {
+      double exact = 0.0, mag = 0.0;
+      for (int64_t e = 0; e < D; ++e) {
+        const double t = static_cast<double>(map.sigma) * x.data()[i * D + e] * w.data()[f * D + e];
+        exact += t;
+        mag += std::fabs(t);
+      }
+      worst = std::max(worst, std::fabs(u[static_cast<size_t>(i * M + f)] - exact) / (D * std::ldexp(1.0, -24) * mag));
+    }
+  EXPECT_LE(worst, 1.0) << "the projection is not computed in fp32 under bf16 products";
 }
 
 }  // namespace

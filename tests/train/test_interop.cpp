@@ -262,6 +262,131 @@ TEST_F(InteropTest, InitFromRefusesAMismatchOrABadFile) {
     EXPECT_FALSE(std::filesystem::exists(dir_->path(d))) << d << ": nothing written for a refused run";
 }
 
+// The name of a 2-D tensor of the file with more rows than columns (its transpose has the same size).
+std::string non_square_weight(const StateDict& tensors) {
+  for (const auto& [name, t] : tensors)
+    if (t.dim() == 2 && t.size(0) != t.size(1)) return name;
+  return "";
+}
+
+// The transpose of a 2-D tensor: the same values, rows and columns swapped.
+Tensor transposed(const Tensor& w) {
+  const int64_t rows = w.size(0), cols = w.size(1);
+  Tensor t = Tensor::zeros({cols, rows});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t.data()[c * rows + r] = w.data()[r * cols + c];
+  return t;
+}
+
+// What load_safetensors_into says about `file` for the model the exported file describes ("" if it loads).
+std::string import_error(const Safetensors& file, const std::string& source) {
+  PerformerLM model(model_config_from_metadata(load_safetensors(source).metadata, source));
+  try {
+    load_safetensors_into(model, file, source, "from the flags");
+  } catch (const SafetensorsError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Issue 30, item 10: strict import. Non-finite weights, an unknown (misspelled) metadata key, tokenizer
+// metadata that does not decode and a same-size transposed tensor are each refused, naming the tensor
+// or key.
+TEST_F(InteropTest, ImportRefusesNonFiniteWeightsNamingTheTensor) {
+  const Safetensors file = load_safetensors(exported_);
+  ASSERT_EQ(import_error(file, exported_), "");
+  Safetensors nan = file;  // tensors share storage: the changed ones are copies
+  nan.tensors["tok_emb.weight"] = file.tensors.at("tok_emb.weight").clone();
+  nan.tensors.at("tok_emb.weight").data()[5] = NAN;
+  const std::string e1 = import_error(nan, exported_);
+  EXPECT_TRUE(contains(e1, "\"tok_emb.weight\"") && contains(e1, "NaN")) << e1;
+  Safetensors inf = file;
+  inf.tensors["head.bias"] = file.tensors.at("head.bias").clone();
+  inf.tensors.at("head.bias").data()[0] = -INFINITY;
+  const std::string e2 = import_error(inf, exported_);
+  EXPECT_TRUE(contains(e2, "\"head.bias\"") && contains(e2, "infinity")) << e2;
+
+  // End to end: exit 2, the tensor named, nothing written.
+  const std::string bad = dir_->path("nan.safetensors");
+  save_safetensors(bad, nan.tensors, nan.metadata);
+  const test::CommandResult r = train({"--steps", "2", "--init-from", bad, "--out", dir_->path("nan_run")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "--init-from " + bad) && contains(r.err, "tok_emb.weight")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_->path("nan_run")));
+}
+
+TEST_F(InteropTest, ImportRefusesUnknownMetadataKeys) {
+  Safetensors file = load_safetensors(exported_);
+  const std::string format = file.metadata.at("format");
+  file.metadata.erase("format");
+  file.metadata["formct"] = format;  // one flipped bit in a key name
+  const std::string e1 = import_error(file, exported_);
+  EXPECT_TRUE(contains(e1, exported_) && contains(e1, "unknown metadata key \"formct\"")) << e1;
+  Safetensors dim = load_safetensors(exported_);
+  dim.metadata["dimm"] = dim.metadata.at("dim");
+  const std::string e2 = import_error(dim, exported_);
+  EXPECT_TRUE(contains(e2, "\"dimm\"")) << e2;
+}
+
+TEST_F(InteropTest, ImportRefusesTokenizerMetadataThatDoesNotDecode) {
+  const Safetensors base = load_safetensors(exported_);
+  struct Case {
+    std::map<std::string, std::string> metadata;
+    const char* expect;
+  };
+  const std::vector<Case> cases = {
+      {{{"tokenizer", "sentencepiece"}, {"tokenizer_model", "not base64!"}, {"tokenizer_fnv1a64", "0"}},
+       "tokenizer_model does not decode"},
+      {{{"tokenizer", "sentencepiece"}, {"tokenizer_model", "AAAA"}, {"tokenizer_fnv1a64", "0"}},
+       "tokenizer_model does not decode"},
+      {{{"tokenizer", "sentencepiece"}}, "incomplete tokenizer metadata"},
+      {{{"tokenizer", "wordpiece"}, {"tokenizer_model", "AAAA"}, {"tokenizer_fnv1a64", "0"}},
+       "incomplete tokenizer metadata"},
+  };
+  for (const Case& c : cases) {
+    Safetensors file = base;
+    for (const auto& [k, v] : c.metadata) file.metadata[k] = v;
+    const std::string e = import_error(file, exported_);
+    EXPECT_TRUE(contains(e, exported_) && contains(e, c.expect)) << c.expect << ": " << e;
+  }
+  // End to end: a bytes run refuses a file whose tokenizer metadata is invalid.
+  Safetensors file = base;
+  for (const auto& [k, v] : cases[0].metadata) file.metadata[k] = v;
+  const std::string bad = dir_->path("bad_tokenizer.safetensors");
+  save_safetensors(bad, file.tensors, file.metadata);
+  const test::CommandResult r = train({"--steps", "2", "--init-from", bad, "--out", dir_->path("tok_run")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "tokenizer_model")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_->path("tok_run")));
+}
+
+// A tensor stored transposed (same number of values, rows and columns swapped) is refused by name, in a
+// safetensors file and in a checkpoint.
+TEST_F(InteropTest, SameSizeTransposedTensorIsRefusedInBothFormats) {
+  Safetensors file = load_safetensors(exported_);
+  const std::string name = non_square_weight(file.tensors);
+  ASSERT_FALSE(name.empty());
+  file.tensors[name] = transposed(file.tensors.at(name));
+  const std::string e1 = import_error(file, exported_);
+  EXPECT_TRUE(contains(e1, exported_) && contains(e1, name)) << e1;
+
+  Checkpoint ckpt = run_checkpoint();
+  ckpt.model_state[name] = transposed(ckpt.model_state.at(name));
+  const std::string path = dir_->path("transposed.ckpt");
+  save_checkpoint(path, ckpt);
+  std::string e2;
+  try {
+    const Checkpoint back = load_checkpoint(path);
+    make_model(back);
+  } catch (const std::exception& e) {
+    e2 = e.what();
+  }
+  EXPECT_TRUE(contains(e2, name)) << "a transposed " << name << " in a checkpoint: " << e2;
+  const test::CommandResult r = test::run_command({PF_EXPORT_BIN, "--checkpoint", path, "--out", dir_->path("t.st")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, name)) << r.err;
+}
+
 // ---- the PyTorch round trip
 
 // "" when /usr/bin/python3 (PF_TEST_PYTHON) can import torch and numpy, else why not.
