@@ -1,7 +1,5 @@
 #include "train/metrics.h"
 
-#include "nn/safetensors.h"
-
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
