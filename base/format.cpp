@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 namespace pf {
 
 std::string float_str(double v) {
@@ -42,6 +44,10 @@ std::string human_count(double n) {
   else
     std::snprintf(buf, sizeof buf, "%.2fG", n / 1e9);
   return buf;
+}
+
+std::string json_quote(std::string_view s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace pf

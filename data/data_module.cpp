@@ -19,19 +19,6 @@ namespace pf {
 
 namespace {
 
-// 950 -> "950", 12345 -> "12.3K", 9012345 -> "9.0M".
-std::string human(int64_t n) {
-  char buf[32];
-  if (n < 1000) return std::to_string(n);
-  if (n < 1000000)
-    std::snprintf(buf, sizeof buf, "%.1fK", static_cast<double>(n) / 1e3);
-  else if (n < 1000000000)
-    std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.1fG", static_cast<double>(n) / 1e9);
-  return buf;
-}
-
 std::string bad_field(const std::string& field, const std::string& value, const std::string& rule) {
   return "DataConfig." + field + " = " + value + " is invalid: " + rule;
 }
@@ -158,14 +145,15 @@ void DataModule::build_text() {
     throw std::invalid_argument("text: the training files (--data) are empty; give a non-empty corpus");
   const int64_t files = static_cast<int64_t>(m.sources.size() + m.val_sources.size());
   const bool spm = m.tokenizer == "sentencepiece";
+  auto count = [](int64_t n) { return human_count(static_cast<double>(n)); };
   std::string d = "text: " + std::to_string(files) + (files == 1 ? " file, " : " files, ") +
-                  human(m.train.text_bytes + m.val.text_bytes) + " bytes; ";
+                  count(m.train.text_bytes + m.val.text_bytes) + " bytes; ";
   if (spm)
     d += "sentencepiece " + std::to_string(m.pieces) + " pieces (" + m.tokenizer_origin + "); train " +
-         human(m.train.token_count) + " tokens (" + human(m.train.text_bytes) + " bytes) / val " +
-         human(m.val.token_count) + " tokens (" + human(m.val.text_bytes) + " bytes)";
+         count(m.train.token_count) + " tokens (" + count(m.train.text_bytes) + " bytes) / val " +
+         count(m.val.token_count) + " tokens (" + count(m.val.text_bytes) + " bytes)";
   else
-    d += "train " + human(train_range.size()) + " / val " + human(val_range.size()) + " bytes";
+    d += "train " + count(train_range.size()) + " / val " + count(val_range.size()) + " bytes";
   description_ = d + (m.val_sources.empty() ? "" : " (val files)");
   batcher_ = std::make_unique<TextBatcher>(train, train_range, val, val_range, vocab_, options_);
 }
@@ -185,7 +173,8 @@ void DataModule::build_fasta() {
                         "vocabulary is the protein one, which reads these letters as amino acids");
   }
   description_ = "fasta: " + std::to_string(fasta_stats_.records) + " records (" +
-                 std::to_string(fasta_stats_.skipped_records) + " skipped), " + human(fasta_stats_.residues) +
+                 std::to_string(fasta_stats_.skipped_records) + " skipped), " +
+                 human_count(static_cast<double>(fasta_stats_.residues)) +
                  " residues; train " + std::to_string(m.train.records) + " / val " + std::to_string(m.val.records) +
                  " records" + (m.val_sources.empty() ? "" : " (val files)");
   auto train = dataset_->proteins(false);

@@ -11,6 +11,10 @@
 //             relative to the start of this buffer, and the tensors cover it without gaps or overlaps.
 // Names are unique and "__metadata__" is not a tensor name; N is at most 100 MB.
 //
+// The header is read and written with nlohmann-json; what the specification asks beyond that
+// library's parser (no duplicate key at any level, no nesting deeper than 64 levels, no NUL byte, the
+// header starting with '{' itself) is checked around it.
+//
 // Writing: every tensor as F32, in the order of their names (a StateDict is sorted), atomically
 // (base/atomic_file.h). Reading accepts F32 and converts F64, F16 and BF16 to float32; every
 // other dtype is refused. A malformed file (truncated, header too large, not UTF-8, bad JSON,
@@ -53,10 +57,5 @@ Safetensors parse_safetensors(std::string_view bytes, const std::string& source)
 void save_safetensors(const std::string& path, const StateDict& tensors, const SafetensorsMetadata& metadata = {});
 // Throws SafetensorsError (unreadable or malformed file).
 Safetensors load_safetensors(const std::string& path);
-
-// A JSON string literal: '"' and '\\' escaped, control characters as \uXXXX (\n, \t ... short forms),
-// everything else (UTF-8 included) as is. The one JSON string writer of the project (the metrics log
-// uses it too).
-std::string json_quote(std::string_view s);
 
 }  // namespace pf

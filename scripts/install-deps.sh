@@ -13,7 +13,8 @@ packages=(
   libdnnl-dev   # oneDNN: fp32 and bf16 matrix products (GEMM); the build falls back to Eigen without it
   libopenmpi-dev openmpi-bin   # MPI for data-parallel training (dist/); the build runs one process without it
   libsentencepiece-dev   # subword tokenizers
-  libxxhash-dev nlohmann-json3-dev   # prepared datasets: shard checksums (XXH3) and manifest.json
+  libxxhash-dev   # prepared datasets: shard checksums (XXH3)
+  nlohmann-json3-dev   # JSON: prepared datasets' manifest.json, safetensors headers, metrics.jsonl strings
   libtomlplusplus-dev   # toml++: performer-train's config file, read strictly (train/config_file.h)
   mmseqs2-examples   # the default training corpus: /usr/share/doc/mmseqs2/example-data/DB.fasta.gz
 )

@@ -100,26 +100,19 @@ pf::DataModule load_data(const EvalArgs& a, const pf::TrainConfig& tc, const pf:
 
 void print_json(const EvalArgs& a, const pf::OpenedCheckpoint& opened, bool mlm, const pf::EvalMetrics& m,
                 double unigram) {
-  std::string files = "[";
-  for (size_t i = 0; i < a.data.size(); ++i) files += (i ? "," : "") + pf::json_string(a.data[i]);
-  files += "]";
-  std::string line = pf::JsonLine()
-                         .add("checkpoint", opened.path)
-                         .add("step", opened.checkpoint.progress.step)
-                         .add("objective", mlm ? "mlm" : "causal")
-                         .add("loss", m.loss)
-                         .add("bits_per_token", m.bits_per_token)
-                         .add("perplexity", m.perplexity)
-                         .add("accuracy", m.accuracy)
-                         .add("tokens", m.tokens)
-                         .add("batches", m.batches)
-                         .add("unigram_entropy", unigram)
-                         .str();
-  if (m.has_bits_per_byte())
-    line.insert(line.size() - 1, ",\"bits_per_byte\":" + pf::json_number(m.bits_per_byte) +
-                                     ",\"bytes\":" + std::to_string(m.bytes));
-  line.insert(line.size() - 1, ",\"data\":" + files);
-  std::printf("%s\n", line.c_str());
+  pf::JsonLine line;
+  line.add("checkpoint", opened.path)
+      .add("step", opened.checkpoint.progress.step)
+      .add("objective", mlm ? "mlm" : "causal")
+      .add("loss", m.loss)
+      .add("bits_per_token", m.bits_per_token)
+      .add("perplexity", m.perplexity)
+      .add("accuracy", m.accuracy)
+      .add("tokens", m.tokens)
+      .add("batches", m.batches)
+      .add("unigram_entropy", unigram);
+  if (m.has_bits_per_byte()) line.add("bits_per_byte", m.bits_per_byte).add("bytes", m.bytes);
+  std::printf("%s\n", line.add("data", a.data).str().c_str());
 }
 
 void print_text(const EvalArgs& a, const pf::OpenedCheckpoint& opened, const pf::PerformerLM& model,

@@ -1,7 +1,5 @@
 #include "train/metrics.h"
 
-#include "nn/safetensors.h"
-
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -20,11 +18,9 @@ std::string json_number(double v) {
   return exact_str(v);
 }
 
-std::string json_string(const std::string& s) { return json_quote(s); }
-
 void JsonLine::key(const std::string& k) {
   if (!body_.empty()) body_ += ",";
-  body_ += json_string(k) + ":";
+  body_ += json_quote(k) + ":";
 }
 
 JsonLine& JsonLine::add(const std::string& k, double value) {
@@ -41,13 +37,24 @@ JsonLine& JsonLine::add(const std::string& k, int64_t value) {
 
 JsonLine& JsonLine::add(const std::string& k, const std::string& value) {
   key(k);
-  body_ += json_string(value);
+  body_ += json_quote(value);
   return *this;
 }
 
 JsonLine& JsonLine::add(const std::string& k, bool value) {
   key(k);
   body_ += value ? "true" : "false";
+  return *this;
+}
+
+JsonLine& JsonLine::add(const std::string& k, const std::vector<std::string>& values) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) body_ += ",";
+    body_ += json_quote(values[i]);
+  }
+  body_ += "]";
   return *this;
 }
 

@@ -3,13 +3,16 @@
 //   {"type":"train","step":10,"loss":3.01,"lr":0.0005,"grad_norm":1.2,"tokens":2048,"tokens_per_s":5100,"elapsed_s":0.4}
 //   {"type":"eval","step":100,"val_loss":2.8,"val_bits_per_token":4.04,"val_perplexity":16.4,"val_accuracy":0.12,...}
 //   {"type":"skip","step":17,"reason":"non-finite loss","loss":null,"grad_norm":null,"in_a_row":1}
-// Numbers are written with the fewest digits that read back to the same double (so equal values
-// give equal text); non-finite numbers are written as null.
+// Strings are written by nlohmann-json (json_quote, base/format.h). Numbers are written with the
+// fewest digits that read back to the same double (exact_str: equal values give equal text);
+// non-finite numbers are written as null. (nlohmann-json's own number text would change the bytes
+// of the file: 5100.0 for 5100, 1000000.0 for 1e+06.)
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace pf {
 
@@ -21,6 +24,7 @@ class JsonLine {
   JsonLine& add(const std::string& key, const std::string& value);
   JsonLine& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
   JsonLine& add(const std::string& key, bool value);
+  JsonLine& add(const std::string& key, const std::vector<std::string>& values);  // an array of strings
   std::string str() const { return "{" + body_ + "}"; }
 
  private:
@@ -30,8 +34,6 @@ class JsonLine {
 
 // The shortest decimal text that reads back to exactly `v` ("null" if not finite).
 std::string json_number(double v);
-// A JSON string literal with escapes.
-std::string json_string(const std::string& s);
 
 class MetricsLog {
  public:

@@ -1,4 +1,4 @@
-// base/format.h and base/hash.h: the text forms of numbers the project prints and reads back, and the hash.
+// base/format.h and base/hash.h: the text forms of numbers and strings the project prints and reads back, and the hash.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -45,6 +45,18 @@ TEST(Format, HumanCount) {
   EXPECT_EQ(human_count(12345), "12.3k");
   EXPECT_EQ(human_count(4561234), "4.56M");
   EXPECT_EQ(human_count(1.234e9), "1.23G");
+}
+
+// The escapes of every JSON string the project writes (nlohmann-json's: metrics lines, safetensors
+// headers and messages): the short forms, \u00XX in lower case for the other control characters, '/', DEL and
+// UTF-8 as they are; bytes that are not UTF-8 become U+FFFD so that the line stays valid JSON.
+TEST(Format, JsonQuote) {
+  EXPECT_EQ(json_quote(""), R"("")");
+  EXPECT_EQ(json_quote("a\"b\\c/d"), R"("a\"b\\c/d")");
+  EXPECT_EQ(json_quote("\b\f\n\r\t"), R"("\b\f\n\r\t")");
+  EXPECT_EQ(json_quote(std::string("\x00\x01\x1f\x7f", 4)), "\"\\u0000\\u0001\\u001f\x7f\"");
+  EXPECT_EQ(json_quote("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+  EXPECT_EQ(json_quote("a\xff" "b"), "\"a\xef\xbf\xbd" "b\"");
 }
 
 // FNV-1a 64 reference values (the published test vectors for "" and "a"), and piecewise = whole.

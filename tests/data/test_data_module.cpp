@@ -29,6 +29,13 @@ std::string error_of(const DataConfig& cfg) {
   return "";
 }
 
+// n bytes of "abc...zab...".
+std::string alphabet(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) text += static_cast<char>('a' + i % 26);
+  return text;
+}
+
 TEST(DataModule, VocabularyFollowsTheFormat) {
   TempDir dir;
   EXPECT_EQ(DataModule(config_for({dir.write("a.fasta", ">a\nMKVLATGHIKL\n")})).vocab().name(), "protein");
@@ -113,9 +120,7 @@ TEST(DataModule, NucleotideFastaGetsAWarning) {
 
 TEST(DataModule, GzipTextTrains) {
   TempDir dir;
-  std::string text;
-  for (int i = 0; i < 500; ++i) text += static_cast<char>('a' + i % 26);
-  DataConfig c = config_for({dir.write_gz("corpus.txt.gz", text)});
+  DataConfig c = config_for({dir.write_gz("corpus.txt.gz", alphabet(500))});
   c.cache_dir = dir.path("cache");
   c.val_fraction = 0.1;
   DataModule m(c);
@@ -124,6 +129,16 @@ TEST(DataModule, GzipTextTrains) {
   const Batch b = m.next_train_batch();
   for (int64_t r = 0; r < 2; ++r)
     EXPECT_EQ((b.inputs[static_cast<size_t>(r * 8)] - 'a' + 1) % 26, b.inputs[static_cast<size_t>(r * 8 + 1)] - 'a');
+}
+
+// Counts of a thousand and more read as human_count (base/format.h) writes them, like the rest of
+// the programs' output.
+TEST(DataModule, DescriptionCountsAreHumanCounts) {
+  TempDir dir;
+  DataConfig c = config_for({dir.write("corpus.txt", alphabet(12345))});
+  c.cache_dir = dir.path("cache");
+  c.val_fraction = 0.1;
+  EXPECT_EQ(DataModule(c).describe(), "text: 1 file, 12.3k bytes; train 11.1k / val 1.2k bytes");
 }
 
 TEST(DataModule, VocabAndCursorSaveTogetherWithCereal) {

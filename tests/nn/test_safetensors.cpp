@@ -166,7 +166,8 @@ TEST(Safetensors, RefusesMalformedFiles) {
       {"trailing comma", file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],}})", two), "bad JSON"},
       {"not an object", file_bytes("[1, 2]", two), "does not start with '{'"},
       {"text after the object", file_bytes(ok + " x", two), "bad JSON"},
-      {"bad escape", file_bytes(R"({"a\q":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", two), "bad escape"},
+      {"bad escape", file_bytes(R"({"a\q":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", two),
+       "forbidden character after backslash"},
       {"raw control character", file_bytes("{\"a\n\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", two),
        "control character"},
       {"not UTF-8", file_bytes("{\"\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", two), "UTF-8"},
@@ -222,6 +223,83 @@ TEST(Safetensors, RefusesEveryUnsupportedDtype) {
     const std::string e = error_of(file_bytes(header, std::string(static_cast<size_t>(2 * bytes), '\1')));
     EXPECT_TRUE(contains(e, "bad.safetensors") && contains(e, "dtype " + dtype + " is not supported"))
         << dtype << ": " << e;
+  }
+}
+
+// The whole file, byte for byte, for names and metadata that need every kind of escape: the bytes the
+// writer has produced since the format was added (control characters as \u00XX in lower case, short
+// escapes where JSON has them, '/', DEL and UTF-8 as they are).
+TEST(Safetensors, WrittenBytesAreStable) {
+  StateDict s;
+  s["b"] = Tensor::from_vector({1.0f, -2.0f}, {2});
+  s["a/\x01\x7f\"\\\xc3\xa9"] = Tensor::scalar(0.5f);
+  s["c"] = Tensor::zeros({0, 3});
+  const std::string bytes = serialize_safetensors(s, {{"k\t\b\f\r\n", "v\x1f"}, {"Z", ""}});
+  const std::string header =
+      R"({"__metadata__":{"Z":"","k\t\b\f\r\n":"v\u001f"},)"
+      "\"a/\\u0001\x7f\\\"\\\\\xc3\xa9\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
+      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},)"
+      R"("c":{"dtype":"F32","shape":[0,3],"data_offsets":[12,12]}})";
+  const std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
+  EXPECT_EQ(bytes, file_bytes(padded, floats({0.5f, 1.0f, -2.0f})));
+  const Safetensors back = parse_safetensors(bytes, "mem");
+  EXPECT_EQ(serialize_safetensors(back.tensors, back.metadata), bytes);
+}
+
+// The rules of the specification beyond the malformed files above, each at the level it applies to.
+TEST(Safetensors, RefusesWhatTheSpecificationForbidsAtEveryLevel) {
+  const std::string two = floats({1.0f, 2.0f});
+  const std::string entry = R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  auto with = [&](const std::string& header) { return file_bytes(header, two); };
+  auto nested = [](int levels) { return std::string(static_cast<size_t>(levels), '[') + std::string(static_cast<size_t>(levels), ']'); };
+  struct Case {
+    const char* what;
+    std::string bytes;
+    const char* expect;
+  };
+  const std::vector<Case> cases = {
+      {"duplicate metadata key", with(R"({"__metadata__":{"k":"1","k":"2"},"a":)" + entry + "}"), "duplicate key \"k\""},
+      {"duplicate field", with(R"({"a":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}})"),
+       "duplicate key \"dtype\""},
+      {"duplicate metadata", with(R"({"__metadata__":{},"__metadata__":{},"a":)" + entry + "}"),
+       "duplicate key \"__metadata__\""},
+      {"metadata not an object", with(R"({"__metadata__":["x"],"a":)" + entry + "}"), "\"__metadata__\" is not an object"},
+      {"entry not an object", with(R"({"a":[0,8]})"), "its entry is not an object"},
+      {"dtype not a string", with(R"({"a":{"dtype":1,"shape":[2],"data_offsets":[0,8]}})"), "dtype is not a string"},
+      {"shape not an array", with(R"({"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})"), "shape is not an array"},
+      {"negative zero", with(R"({"a":{"dtype":"F32","shape":[-0],"data_offsets":[0,8]}})"), "non-negative integer"},
+      {"exponent", with(R"({"a":{"dtype":"F32","shape":[2e0],"data_offsets":[0,8]}})"), "non-negative integer"},
+      {"dimension over int64", with(R"({"a":{"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,8]}})"),
+       "non-negative integer"},
+      {"shape too large", with(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})"),
+       "shape too large"},
+      {"offset over uint64", with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,18446744073709551616]}})"),
+       "data_offsets"},
+      {"three offsets", with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}})"), "data_offsets"},
+      {"missing dtype first", with(R"({"a":{"x":1}})"), "unexpected field \"x\""},
+      {"missing all fields", with(R"({"a":{}})"), "missing field \"dtype\""},
+      {"leading space", with(" " + std::string(R"({"a":)") + entry + "}"), "does not start with '{'"},
+      {"byte order mark", with("\xef\xbb\xbf" + std::string(R"({"a":)") + entry + "}"), "does not start with '{'"},
+      {"empty header", with(""), "does not start with '{'"},
+      {"comment", with(R"({"a":/* c */)" + entry + "}"), "bad JSON"},
+      {"single quotes", with(R"({'a':)" + entry + "}"), "bad JSON"},
+      {"NaN literal", with(R"({"__metadata__":{"k":NaN},"a":)" + entry + "}"), "bad JSON"},
+      {"lone surrogate", with(R"({"\ud800":)" + entry + "}"), "bad JSON"},
+      {"unterminated string", with(R"({"a)"), "bad JSON"},
+      {"two values", with(R"({"a":)" + entry + "}{}"), "bad JSON"},
+      {"NUL after the object", with(R"({"a":)" + entry + "}" + std::string(1, '\0')), "bad JSON"},
+      {"NUL and text after the object", with(R"({"a":)" + entry + "}" + std::string(1, '\0') + "x"), "bad JSON"},
+      {"NUL in a key", with("{\"a" + std::string(1, '\0') + "\":" + entry + "}"), "bad JSON"},
+      {"not UTF-8 outside a string", with("{\xc3\xa9}"), "not a valid safetensors file"},
+      {"overlong UTF-8", with("{\"\xc0\xaf\":" + entry + "}"), "UTF-8"},
+      {"UTF-8 surrogate", with("{\"\xed\xa0\x80\":" + entry + "}"), "UTF-8"},
+      {"64 levels: parsed, then refused as an entry", with(R"({"a":)" + nested(64) + "}"), "its entry is not an object"},
+      {"65 levels", with(R"({"a":)" + nested(65) + "}"), "nested deeper than 64 levels"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = error_of(c.bytes);
+    EXPECT_TRUE(contains(e, "bad.safetensors: not a valid safetensors file")) << c.what << ": " << e;
+    EXPECT_TRUE(contains(e, c.expect)) << c.what << ": expected '" << c.expect << "' in: " << e;
   }
 }
 

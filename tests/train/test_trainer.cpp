@@ -216,6 +216,29 @@ TEST(MetricsLog, NumbersReadBackExactly) {
   EXPECT_EQ(JsonLine().add("a", int64_t{1}).add("b", "x\"y").add("c", true).str(), R"({"a":1,"b":"x\"y","c":true})");
 }
 
+// The bytes of a line as metrics.jsonl has always had them: numbers as exact_str writes them (5100,
+// 1e+06, not nlohmann-json's 5100.0 and 1000000.0), strings escaped by nlohmann-json, arrays of
+// strings; a string that is not UTF-8 (a file name in another encoding) still gives valid JSON.
+TEST(MetricsLog, LineBytes) {
+  const std::string line = JsonLine()
+                               .add("type", "train")
+                               .add("step", 7)
+                               .add("loss", 2.5)
+                               .add("tokens_per_s", 5100.0)
+                               .add("tokens", int64_t{1000000})
+                               .add("big", 1e6)
+                               .add("lr", 5e-05)
+                               .add("grad_norm", static_cast<double>(INFINITY))
+                               .add("note", "tab\t\x01 \xc3\xa9")
+                               .add("data", std::vector<std::string>{"a.txt", "b\\c", "\xff.txt"})
+                               .add("empty", std::vector<std::string>{})
+                               .str();
+  EXPECT_EQ(line,
+            "{\"type\":\"train\",\"step\":7,\"loss\":2.5,\"tokens_per_s\":5100,\"tokens\":1000000,\"big\":1e+06,"
+            "\"lr\":5e-05,\"grad_norm\":null,\"note\":\"tab\\t\\u0001 \xc3\xa9\","
+            "\"data\":[\"a.txt\",\"b\\\\c\",\"\xef\xbf\xbd.txt\"],\"empty\":[]}");
+}
+
 }  // namespace
 }  // namespace pf
 
