@@ -149,7 +149,7 @@ measure() {
 }
 
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
-human_bytes() { awk -v b="$1" 'BEGIN { if (b >= 2^30) printf "%.2f GiB", b / 2^30; else printf "%.1f MiB", b / 2^20 }'; }
+human_bytes() { awk -v b="$1" 'BEGIN { if (b >= 0.99 * 2^30) printf "%.2f GiB", b / 2^30; else printf "%.1f MiB", b / 2^20 }'; }
 du_h() { du -sh -- "$1" 2>/dev/null | cut -f1; }
 
 # row ID CORPUS WHAT TARGET [MBPS] [DISK]
