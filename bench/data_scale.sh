@@ -177,6 +177,7 @@ bench_a() {
   make_corpus text "$TEXT" "$TEXT_SIZE"
   local c r1 r2 name spm=(--tokenizer sentencepiece --vocab-size 2000)
   name="text $(human_bytes "$(bytes_of "$TEXT")")"
+  need_space $((($(bytes_of "$TEXT") >> 30) * 2 + 2))
   c=$(fresh_dir "$CACHES" a)
   r1=$(run_dir a-first)
   r2=$(run_dir a-second)
@@ -261,6 +262,7 @@ bench_d() {
   make_corpus text "$TEXT" "$TEXT_SIZE"
   local c name
   name="text $(human_bytes "$(bytes_of "$TEXT")")"
+  need_space $((($(bytes_of "$TEXT") >> 30) * 2 + 2))
   c=$(fresh_dir "$CACHES" d)
   train_cmd "$TEXT" "$(run_dir d-first)" "$c" 1
   evict "$TEXT"
