@@ -124,7 +124,7 @@ stamp() {  # prefix every line with the wall clock in seconds (bash's EPOCHREALT
 
 # measure ID CMD...: run CMD under /usr/bin/time -v; sets WALL (s), RSS_MB, FIRST_STEP (s from the
 # start to the first "step N/M" line, or "-"), LOAD (the "loaded in X s" of the banner, or "-"),
-# RC. stdout goes to LOGS/ID.out, stderr (timestamped) to LOGS/ID.err.
+# DATASET (prepared / reused and how long, as the program reports it, or "-"), RC. stdout goes to LOGS/ID.out, stderr (timestamped) to LOGS/ID.err.
 measure() {
   local id=$1; shift
   local log=$LOGS/$id t0
@@ -141,11 +141,19 @@ measure() {
   FIRST_STEP=${FIRST_STEP:--}
   LOAD=$(sed -n 's/.*(loaded in \([0-9.]*\) s).*/\1/p' "$log.err" | head -n 1)
   LOAD=${LOAD:--}
+  # Issue 27's banner line "dataset: prepared|reused in X s: DIR (...)", or performer-prepare's
+  # "prepared|reused DIR: ..." and "  N MB of input in X s (R MB/s)" on stdout.
+  DATASET=$(cut -f2- "$log.err" | sed -n 's/^dataset: \(prepared\|reused\) in \([0-9.]*\) s.*/\1 in \2 s/p' | head -n 1)
+  if [[ -z $DATASET ]]; then
+    DATASET=$(awk '/^(prepared|reused) / {w = $1} / of input in / {sub(/^ +/, ""); r = $0; sub(/, fingerprint.*/, "", r)}
+                   END {if (w != "") print w (r != "" ? ": " r : "")}' "$log.out")
+  fi
+  DATASET=${DATASET:--}
   if ((RC != 0)); then
     note "$id exited with status $RC; the last lines of its stderr ($log.err):"
     tail -n 5 "$log.err" | cut -f2- | sed 's/^/    /' >&2
   fi
-  echo "[$id] wall ${WALL} s, peak RSS ${RSS_MB} MB, first step ${FIRST_STEP} s, data loaded in ${LOAD} s, exit ${RC}" >&2
+  echo "[$id] wall ${WALL} s, peak RSS ${RSS_MB} MB, first step ${FIRST_STEP} s, data loaded in ${LOAD} s, dataset ${DATASET}, exit ${RC}" >&2
 }
 
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
@@ -156,7 +164,7 @@ du_h() { du -sh -- "$1" 2>/dev/null | cut -f1; }
 row() {
   local status=ok
   ((RC == 0)) || status="exit $RC"
-  ROWS+=("| $1 | $2 | $3 | $WALL | $FIRST_STEP | $LOAD | $RSS_MB | ${5:--} | ${6:--} | $4 | $status |")
+  ROWS+=("| $1 | $2 | $3 | $WALL | $FIRST_STEP | $LOAD | $DATASET | $RSS_MB | ${5:--} | ${6:--} | $4 | $status |")
 }
 
 # The training command of every run, in CMD: STEPS steps, no evaluation but the one before a fresh
@@ -296,12 +304,12 @@ RESULT=$WORK/data_scale-$(date -u +%Y%m%dT%H%M%SZ).md
   else echo "- page cache: warm (corpora as make-corpus or earlier runs left them; --cold to drop them first)"; fi
   ((SMOKE)) && echo "- **--smoke: small corpora, the numbers mean nothing**"
   echo
-  echo "| id | corpus | what | wall s | first step s | data loaded s | peak RSS MB | MB/s | cache | target | status |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| id | corpus | what | wall s | first step s | data loaded s | dataset | peak RSS MB | MB/s | cache | target | status |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "wall: /usr/bin/time -v; first step: from the launch to the first \"step N/M\" progress line;"
-  echo "data loaded: performer-train's banner; MB/s: input bytes / wall time, 10^6 bytes; cache: du -sh of the"
+  echo "data loaded: performer-train's banner; dataset: prepared or reused, as the program says; MB/s: input bytes / wall time, 10^6 bytes; cache: du -sh of the"
   echo "measurement's --cache-dir afterwards. Corpus sizes in GiB (make-corpus: 1G = 2^30 bytes)."
   if ((${#NOTES[@]})); then
     echo
