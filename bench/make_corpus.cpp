@@ -28,9 +28,9 @@
 // Sizes: a number with an optional suffix K, M, G or T, powers of 1024 (1G = 1,073,741,824
 // bytes; KiB, MiB, GiB, TiB are accepted too). The output never exceeds --bytes: it ends at the
 // last whole line (text) or whole record (fasta) that fits, so it is at most one line / record
-// short of it. --out - writes to stdout (e.g. `| gzip -1 > big.txt.gz`); otherwise the file is
-// written under a temporary name and renamed when complete, so a killed run leaves no file of the
-// final name. The same --seed, seed files and options give the same bytes.
+// short of it. --out - writes to stdout (e.g. `| gzip -1 > big.txt.gz`), and an existing device or
+// pipe is written as it is; otherwise the file is written under a temporary name and renamed when
+// complete, so a killed run leaves no file of the final name. The same --seed, seed files and options give the same bytes.
 //
 // Standard library only; one thread; output built in a 16 MiB buffer, written with fwrite in
 // 4 MiB+ blocks.
@@ -46,13 +46,17 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
 namespace {
 
+std::string g_partial;  // the temporary output file, removed when the run fails
+
 [[noreturn]] void die(const std::string& msg) {
   std::fprintf(stderr, "make-corpus: %s\n", msg.c_str());
+  if (!g_partial.empty()) std::remove(g_partial.c_str());
   std::exit(1);
 }
 
@@ -263,12 +267,18 @@ struct Output {
 
   Output(const std::string& p, uint64_t b, bool q) : path(p), budget(b), quiet(q) {
     buf.resize(16u << 20);
+    struct stat st{};
     if (path == "-") {
       f = stdout;
+    } else if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      // A device or a pipe (/dev/null, a FIFO): written as it is, never replaced by a rename.
+      f = std::fopen(path.c_str(), "wb");
+      if (!f) die("cannot open " + path + ": " + std::strerror(errno));
     } else {
       tmp_path = path + ".tmp." + std::to_string((long)getpid());
       f = std::fopen(tmp_path.c_str(), "wb");
       if (!f) die("cannot create " + tmp_path + ": " + std::strerror(errno));
+      g_partial = tmp_path;
     }
   }
   uint64_t total() const { return written + used; }
@@ -300,7 +310,7 @@ struct Output {
   }
   void flush() {
     if (used && std::fwrite(buf.data(), 1, used, f) != used)
-      die("write to " + (tmp_path.empty() ? std::string("stdout") : tmp_path) + " failed: " + std::strerror(errno));
+      die("write to " + (tmp_path.empty() ? path : tmp_path) + " failed: " + std::strerror(errno));
     written += used;
     used = mark = 0;
     progress(false);
@@ -320,9 +330,12 @@ struct Output {
       if (std::fflush(f) != 0) die(std::string("write to stdout failed: ") + std::strerror(errno));
       return;
     }
-    if (std::fclose(f) != 0) die("closing " + tmp_path + " failed: " + std::strerror(errno));
+    if (std::fclose(f) != 0)
+      die("closing " + (tmp_path.empty() ? path : tmp_path) + " failed: " + std::strerror(errno));
+    if (tmp_path.empty()) return;
     if (std::rename(tmp_path.c_str(), path.c_str()) != 0)
       die("cannot rename " + tmp_path + " to " + path + ": " + std::strerror(errno));
+    g_partial.clear();
   }
 };
 
