@@ -122,19 +122,53 @@ stamp() {  # prefix every line with the wall clock in seconds (bash's EPOCHREALT
   while IFS= read -r line || [[ -n $line ]]; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done
 }
 
-# measure ID CMD...: run CMD under /usr/bin/time -v; sets WALL (s), RSS_MB, FIRST_STEP (s from the
-# start to the first "step N/M" line, or "-"), LOAD (the "loaded in X s" of the banner, or "-"),
-# DATASET (prepared / reused and how long, as the program reports it, or "-"), RC. stdout goes to LOGS/ID.out, stderr (timestamped) to LOGS/ID.err.
+# sample_mem TIME_PID: the peak RssAnon and RssFile (MiB) of the program /usr/bin/time runs, read
+# from /proc every 0.1 s until it ends: "anon file". RSS = anonymous memory (heap: grows if the
+# corpus is held in RAM) + file pages mapped into the process (memory-mapped shards and the
+# binary: page cache, reclaimable; how much is mapped depends on the page cache, not only on the
+# program).
+sample_mem() {
+  local tpid=$1 child="" anon=0 file=0 k v rest state
+  while :; do
+    state=Z
+    { read -r _ _ state _ < "/proc/$tpid/stat"; } 2>/dev/null || true
+    [[ $state == Z ]] && break
+    if [[ -z $child ]]; then child=$(pgrep -P "$tpid" | head -n 1 || true); fi
+    if [[ -n $child ]]; then
+      while read -r k v rest; do
+        if [[ $k == RssAnon: ]] && ((v > anon)); then anon=$v; fi
+        if [[ $k == RssFile: ]] && ((v > file)); then file=$v; fi
+      done < <(cat "/proc/$child/status" 2>/dev/null || true)
+    fi
+    sleep 0.1
+  done
+  echo "$((anon / 1024)) $((file / 1024))"
+}
+
+# measure ID CMD...: run CMD under /usr/bin/time -v; sets WALL (s), RSS_MB, ANON_MB and FILE_MB
+# (sample_mem), FIRST_STEP (s from the start to the first "step N/M" line, or "-"), LOAD (the
+# "loaded in X s" of the banner, or "-"), DATASET (prepared / reused and how long, as the program
+# reports it, or "-"), RC. stdout goes to LOGS/ID.out, stderr (timestamped) to LOGS/ID.err.
 measure() {
   local id=$1; shift
-  local log=$LOGS/$id t0
+  local log=$LOGS/$id t0 tpid spid
   COMMANDS+=("$id: $*")
   echo "[$id] $*" >&2
+  rm -f "$log.fifo"
+  mkfifo "$log.fifo"
+  stamp < "$log.fifo" > "$log.err" &
+  spid=$!
   t0=$EPOCHREALTIME
+  /usr/bin/time -v -o "$log.time" "$@" > "$log.out" 2> "$log.fifo" &
+  tpid=$!
+  sample_mem "$tpid" > "$log.mem"
   set +e
-  /usr/bin/time -v -o "$log.time" "$@" 2>&1 > "$log.out" | stamp > "$log.err"
-  RC=${PIPESTATUS[0]}
+  wait "$tpid"
+  RC=$?
+  wait "$spid"
   set -e
+  rm -f "$log.fifo"
+  read -r ANON_MB FILE_MB < "$log.mem"
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s}' "$log.time")
   RSS_MB=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log.time")
   FIRST_STEP=$(awk -F'\t' -v t0="$t0" '$2 ~ /^step [0-9]+\// {printf "%.2f", $1 - t0; exit}' "$log.err")
@@ -153,7 +187,7 @@ measure() {
     note "$id exited with status $RC; the last lines of its stderr ($log.err):"
     tail -n 5 "$log.err" | cut -f2- | sed 's/^/    /' >&2
   fi
-  echo "[$id] wall ${WALL} s, peak RSS ${RSS_MB} MB, first step ${FIRST_STEP} s, data loaded in ${LOAD} s, dataset ${DATASET}, exit ${RC}" >&2
+  echo "[$id] wall ${WALL} s, peak RSS ${RSS_MB} MB (anon ${ANON_MB}, file ${FILE_MB}), first step ${FIRST_STEP} s, data loaded in ${LOAD} s, dataset ${DATASET}, exit ${RC}" >&2
 }
 
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
@@ -164,7 +198,7 @@ du_h() { du -sh -- "$1" 2>/dev/null | cut -f1; }
 row() {
   local status=ok
   ((RC == 0)) || status="exit $RC"
-  ROWS+=("| $1 | $2 | $3 | $WALL | $FIRST_STEP | $LOAD | $DATASET | $RSS_MB | ${5:--} | ${6:--} | $4 | $status |")
+  ROWS+=("| $1 | $2 | $3 | $WALL | $FIRST_STEP | $LOAD | $DATASET | $RSS_MB | $ANON_MB | $FILE_MB | ${5:--} | ${6:--} | $4 | $status |")
 }
 
 # The training command of every run, in CMD: STEPS steps, no evaluation but the one before a fresh
@@ -205,7 +239,7 @@ bench_a() {
 # ------------------------------------------------------------------ b. 3 GB FASTA
 bench_b() {
   make_corpus fasta "$MID" "$MID_SIZE"
-  local in_bytes c name small_name big_rss
+  local in_bytes c name small_name big_rss big_anon
   in_bytes=$(bytes_of "$MID")
   name="FASTA $(human_bytes "$in_bytes")"
   need_space $(((in_bytes >> 30) * 2 + 2))
@@ -227,7 +261,7 @@ bench_b() {
   train_cmd "$MID" "$(run_dir b-rss-big)" "$c" 20
   measure b4 "${CMD[@]}"
   row b4 "$name" "20 steps (reuses): training RSS" "RSS within 100 MB of b6"
-  big_rss=$RSS_MB
+  big_rss=$RSS_MB big_anon=$ANON_MB
   drop_cache "$c"
   # The 11 MB seed FASTA, the same flags: once to prepare, then the 20-step run that reuses it.
   small_name="FASTA $(human_bytes "$(bytes_of "$SMALL_FASTA")") (seed)"
@@ -239,7 +273,7 @@ bench_b() {
   measure b6 "${CMD[@]}"
   row b6 "$small_name" "20 steps (reuses): training RSS" "-"
   if [[ $big_rss =~ ^[0-9]+$ && $RSS_MB =~ ^[0-9]+$ ]]; then
-    note "b: training RSS on the $name file (b4) minus on the 11 MB FASTA (b6): $((big_rss - RSS_MB)) MB (target: at most 100 MB)"
+    note "b: training RSS on the $name file (b4) minus on the 11 MB FASTA (b6): $((big_rss - RSS_MB)) MB (target: at most 100 MB); anonymous memory alone: $((big_anon - ANON_MB)) MB"
   fi
   drop_cache "$c"
 }
@@ -304,13 +338,15 @@ RESULT=$WORK/data_scale-$(date -u +%Y%m%dT%H%M%SZ).md
   else echo "- page cache: warm (corpora as make-corpus or earlier runs left them; --cold to drop them first)"; fi
   ((SMOKE)) && echo "- **--smoke: small corpora, the numbers mean nothing**"
   echo
-  echo "| id | corpus | what | wall s | first step s | data loaded s | dataset | peak RSS MB | MB/s | cache | target | status |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| id | corpus | what | wall s | first step s | data loaded s | dataset | peak RSS MB | anon MB | file MB | MB/s | cache | target | status |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "wall: /usr/bin/time -v; first step: from the launch to the first \"step N/M\" progress line;"
   echo "data loaded: performer-train's banner; dataset: prepared or reused, as the program says; MB/s: input bytes / wall time, 10^6 bytes; cache: du -sh of the"
-  echo "measurement's --cache-dir afterwards. Corpus sizes in GiB (make-corpus: 1G = 2^30 bytes)."
+  echo "measurement's --cache-dir afterwards; anon / file: the peak RssAnon / RssFile (file pages mapped, e.g. the"
+  echo "memory-mapped shards: page cache) sampled every 0.1 s. MB here = MiB. Corpus sizes in GiB (make-corpus:"
+  echo "1G = 2^30 bytes)."
   if ((${#NOTES[@]})); then
     echo
     echo "Notes:"
