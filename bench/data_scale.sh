@@ -16,8 +16,9 @@
 #            d = 1 GB text, bytes (first and second run)
 # --smoke:   16 MiB text, 48 MiB and 96 MiB FASTA instead of 1, 3 and 10 GiB (tests the plumbing
 #            in a few minutes; the numbers mean nothing).
-# --cold:    drop each corpus from the page cache (dd iflag=nocache, that file only) before the
-#            first command that reads it (default: warm, as make-corpus or an earlier run left it).
+# --cold:    before every command, drop its corpus and its cache directory's files from the page
+#            cache (dd iflag=nocache: those files only), so that first and later runs read from the
+#            disk (default: warm, as make-corpus and the earlier runs left them).
 # --keep-caches: keep each measurement's cache directory (default: deleted after it is measured).
 # Environment: PF_TRAIN_EXTRA = extra flags for every performer-train command (e.g. "--preset tiny").
 set -euo pipefail
@@ -76,8 +77,12 @@ for f in "${TEXT_SEEDS[@]}" "$SMALL_FASTA"; do [[ -r $f ]] || die "seed file $f 
 
 # ------------------------------------------------------------------ corpora
 bytes_of() { stat -c %s "$1"; }
-evict() {  # --cold: drop FILE's pages from the page cache (posix_fadvise DONTNEED through dd)
-  if ((COLD)); then dd if="$1" iflag=nocache count=0 status=none || note "could not evict $1 from the page cache"; fi
+evict() {  # --cold: drop FILE's pages, or every file's under DIR, from the page cache (posix_fadvise DONTNEED through dd)
+  ((COLD)) || return 0
+  local f
+  while IFS= read -r -d '' f; do
+    dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || note "could not evict $f from the page cache"
+  done < <(find "$1" -type f -print0)
 }
 
 # make_corpus KIND FILE SIZE: generate FILE unless it exists (make-corpus writes FILE.tmp.PID and
@@ -228,8 +233,10 @@ bench_a() {
   measure a1 "${CMD[@]}"
   row a1 "$name" "SentencePiece 2000, first run (prepares)" "<= 180 s, <= 1.5 GB" "$(mbps "$(bytes_of "$TEXT")" "$WALL")"
   train_cmd "$TEXT" "$r2" "$c" 1 "${spm[@]}"
+  evict "$c"; evict "$TEXT"
   measure a2 "${CMD[@]}"
   row a2 "$name" "SentencePiece 2000, second run (reuses)" "<= 5 s to the first step, <= 0.5 GB"
+  evict "$c"; evict "$TEXT"
   measure a3 "$TRAIN" --resume "$r1" --steps 2 --eval-every 0 --sample-tokens 0 --threads 2 --log-every 1 \
     --cache-dir "$c" "${EXTRA[@]}"
   row a3 "$name" "SentencePiece 2000, --resume of a1 to step 2" "<= 5 s to the first step, <= 0.5 GB" "-" "$(du_h "$c")"
@@ -256,9 +263,11 @@ bench_b() {
   measure b2 "${CMD[@]}"
   row b2 "$name" "first run (prepares)" "<= 45 s to the first step" "$(mbps "$in_bytes" "$WALL")" "$(du_h "$c")"
   train_cmd "$MID" "$(run_dir b-second)" "$c" 1
+  evict "$c"; evict "$MID"
   measure b3 "${CMD[@]}"
   row b3 "$name" "second run (reuses)" "<= 5 s to the first step"
   train_cmd "$MID" "$(run_dir b-rss-big)" "$c" 20
+  evict "$c"; evict "$MID"
   measure b4 "${CMD[@]}"
   row b4 "$name" "20 steps (reuses): training RSS" "RSS within 100 MB of b6"
   big_rss=$RSS_MB big_anon=$ANON_MB
@@ -267,9 +276,11 @@ bench_b() {
   small_name="FASTA $(human_bytes "$(bytes_of "$SMALL_FASTA")") (seed)"
   c=$(fresh_dir "$CACHES" b-small)
   train_cmd "$SMALL_FASTA" "$(run_dir b-small-first)" "$c" 20
+  evict "$SMALL_FASTA"
   measure b5 "${CMD[@]}"
   row b5 "$small_name" "20 steps, first run (prepares)" "-"
   train_cmd "$SMALL_FASTA" "$(run_dir b-rss-small)" "$c" 20
+  evict "$c"; evict "$SMALL_FASTA"
   measure b6 "${CMD[@]}"
   row b6 "$small_name" "20 steps (reuses): training RSS" "-"
   if [[ $big_rss =~ ^[0-9]+$ && $RSS_MB =~ ^[0-9]+$ ]]; then
@@ -294,6 +305,7 @@ bench_c() {
   measure c1 "$PREPARE" --data "$BIG" --threads 2 --cache-dir "$c"
   row c1 "$name" "performer-prepare, 2 threads" "prepares on this machine" "$(mbps "$in_bytes" "$WALL")" "$(du_h "$c")"
   train_cmd "$BIG" "$(run_dir c-train)" "$c" 20
+  evict "$c"; evict "$BIG"
   measure c2 "${CMD[@]}"
   row c2 "$name" "20 steps (reuses c1)" "trains on this machine" "-" "$(du_h "$c")"
   drop_cache "$c"
@@ -311,6 +323,7 @@ bench_d() {
   measure d1 "${CMD[@]}"
   row d1 "$name" "bytes, first run" "~2 s to the first step (today's)" "-" "$(du_h "$c")"
   train_cmd "$TEXT" "$(run_dir d-second)" "$c" 1
+  evict "$c"; evict "$TEXT"
   measure d2 "${CMD[@]}"
   row d2 "$name" "bytes, second run" "~2 s to the first step"
   drop_cache "$c"
@@ -334,7 +347,7 @@ RESULT=$WORK/data_scale-$(date -u +%Y%m%dT%H%M%SZ).md
   echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
   echo "- build: $BUILD ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')); performer-prepare: ${PREPARE:-absent}"
   echo "- work dir: $WORK; logs: $LOGS"
-  if ((COLD)); then echo "- page cache: --cold (each corpus dropped from the page cache before its first run)"
+  if ((COLD)); then echo "- page cache: --cold (the corpus and the cache directory dropped from the page cache before every command)"
   else echo "- page cache: warm (corpora as make-corpus or earlier runs left them; --cold to drop them first)"; fi
   ((SMOKE)) && echo "- **--smoke: small corpora, the numbers mean nothing**"
   echo
