@@ -131,6 +131,25 @@ TEST_F(PrepareCliTest, ALostCacheIsPreparedAgainAndTheRunResumes) {
   EXPECT_TRUE(contains(edited.err, corpus) && contains(edited.err, "changed")) << edited.err;
 }
 
+// The same for a SentencePiece run: the training text edited after the first run (same size) is
+// a new dataset, and resuming on it is refused naming the file.
+TEST_F(PrepareCliTest, AResumeAfterTheSentencePieceTrainingTextChangedIsRefused) {
+  const std::string corpus = dir_.write("s.txt", test::word_text(6000, 7));
+  std::vector<std::string> args = {PF_TRAIN_BIN, "--data", corpus, "--tokenizer", "sentencepiece", "--vocab-size",
+                                   "300", "--cache-dir", out("cache"), "--steps", "6", "--stop-at", "3", "--out",
+                                   out("run")};
+  for (const std::string& f : test::tiny_flags()) args.push_back(f);
+  const auto first = test::run_command(args);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  std::string text = test::read_file(corpus);
+  text[100] = text[100] == 'a' ? 'e' : 'a';
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  test::write_bytes(corpus, text);
+  const auto resumed = test::run_command({PF_TRAIN_BIN, "--resume", out("run")});
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.err;
+  EXPECT_TRUE(contains(resumed.err, corpus) && contains(resumed.err, "changed")) << resumed.err;
+}
+
 TEST_F(PrepareCliTest, AFullDiskDuringPreparationLeavesNothingBehind) {
   const std::string corpus = dir_.write("big.fasta", fasta_of(3 << 20, 5));
   const std::string err = out("full.err");
