@@ -164,6 +164,7 @@ double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<p
   std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
   const auto load_start = std::chrono::steady_clock::now();
   try {
+    pf::apply_process_settings(config);  // --threads and --precision, for the whole process
     if (config.threads == 0 && pf::dist::size() > 1) pf::set_num_threads(pf::default_threads_per_rank());
     // Under mpirun rank 0 prepares the dataset (or finds it in the cache) while the others wait; then
     // every rank maps the same files.

@@ -19,11 +19,10 @@ namespace pf {
 namespace {
 
 // Validates before anything heavy happens (the data load comes next in the initializer list).
+// Changes no process-wide setting (apply_process_settings does, by name).
 const TrainConfig& checked(const TrainConfig& c) {
   c.validate();
   c.check_files();
-  if (c.threads > 0) set_num_threads(static_cast<int>(c.threads));
-  set_matmul_precision(c.matmul_precision());
   return c;
 }
 
@@ -48,6 +47,12 @@ DataConfig resume_data_config(const TrainConfig& c, const Checkpoint& ckpt) {
 }
 
 }  // namespace
+
+void apply_process_settings(const TrainConfig& c) {
+  c.validate();
+  if (c.threads > 0) set_num_threads(static_cast<int>(c.threads));
+  set_matmul_precision(c.matmul_precision());
+}
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedParameters params) {
   if (c.optimizer == "sgd") {

@@ -36,6 +36,11 @@
 
 namespace pf {
 
+// The process-wide settings a run asks for: --threads (when > 0) as the worker thread count and
+// --precision as the matrix-product precision (autograd/parallel.h, autograd/gemm.h). Constructing a
+// Trainer changes neither: call this first (performer-train does), or set them yourself.
+void apply_process_settings(const TrainConfig& c);
+
 struct StepResult {
   int64_t step = 0;         // the step just done, 1-based (= progress().step afterwards)
   double loss = 0.0;        // mean over this step's targets; NaN if not finite

@@ -202,10 +202,12 @@ class DataParallel2 : public ::testing::Test {
     return run;
   }
   static TrainRun one_process(const TrainConfig& c, FitOptions opt = {}) {
+    apply_process_settings(c);
     Trainer t(c);
     return train(t, std::move(opt));
   }
   static TrainRun data_parallel(const TrainConfig& c, FitOptions opt = {}) {
+    apply_process_settings(c);
     Trainer t(c);
     enable_data_parallel(t, nullptr);
     EXPECT_EQ(t.world_size(), 2);
@@ -314,6 +316,7 @@ TEST_F(DataParallel2, GradAccumulationSynchronizesOnlyTheStep) {
 TEST_F(DataParallel2, ReplicasStayBitIdenticalWithPerRankDropout) {
   TrainConfig c = config();
   c.dropout = 0.2;
+  apply_process_settings(c);
   Trainer t(c);
   enable_data_parallel(t, nullptr);
   dist::GradientSync check(t.model());
@@ -333,6 +336,7 @@ TEST_F(DataParallel2, ReplicasStayBitIdenticalWithPerRankDropout) {
 TEST_F(DataParallel2, ShardedValidationLossEqualsOneProcessBitForBit) {
   TrainConfig c = config();
   c.eval_batches = 0;  // all of them: an odd count is split unevenly
+  apply_process_settings(c);
   Trainer t(c);
   for (int i = 0; i < 3; ++i) t.step();
   const EvalMetrics one = evaluate(t.model(), t.eval_batches());
@@ -361,6 +365,7 @@ TEST_F(DataParallel2, StopAndResumeUnderTwoRanksIsBitExact) {
   dist::barrier();  // rank 0's checkpoint is on disk
   const Checkpoint ck = load_checkpoint(path("run/ckpt-00000010.ckpt"));
   EXPECT_EQ(ck.rank_model_rngs.size(), 2u);
+  apply_process_settings(c);
   Trainer t(c, ck);
   EXPECT_EQ(enable_data_parallel(t, &ck), "");
   const TrainRun b = train(t);
@@ -397,6 +402,7 @@ TEST_F(DataParallel2, OneProcessCheckpointResumesUnderTwoRanks) {
   const Checkpoint ck = load_checkpoint(path("single/ckpt-00000010.ckpt"));
   EXPECT_EQ(ck.config.world_size, 1);
   EXPECT_TRUE(ck.rank_model_rngs.empty());
+  apply_process_settings(c);
   Trainer t(c, ck);
   const std::string note = enable_data_parallel(t, &ck);
   EXPECT_NE(note.find("not bit for bit"), std::string::npos) << note;
@@ -412,6 +418,7 @@ TEST_F(DataParallel2, OneProcessCheckpointResumesUnderTwoRanks) {
 // after step 6): both ranks skip step 6, and nothing changes on either.
 TEST_F(DataParallel2, NonFiniteOnOneRankSkipsOnAll) {
   const TrainConfig c = config();
+  apply_process_settings(c);
   Trainer t(c);
   enable_data_parallel(t, nullptr);
   StateDict before_6;
@@ -449,6 +456,7 @@ TEST_F(DataParallel2, SigtermOnOneRankStopsAllAndRankZeroSaves) {
   TrainConfig c = config();
   install_stop_handlers();
   clear_stop_request();
+  apply_process_settings(c);
   Trainer t(c);
   enable_data_parallel(t, nullptr);
   FitOptions opt;

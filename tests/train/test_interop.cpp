@@ -211,6 +211,7 @@ TEST_F(InteropTest, ExportRefusesBadArguments) {
 TEST_F(InteropTest, InitFromStartsAFreshRunFromTheFileWeights) {
   // The library: a Trainer built with init_from holds exactly the file's tensors.
   const std::vector<std::string> extra = {"--steps", "2", "--init-from", exported_};
+  apply_process_settings(config_for(extra));  // the precision and threads performer-train uses
   Trainer trainer(config_for(extra));
   const Safetensors file = load_safetensors(exported_);
   for (const auto& [name, t] : trainer.model().state_dict())
@@ -536,6 +537,7 @@ TEST_F(InteropTest, FileWrittenByTorchGivesTheTwinsLogitsHere) {
 
   // performer-train --init-from takes it too (same model flags), and the run starts from its weights.
   const std::vector<std::string> extra = {"--steps", "2", "--init-from", weights};
+  apply_process_settings(config_for(extra));  // the precision and threads performer-train uses
   Trainer trainer(config_for(extra));
   for (const auto& [name, t] : trainer.model().state_dict())
     EXPECT_EQ(t.to_vector(), file.tensors.at(name).to_vector()) << name;

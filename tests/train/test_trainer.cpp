@@ -13,6 +13,7 @@
 #include "train/metrics.h"
 #include "train/run_directory.h"
 #include "train/trainer.h"
+#include "autograd/parallel.h"
 #include "train_test_util.h"
 
 namespace pf {
@@ -258,6 +259,7 @@ TEST(TrainerPrecision, Bf16TrainingTracksFp32) {
   auto run = [&](const std::string& precision, std::vector<double>& losses) {
     TrainConfig c = cfg;
     c.precision = precision;
+    apply_process_settings(c);
     Trainer t(c);
     EXPECT_EQ(matmul_precision(), parse_precision(precision));
     while (!t.done()) losses.push_back(t.step().loss);
@@ -275,6 +277,27 @@ TEST(TrainerPrecision, Bf16TrainingTracksFp32) {
   EXPECT_TRUE(differ) << "bf16 losses identical to fp32: the bf16 path was not taken";
   EXPECT_NEAR(val16, val32, 0.01 * val32);
   EXPECT_LT(val16, f32.front() - 1.0) << "bf16 run did not learn";
+}
+
+// Constructing a Trainer changes no process-wide setting; apply_process_settings sets both by name.
+TEST(TrainerPrecision, ConstructingATrainerChangesNoProcessWideSetting) {
+  test::TempDir dir;
+  TrainConfig c = test::tiny_train_config(dir.write("corpus.txt", test::word_text(500, 3)));
+  c.threads = 1;
+  c.precision = "fp32";
+  set_matmul_precision(Precision::fp32);
+  const int threads = get_num_threads();
+  TrainConfig other = c;
+  other.threads = threads == 1 ? 2 : 1;
+  if (bf16_supported()) other.precision = "bf16";
+  { Trainer t(other); }
+  EXPECT_EQ(get_num_threads(), threads);
+  EXPECT_EQ(matmul_precision(), Precision::fp32);
+  apply_process_settings(other);
+  EXPECT_EQ(get_num_threads(), other.threads);
+  if (bf16_supported()) EXPECT_EQ(matmul_precision(), Precision::bf16);
+  set_num_threads(threads);
+  set_matmul_precision(Precision::fp32);
 }
 
 TEST(TrainerPrecision, AutoAndUnsupportedBf16) {
