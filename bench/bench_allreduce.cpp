@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/grad_sync.h"
+#include "distributed/comm.h"
+#include "distributed/grad_sync.h"
 #include "performer/model.h"
 
 int main(int argc, char** argv) {

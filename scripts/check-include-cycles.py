@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-FOLDERS = ["base", "autograd", "nn", "data", "performer", "dist", "train", "bench", "examples"]
+FOLDERS = ["base", "autograd", "nn", "data", "performer", "distributed", "train", "bench", "examples"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

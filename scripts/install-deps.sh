@@ -11,7 +11,7 @@ packages=(
   cmake g++ make pkg-config
   libeigen3-dev libcereal-dev libcli11-dev libgtest-dev zlib1g-dev libbenchmark-dev
   libdnnl-dev   # oneDNN: fp32 and bf16 matrix products (GEMM); the build falls back to Eigen without it
-  libopenmpi-dev openmpi-bin   # MPI for data-parallel training (dist/); the build runs one process without it
+  libopenmpi-dev openmpi-bin   # MPI for data-parallel training (distributed/); the build runs one process without it
   libsentencepiece-dev   # subword tokenizers
   libxxhash-dev   # prepared datasets: shard checksums (XXH3)
   nlohmann-json3-dev   # JSON: prepared datasets' manifest.json, safetensors headers, metrics.jsonl strings

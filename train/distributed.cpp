@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "dist/comm.h"
+#include "distributed/comm.h"
 
 namespace pf {
 

@@ -1,4 +1,4 @@
-// Data-parallel training of a Trainer over the ranks of an MPI job (dist/); enable_data_parallel
+// Data-parallel training of a Trainer over the ranks of an MPI job (distributed/); enable_data_parallel
 // (train/trainer.h) makes a Trainer one replica.
 //
 // Every rank builds the same Trainer from the same config (same data, same seed, same model), then
@@ -11,7 +11,7 @@
 //   - each rank weights its slice's mean loss by (its targets / the global batch's targets), so the
 //     sum of the ranks' gradients is the gradient of the global batch's mean loss; after the last
 //     micro-batch of a step (only then, with --grad-accum K) the gradients are summed over ranks in
-//     fused buckets (dist/grad_sync.h). Clipping, the non-finite check and the optimizer step then
+//     fused buckets (distributed/grad_sync.h). Clipping, the non-finite check and the optimizer step then
 //     see the same gradient on every rank (a non-finite value on any rank makes the sum non-finite
 //     everywhere: every rank skips), and the parameters stay bit-identical;
 //   - dropout masks differ per rank: rank r's dropout generator starts from (seed, r) (rank 0 of a
@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "data/batch.h"
-#include "dist/grad_sync.h"
+#include "distributed/grad_sync.h"
 #include "performer/model.h"
 #include "train/evaluate.h"
 

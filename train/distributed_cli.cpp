@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "dist/comm.h"
+#include "distributed/comm.h"
 
 namespace pf {
 

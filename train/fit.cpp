@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "dist/comm.h"
+#include "distributed/comm.h"
 #include "train/metrics.h"
 #include "train/run_directory.h"
 

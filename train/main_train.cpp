@@ -16,7 +16,7 @@
 #include "autograd/parallel.h"
 #include "base/atomic_file.h"
 #include "base/format.h"
-#include "dist/comm.h"
+#include "distributed/comm.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
 #include "train/config_file.h"

@@ -10,7 +10,7 @@
 #include "data/tokenizer.h"
 #include "performer/generate.h"
 #include "train/distributed.h"
-#include "dist/comm.h"
+#include "distributed/comm.h"
 #include "data/token_file.h"
 #include "train/interop.h"
 

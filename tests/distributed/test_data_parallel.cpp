@@ -16,8 +16,8 @@
 #include <limits>
 #include <memory>
 
-#include "dist/comm.h"
-#include "dist/grad_sync.h"
+#include "distributed/comm.h"
+#include "distributed/grad_sync.h"
 #include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"

@@ -1,10 +1,10 @@
-#include "dist/grad_sync.h"
+#include "distributed/grad_sync.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 
-#include "dist/comm.h"
+#include "distributed/comm.h"
 
 namespace pf::dist {
 
