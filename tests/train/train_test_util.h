@@ -2,6 +2,7 @@
 // command-line tools, reading metrics.jsonl without its wall-clock fields, hashing a directory.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -87,6 +89,36 @@ inline CommandResult run_command(const std::vector<std::string>& args) {
   std::filesystem::remove(base + ".out");
   std::filesystem::remove(base + ".err");
   return r;
+}
+
+// Starts `args` with stderr in `err_path` (stdout and stdin on /dev/null). `in_child` runs in the
+// child between fork and exec (async-signal-safe calls only: setrlimit, signal, setuid ...).
+inline pid_t spawn(const std::vector<std::string>& args, const std::string& err_path,
+            const std::function<void()>& in_child = {}) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    const int null = ::open("/dev/null", O_RDWR);
+    if (err < 0 || null < 0) ::_exit(126);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(err, 2);
+    if (in_child) in_child();
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Exit code, or 1000 + signal.
+inline int wait_for(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 // metrics.jsonl lines with the wall-clock fields (tokens_per_s, elapsed_s) removed.
