@@ -12,7 +12,9 @@ style, trained with AdamW(foreach=True), under plain torch.autocast("cpu", torch
   features of the (batch, head) (it looks ahead; performer-pytorch does the same);
 - causal linear attention in chunks of 64: inside a chunk a masked (C x C) product, across chunks the
   per-chunk totals phi(K)^T V and sum phi(K) prefix-summed with torch.cumsum (exclusive);
-- out = num / den.
+- out = num / den;
+- GELU: B1's tanh form by default; `--gelu none` is nn.GELU()'s default exact (erf) form, what a user
+  who writes nn.GELU() gets: a different function, and in torch 1.13 a much faster one in bf16.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_plain.py [--precision bf16]
         [--threads 2] [--steps 10] [--warmup 2] [--chunk 64] [--gelu tanh|none] [--profile FILE]

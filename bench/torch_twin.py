@@ -114,7 +114,7 @@ def favor_causal(q, k, v, w, kind="favor", eps=KERNEL_EPS, chunk=64, return_stat
     bit-identical). While r stays within MAX_VECTORIZED_SPAN nats of G along the sequence no factor
     over/underflows; otherwise the carried loop below is used.
     (Until 2026-12-07 the weights exp(s_j - r_i) were a separate (C x C) matrix per chunk, exp'd and
-    multiplied in, plus two (T, M) products by exp(s - G) and exp(G - r): 1.2-1.3x slower in bf16.)
+    multiplied in, plus two (T, M) products by exp(s - G) and exp(G - r); BENCHMARKS.md, "An honest twin".)
     return_state: also the final (S [M, Dv+1] at shift R, R) per (B, H), for recurrent generation."""
     B, H, T, D = q.shape
     Dv = v.shape[-1]
