@@ -104,59 +104,56 @@ def favor_causal(q, k, v, w, kind="favor", eps=KERNEL_EPS, chunk=64, return_stat
 
     w_ij = phi(q_i) . phi(k_j) exp(s_j - r_i) for j <= i, r_i = max_{j<=i} s_j (running max, never
     looks ahead), out_i = sum_j w_ij v_j / max(sum_j w_ij, floor)   (performer/favor.h).
-    Inside a chunk of C positions: a masked (C x C) product (phi(Q) phi(K)^T o Wgt) [V 1]. Across
-    chunks: per-chunk totals (phi(K) exp(s - G))^T [V 1] (M x (Dv+1)), an exclusive torch.cumsum over
-    the chunk axis gives every chunk's entering state at once (no Python loop), read by each query as
-    (phi(q_i) exp(G - r_i)) S. G = the running max at the end of the FIRST chunk: every query that
-    reads the carried state comes after it, so nothing looks ahead (a change after position t leaves
-    the outputs up to t bit-identical); exp(s_j - G) exp(G - r_i) = exp(s_j - r_i) as in the carried
-    form, and while r grows by less than MAX_VECTORIZED_SPAN nats after the first chunk neither factor
-    over/underflows (otherwise the carried loop below is used).
+    The weights are folded into the features (_factorized_features): phi'(q_i) = phi(q_i) exp(G - r_i),
+    phi'(k_j) = phi(k_j) exp(s_j - G), so phi'(q_i) . phi'(k_j) = w_ij exactly, and what remains is plain
+    causal linear attention: inside a chunk of C positions a masked (C x C) product
+    (phi'(Q) phi'(K)^T, upper triangle set to 0) [V 1]; across chunks the per-chunk totals
+    phi'(K)^T [V 1] (M x (Dv+1)), an exclusive torch.cumsum over the chunk axis (every chunk's entering
+    state at once, no Python loop), read by each query as phi'(q_i) S. G = the running max at the end
+    of the FIRST chunk: nothing looks ahead (a change after position t leaves the outputs up to t
+    bit-identical). While r stays within MAX_VECTORIZED_SPAN nats of G along the sequence no factor
+    over/underflows; otherwise the carried loop below is used.
+    (Until 2026-12-07 the weights exp(s_j - r_i) were a separate (C x C) matrix per chunk, exp'd and
+    multiplied in, plus two (T, M) products by exp(s - G) and exp(G - r); BENCHMARKS.md, "An honest twin".)
     return_state: also the final (S [M, Dv+1] at shift R, R) per (B, H), for recurrent generation."""
     B, H, T, D = q.shape
     Dv = v.shape[-1]
-    pq, _ = feature_map(q, w, kind, eps)  # (B,H,T,M)
-    pk, s = feature_map(k, w, kind, eps)  # (B,H,T,M), (B,H,T)
-    M = pq.shape[-1]
+    M = w.shape[0]
     C = max(1, min(chunk, T))
     pad = (-T) % C
-    vaug = torch.cat([v, torch.ones(B, H, T, 1)], -1)  # (B,H,T,E) with E = Dv + 1: [V 1]
-    if pad:  # padded keys get s = -inf: zero weight, and they never raise the running max
+    Tp = T + pad
+    nc = Tp // C
+    E = Dv + 1
+    shifted = kind != "relu"
+    if shifted and not force_loop:
+        pq, pk, s, r, G = _factorized_features(q, k, w, eps, C)
+        if G is None:  # the running max spans too many nats for one reference shift
+            force_loop = True
+    if force_loop or not shifted:
+        pq, _ = feature_map(q, w, kind, eps)  # (B,H,T,M)
+        pk, s = feature_map(k, w, kind, eps)  # (B,H,T,M), (B,H,T)
+        r = torch.cummax(s, dim=-1).values if shifted else s  # (B,H,T)
+    vaug = torch.cat([v, v.new_ones(B, H, T, 1)], -1)  # (B,H,T,E) with E = Dv + 1: [V 1], in v's dtype
+    if pad:  # padded positions: zero features and values (padded keys add nothing, padded queries are cut)
         pq = F.pad(pq, (0, 0, 0, pad))
         pk = F.pad(pk, (0, 0, 0, pad))
         vaug = F.pad(vaug, (0, 0, 0, pad))
         s = F.pad(s, (0, pad), value=-math.inf)
-    Tp = T + pad
-    nc = Tp // C
-    E = Dv + 1
-    tril = torch.ones(C, C, dtype=torch.bool).tril()
-    shifted = kind != "relu"
-    r = torch.cummax(s, dim=-1).values if shifted else s  # (B,H,Tp)
-    if shifted and not force_loop:
-        G = r[..., C - 1 : C]  # (B,H,1): the running max at the end of the first chunk
-        if float((r[..., T - 1 : T] - G).max()) > MAX_VECTORIZED_SPAN:
-            force_loop = True
+        r = F.pad(r, (0, pad), value=math.inf) if not shifted else torch.cat([r, r[..., -1:].expand(B, H, pad)], -1)
     if force_loop and shifted:
         LOOP_FALLBACKS[0] += 1
         return _favor_causal_loop(pq, pk, s, r, vaug, T, C, Dv, return_state)
 
-    sc, rc = s.view(B, H, nc, C), r.view(B, H, nc, C)
-    if shifted:  # Wgt_ij = exp(s_j - r_i) on and below the diagonal, SET to 0 above (exp(-inf))
-        wgt = torch.exp((sc.unsqueeze(-2) - rc.unsqueeze(-1)).masked_fill(~tril, -math.inf))  # (B,H,nc,C,C)
-    else:
-        wgt = tril.float()
+    # From here the weights exp(s_j - r_i) are inside the features (shifted) or absent (relu): plain
+    # causal linear attention.
+    tril = _tril(C)
     pqc, pkc, vc = pq.view(B, H, nc, C, M), pk.view(B, H, nc, C, M), vaug.view(B, H, nc, C, E)
-    na = ((pqc @ pkc.transpose(-1, -2)) * wgt) @ vc  # (B,H,nc,C,E) intra-chunk
-    if shifted:
-        kg = torch.exp(s - G).view(B, H, nc, C, 1)  # <= e^MAX_VECTORIZED_SPAN
-        # <= 1 after the first chunk; clamped for the first chunk, whose carried state is 0 (no inf * 0)
-        qg = torch.exp((G - r).clamp_max(0.0)).view(B, H, nc, C, 1)
-        tot = (pkc * kg).transpose(-1, -2) @ vc  # (B,H,nc,M,E) per-chunk totals at shift G
-    else:
-        tot = pkc.transpose(-1, -2) @ vc
+    na = (pqc @ pkc.transpose(-1, -2)).masked_fill(~tril, 0.0) @ vc  # (B,H,nc,C,E) intra-chunk
+    tot = pkc.transpose(-1, -2) @ vc  # (B,H,nc,M,E) per-chunk totals (at shift G)
     if nc > 1:
-        prefix = torch.cat([torch.zeros(B, H, 1, M, E), torch.cumsum(tot[:, :, :-1], dim=2)], 2)  # exclusive
-        na = na + ((pqc * qg) if shifted else pqc) @ prefix
+        csum = torch.cumsum(tot[:, :, :-1], dim=2)
+        prefix = torch.cat([csum.new_zeros(B, H, 1, M, E), csum], 2)  # exclusive
+        na = na + pqc @ prefix
     out = finish(na, Dv).reshape(B, H, Tp, Dv)[:, :, :T]
     if return_state:
         if not shifted:
@@ -164,6 +161,56 @@ def favor_causal(q, k, v, w, kind="favor", eps=KERNEL_EPS, chunk=64, return_stat
         R = r[..., T - 1]  # (B,H) the final running max
         return out, (tot.sum(2) * torch.exp(G.squeeze(-1) - R)[..., None, None], R)  # S (B,H,M,E) at shift R
     return out
+
+
+_TRIL = {}
+
+
+def _tril(c):
+    if c not in _TRIL:
+        _TRIL[c] = torch.ones(c, c, dtype=torch.bool).tril()
+    return _TRIL[c]
+
+
+# How the causal FAVOR+ key shift is taken in favor_causal's vectorized form: "running" (ours, the
+# default: the running max r_i, causal-safe) or "global" (performer-pytorch's: ONE key stabilizer, the
+# max of u over the whole sequence and all features of the (batch, head); it looks ahead, so it is NOT
+# our model; only `train --key-shift global` sets it, to measure what the running max costs PyTorch).
+KEY_SHIFT = ["running"]
+
+
+def _factorized_features(q, k, w, eps, C):
+    """The features of the vectorized causal form with the weights folded in: phi'(q_i) = phi(q_i)
+    exp(G - r_i) and phi'(k_j) = phi(k_j) exp(s_j - G), so phi'(q_i) . phi'(k_j) = phi(q_i) . phi(k_j)
+    exp(s_j - r_i) (performer/favor.h's w_ij) for every i, j, and one exp per (T, M) element each:
+    phi'(q) = exp(u - (h + a + ln(M)/2 + r - G)) + eps M^-1/2 exp(G - r),
+    phi'(k) = exp(u - (h + G + ln(M)/2)) + eps M^-1/2 exp(s - G), with a the query's own shift.
+    G = the running max at the end of the first chunk (nothing looks ahead). Returns pq, pk (B,H,T,M),
+    s, r (B,H,T), G (B,H,1); G None when r - G leaves [-MAX_VECTORIZED_SPAN, MAX_VECTORIZED_SPAN]
+    (the factors could overflow: the caller takes the carried loop)."""
+    D, M = q.shape[-1], w.shape[0]
+    lm, ce = 0.5 * math.log(M), eps * M ** -0.5
+    xq, xk = q * D ** -0.25, k * D ** -0.25
+    uq, uk = xq @ w.t(), xk @ w.t()  # (B,H,T,M)
+    hq, hk = 0.5 * (xq * xq).sum(-1, keepdim=True), 0.5 * (xk * xk).sum(-1, keepdim=True)  # (B,H,T,1)
+    a = uq.detach().amax(-1, keepdim=True) - hq.detach()  # the query's own shift, a constant
+    if KEY_SHIFT[0] == "global":  # performer-pytorch's single key stabilizer (looks ahead; measurement only)
+        g = uk.detach().amax((-1, -2), keepdim=True)
+        pq = torch.exp(uq - (hq + a + lm)) + ce
+        pk = torch.exp(uk - (hk + g + lm)) + ce
+        s = torch.zeros(pk.shape[:-1], dtype=pk.dtype)
+        return pq, pk, s, s, torch.zeros(pk.shape[:-2] + (1,), dtype=pk.dtype)
+    s1 = uk.detach().amax(-1, keepdim=True) - hk.detach()  # (B,H,T,1) per-key shifts, constants
+    s = s1.squeeze(-1)
+    r = torch.cummax(s, dim=-1).values  # (B,H,T)
+    G = r[..., C - 1 : C]  # (B,H,1)
+    T = r.shape[-1]
+    if float(torch.maximum(r[..., T - 1 : T] - G, G - r[..., :1]).max()) > MAX_VECTORIZED_SPAN:
+        return None, None, s, r, None
+    rg = (r - G).unsqueeze(-1)  # (B,H,T,1)
+    pq = torch.exp(uq - (hq + a + lm + rg)) + ce * torch.exp(-rg)
+    pk = torch.exp(uk - (hk + G.unsqueeze(-1) + lm)) + ce * torch.exp(s1 - G.unsqueeze(-1))
+    return pq, pk, s, r, G
 
 
 def _favor_causal_loop(pq, pk, s, r, vaug, T, C, Dv, return_state):
@@ -328,9 +375,13 @@ class Attention(nn.Module):
             self.register_buffer("projection", orthogonal_random_features(cfg["features"], C // cfg["heads"], proj_gen))
 
     def project(self, x):  # (B,T,C) -> three (B,H,T,D)
+        # One product for q, k and v (the three weights stacked, as a fused qkv Linear would hold them):
+        # one pass over x, and under autocast one bf16 copy of x instead of three.
         B, T, C = x.shape
         H = self.cfg["heads"]
-        return [p(x).view(B, T, H, C // H).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj)]
+        ps = (self.q_proj, self.k_proj, self.v_proj)
+        qkv = F.linear(x, torch.cat([p.weight for p in ps]), torch.cat([p.bias for p in ps]))  # (B,T,3C)
+        return qkv.view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4).unbind(0)
 
     def merge(self, o):  # (B,H,T,D) -> (B,T,C)
         B, H, T, D = o.shape
@@ -596,6 +647,7 @@ def save_safetensors(model, path, extra_metadata=None):
 
 
 def cmd_train(args):
+    KEY_SHIFT[0] = args.key_shift
     seq = args.seq or PRESETS[args.preset]["seq"]
     batch = args.batch or PRESETS[args.preset]["batch"]
     cfg = make_config(args, seq)
@@ -635,7 +687,7 @@ def cmd_train(args):
               threads=torch.get_num_threads(), params=params, tokens_per_s=batch * seq / med,
               step_ms_median=med * 1e3, peak_rss_mb=peak_rss_mb(), initial_loss=initial_loss,
               steps=args.steps, warmup=args.warmup, impl="torch-twin", torch=torch.__version__,
-              precision=args.precision,
+              precision=args.precision, key_shift=args.key_shift,
               **({"favor_loop_fallbacks": LOOP_FALLBACKS[0]} if LOOP_FALLBACKS[0] else {})))
 
 
@@ -1014,6 +1066,9 @@ def main():
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--weight-decay", type=float, default=0.01)
     t.add_argument("--verbose", action="store_true")
+    t.add_argument("--key-shift", choices=["running", "global"], default="running",
+                   help="favor: 'global' = performer-pytorch's one key stabilizer over the sequence (looks "
+                        "ahead, not our model; only to measure what the running max costs)")
     t.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
 
