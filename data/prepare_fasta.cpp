@@ -148,13 +148,6 @@ uint64_t prepare_file(const DataConfig& c, const std::string& path, int side, bo
   return XXH3_64bits(chunk_hashes.data(), chunk_hashes.size() * sizeof(uint64_t));
 }
 
-SourceFile source_of(const std::string& given, int64_t size) {
-  struct stat st {};
-  ::stat(given.c_str(), &st);
-  std::error_code ec;
-  return {fs::absolute(given, ec).lexically_normal().string(), size,
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, 0};
-}
 
 }  // namespace
 
@@ -191,12 +184,12 @@ void prepare_fasta(const DataConfig& c, const std::vector<std::string>& train_pa
     for (const std::string& f : train_paths) {
       const uint64_t h = prepare_file(c, f, by_hash ? -1 : 0, first_trains && &f == &train_paths[0], parts, m.stats,
                                       threads, progress);
-      m.sources.push_back(source_of(f, 0));
+      m.sources.push_back(identify_source(f));
       m.sources.back().xxh3 = h;
     }
     for (const std::string& f : val_paths) {
       const uint64_t h = prepare_file(c, f, 1, false, parts, m.stats, threads, progress);
-      m.val_sources.push_back(source_of(f, 0));
+      m.val_sources.push_back(identify_source(f));
       m.val_sources.back().xxh3 = h;
     }
     train.finish(m.train);
@@ -206,8 +199,6 @@ void prepare_fasta(const DataConfig& c, const std::vector<std::string>& train_pa
     // Every record fell on the validation side (a corpus of a few records): the first one trains.
     if (c.eval_only || m.train.records > 0 || !by_hash || first_trains) break;
   }
-  for (SourceFile& s : m.sources) s.size = static_cast<int64_t>(fs::file_size(s.path));
-  for (SourceFile& s : m.val_sources) s.size = static_cast<int64_t>(fs::file_size(s.path));
   if (!c.eval_only && m.train.records == 0)
     throw std::invalid_argument("fasta: no training records (all were skipped as malformed); give more sequences");
 }

@@ -32,13 +32,6 @@ struct Span {
   std::string_view text() const { return map->view().substr(static_cast<size_t>(begin), static_cast<size_t>(end - begin)); }
 };
 
-SourceFile source_of(const std::string& given, const MappedFile& map) {
-  struct stat st {};
-  ::stat(given.c_str(), &st);
-  std::error_code ec;
-  return {fs::absolute(given, ec).lexically_normal().string(), static_cast<int64_t>(map.size()),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, 0};
-}
 
 // XXH3-64 of a mapped file, reading it once and dropping its pages behind the read.
 uint64_t hash_map(const MappedFile& map, Progress& progress) {
@@ -197,12 +190,12 @@ void prepare_text(const DataConfig& c, const std::vector<std::string>& train_pat
   int64_t train_total = 0, val_total = 0;
   for (const std::string& f : train_paths) {
     train_maps.push_back(std::make_shared<const MappedFile>(open_corpus_file(f, c.cache_dir)));
-    m.sources.push_back(source_of(f, *train_maps.back()));
+    m.sources.push_back(identify_source(f));
     train_total += static_cast<int64_t>(train_maps.back()->size());
   }
   for (const std::string& f : val_paths) {
     val_maps.push_back(std::make_shared<const MappedFile>(open_corpus_file(f, c.cache_dir)));
-    m.val_sources.push_back(source_of(f, *val_maps.back()));
+    m.val_sources.push_back(identify_source(f));
     val_total += static_cast<int64_t>(val_maps.back()->size());
   }
   const int threads = worker_threads(c.threads);

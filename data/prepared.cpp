@@ -25,20 +25,8 @@ namespace pf {
 namespace fs = std::filesystem;
 
 namespace prepared_detail {
-int worker_threads(int requested) {
-  if (requested > 0) return requested;
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
-}  // namespace prepared_detail
 
-namespace {
-
-struct FileId {
-  std::string path;  // absolute
-  int64_t size = 0, mtime_ns = 0;
-};
-
-FileId identify(const std::string& path) {
+SourceFile identify_source(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     throw std::runtime_error(path + ": cannot open (" + std::string(std::strerror(errno)) + "); check the path and permissions");
@@ -46,9 +34,20 @@ FileId identify(const std::string& path) {
     throw std::runtime_error(path + ": not a regular file; give a corpus file (or a prepared dataset directory)");
   if (st.st_size == 0) throw std::runtime_error(path + ": file is empty; give a corpus with at least one token");
   std::error_code ec;
-  return {fs::absolute(path, ec).lexically_normal().string(), static_cast<int64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return {fs::absolute(path, ec).lexically_normal().string(), static_cast<int64_t>(st.st_size), mtime_ns(st), 0};
 }
+
+int64_t mtime_ns(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+int worker_threads(int requested) {
+  if (requested > 0) return requested;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+}  // namespace prepared_detail
+
+namespace {
 
 // The tokenizer part of the key: what decides the token ids.
 std::string tokenizer_key(const DataConfig& c) {
@@ -67,7 +66,7 @@ std::string cache_key(const DataConfig& c, bool in_place) {
   for (const auto* list : {&c.train_files, &c.val_files}) {
     nlohmann::json a = nlohmann::json::array();
     for (const std::string& f : *list) {
-      const FileId id = identify(f);
+      const SourceFile id = prepared_detail::identify_source(f);
       a.push_back({id.path, id.size, id.mtime_ns});
     }
     j[list == &c.train_files ? "train" : "val"] = a;
@@ -119,7 +118,7 @@ int64_t estimate_bytes(const DataConfig& c, bool in_place) {
   if (in_place) return 0;
   int64_t total = 0;
   for (const auto* list : {&c.train_files, &c.val_files})
-    for (const std::string& f : *list) total += identify(f).size;
+    for (const std::string& f : *list) total += prepared_detail::identify_source(f).size;
   // Token ids take about 3/4 of the text's bytes as u16 SentencePiece pieces, residues about one byte
   // per input byte; the validation byte counts and the offsets add a little.
   return c.tokenizer == "sentencepiece" ? total : total + total / 16;

@@ -34,6 +34,8 @@
 // file that does not match.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -145,6 +147,10 @@ void prepare_text(const DataConfig& config, const std::vector<std::string>& trai
                   const std::vector<std::string>& val_paths, const std::string& tmp_dir, bool in_place, Manifest& m);
 void prepare_fasta(const DataConfig& config, const std::vector<std::string>& train_paths,
                    const std::vector<std::string>& val_paths, const std::string& tmp_dir, Manifest& m);
+// A source file as the manifest records it (absolute path, size, modification time; xxh3 0 until
+// hashed). Throws std::runtime_error naming the file if it is missing, not a regular file, or empty.
+SourceFile identify_source(const std::string& path);
+int64_t mtime_ns(const struct stat& st);
 // The number of worker threads: config.threads, else the hardware's.
 int worker_threads(int requested);
 }  // namespace prepared_detail

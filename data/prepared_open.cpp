@@ -165,7 +165,7 @@ PreparedDataset PreparedDataset::open(const std::string& dir, int threads) {
       if (m.train.ranges.empty() && m.val.ranges.empty()) break;
       struct stat st {};
       const bool same = ::stat(s.path.c_str(), &st) == 0 && st.st_size == s.size &&
-                        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec == s.mtime_ns;
+                        prepared_detail::mtime_ns(st) == s.mtime_ns;
       if (!same)
         throw std::runtime_error(s.path + ": changed (or moved) since the dataset in " + dir +
                                  " was prepared from it; that dataset reads it in place and cannot be used");

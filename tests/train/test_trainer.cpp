@@ -295,7 +295,9 @@ TEST(TrainerPrecision, ConstructingATrainerChangesNoProcessWideSetting) {
   EXPECT_EQ(matmul_precision(), Precision::fp32);
   apply_process_settings(other);
   EXPECT_EQ(get_num_threads(), other.threads);
-  if (bf16_supported()) EXPECT_EQ(matmul_precision(), Precision::bf16);
+  if (bf16_supported()) {
+    EXPECT_EQ(matmul_precision(), Precision::bf16);
+  }
   set_num_threads(threads);
   set_matmul_precision(Precision::fp32);
 }
