@@ -80,16 +80,13 @@ void convert_row_bf16(const float* src, uint16_t* dst, int64_t n) {
 }  // namespace
 
 Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  throw std::invalid_argument("precision '" + name + "': must be fp32 or bf16");
+  return parse_enum<Precision>(name, "precision");
 }
 
 const char* precision_name(Precision p) {
   switch (p) {
-    case Precision::fp32: return "fp32";
-    case Precision::bf16: return "bf16";
     case Precision::process: return precision_name(g_precision.load());
+    default: return enum_name(p);
   }
   return "?";
 }

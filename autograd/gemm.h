@@ -13,8 +13,12 @@
 // absolute one).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
+
+#include "base/enum_names.h"
 
 namespace pf {
 
@@ -24,7 +28,14 @@ enum class Precision {
   process,  // whatever set_matmul_precision() chose (the default argument of gemm)
 };
 
-// "fp32" / "bf16" <-> Precision; parse throws std::invalid_argument naming the value.
+template <>
+struct EnumNames<Precision> {  // process is not a name: it is whatever was set
+  static constexpr std::array<std::pair<Precision, const char*>, 2> table{
+      {{Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}}};
+};
+
+// The names of the table above (Precision::process: the name of the process-wide setting); parse throws
+// std::invalid_argument naming the value.
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
 

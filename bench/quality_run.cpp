@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   ao.weight_decay = 0.1f;
   AdamW opt(model.named_parameters(), ao);
   ScheduleConfig sc;
-  sc.kind = "cosine";
+  sc.kind = ScheduleKind::Cosine;
   sc.lr = lr;
   sc.warmup = warmup;
   sc.total_steps = steps;

@@ -9,16 +9,6 @@
 
 namespace pf {
 
-Objective parse_objective(std::string_view name) {
-  if (name == "causal") return Objective::Causal;
-  if (name == "mlm") return Objective::Mlm;
-  throw std::invalid_argument("unknown objective '" + std::string(name) + "'; expected 'causal' or 'mlm'");
-}
-
-std::string objective_name(Objective objective) {
-  return objective == Objective::Causal ? "causal" : "mlm";
-}
-
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   return mix64(seed ^ mix64(stream));
 }

@@ -9,14 +9,9 @@
 
 #include "data/batch.h"
 #include "data/cursor.h"
+#include "data/data_config.h"
 
 namespace pf {
-
-enum class Objective { Causal, Mlm };
-
-// "causal" | "mlm"; anything else throws std::invalid_argument naming the value.
-Objective parse_objective(std::string_view name);
-std::string objective_name(Objective objective);
 
 struct BatchOptions {
   int64_t seq_len = 0;     // T

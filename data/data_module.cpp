@@ -19,11 +19,45 @@ namespace pf {
 
 namespace {
 
-std::string bad_field(const std::string& field, const std::string& value, const std::string& rule) {
-  return "DataConfig." + field + " = " + value + " is invalid: " + rule;
+// Each field's own range, naming the flag ("--seq-len 0: must be > 0").
+template <class C>
+void check_ranges(const C& c) {
+  C::visit_fields([&](const FieldSpec& f, auto member) {
+    if (!field_within(f, c.*member)) throw FieldValueError(f.key, flag_text(c.*member), f.range.rule);
+  });
+}
+
+[[noreturn]] void bad(const char* key, const std::string& value, const std::string& rule) {
+  throw FieldValueError(key, value, rule);
 }
 
 }  // namespace
+
+void TokenizerConfig::validate(Format format) const {
+  check_ranges(*this);
+  if (!sentencepiece()) {
+    if (!model.empty()) bad("tokenizer-model", model, "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
+    if (vocab_size != 0)
+      bad("vocab-size", std::to_string(vocab_size),
+          "applies to --tokenizer sentencepiece only (the byte tokenizer has 256 tokens)");
+    if (type != SentencePieceType::Bpe)
+      bad("tokenizer-type", enum_name(type), "applies to --tokenizer sentencepiece only (the tokenizer is bytes)");
+    return;
+  }
+  if (model.empty() && proto.empty() && vocab_size == 0)
+    bad("tokenizer", enum_name(kind),
+        "needs --tokenizer-model FILE (an existing SentencePiece model) or --vocab-size N (train one on the "
+        "training split)");
+  if (format == Format::Fasta)
+    bad("tokenizer", enum_name(kind),
+        "applies to text corpora; --format fasta is read with the protein vocabulary (give --format text to read "
+        "the file as text)");
+  if (vocab_size != 0 && vocab_size < kMinSentencePieceVocab)
+    bad("vocab-size", std::to_string(vocab_size),
+        "must be at least " + std::to_string(kMinSentencePieceVocab) +
+            " (or 0 with --tokenizer-model): a SentencePiece model here holds the 256 byte pieces (byte fallback) "
+            "and <unk>, <s>, </s>");
+}
 
 void DataConfig::validate() const {
   if (eval_only) {
@@ -31,33 +65,13 @@ void DataConfig::validate() const {
       throw std::invalid_argument("DataConfig.eval_only: give the files to evaluate as val_files, not train_files");
     if (val_files.empty()) throw std::invalid_argument("DataConfig.val_files is empty: give at least one file to evaluate");
   } else if (train_files.empty()) {
-    throw std::invalid_argument("DataConfig.train_files is empty: give at least one corpus file");
+    bad("data", "(none)", "give at least one corpus file");
   }
-  if (seq_len < 1) throw std::invalid_argument(bad_field("seq_len", std::to_string(seq_len), "must be >= 1"));
-  if (batch_size < 1) throw std::invalid_argument(bad_field("batch_size", std::to_string(batch_size), "must be >= 1"));
-  if (!(val_fraction >= 0.0 && val_fraction < 1.0))
-    throw std::invalid_argument(bad_field("val_fraction", float_str(val_fraction), "must be in [0, 1)"));
-  parse_objective(objective);
-  if (!(mask_prob > 0.0 && mask_prob <= 1.0))
-    throw std::invalid_argument(bad_field("mask_prob", float_str(mask_prob), "must be in (0, 1]"));
-  if (tokenizer != "bytes" && tokenizer != "sentencepiece")
-    throw std::invalid_argument("--tokenizer '" + tokenizer + "': unknown value (expected one of: bytes, sentencepiece)");
-  if (tokenizer == "bytes" && (!tokenizer_model.empty() || vocab_size != 0))
-    throw std::invalid_argument(std::string(vocab_size != 0 ? "--vocab-size" : "--tokenizer-model") +
-                                " applies to --tokenizer sentencepiece only (the byte tokenizer has 256 bytes)");
-  if (tokenizer == "sentencepiece" && tokenizer_model.empty() && tokenizer_proto.empty() && vocab_size <= 0)
-    throw std::invalid_argument(
-        "--tokenizer sentencepiece needs --tokenizer-model FILE (an existing model) or --vocab-size N (train one on "
-        "the training split)");
-  if (vocab_size < 0) throw std::invalid_argument("--vocab-size " + std::to_string(vocab_size) + ": must be > 0");
-  if (tokenizer_sample_bytes < (int64_t{1} << 20))
-    throw std::invalid_argument("--tokenizer-sample-bytes " + std::to_string(tokenizer_sample_bytes) +
-                                ": must be at least 1048576 (1 MiB)");
+  check_ranges(*this);
+  if (!enum_from_name<Objective>(enum_name(objective)) || !enum_from_name<Format>(enum_name(format)))
+    throw std::invalid_argument("DataConfig: objective or format is not a valid value");
   if (threads < 0) throw std::invalid_argument("DataConfig.threads = " + std::to_string(threads) + ": must be >= 0");
-  if (format == Format::Fasta && tokenizer != "bytes")
-    throw std::invalid_argument("--tokenizer " + tokenizer +
-                                " applies to text corpora; FASTA is read with the protein vocabulary (give --format "
-                                "text to read the file as text)");
+  tokenizer.validate(format);
 }
 
 namespace {
@@ -66,13 +80,13 @@ namespace {
 // SentencePiece run first looks for the dataset its first run prepared (keyed by the training
 // options) and takes it when its tokenizer is the checkpoint's.
 std::string locate(const DataConfig& c, PreparedInfo& info) {
-  if (!c.tokenizer_proto.empty() && c.tokenizer_model.empty() && c.vocab_size > 0) {
+  if (!c.tokenizer.proto.empty() && c.tokenizer.model.empty() && c.tokenizer.vocab_size > 0) {
     DataConfig first = c;
-    first.tokenizer_proto.clear();
+    first.tokenizer.proto.clear();
     const std::string dir = cached_dataset(first);
     if (!dir.empty()) {
       const Manifest m = PreparedDataset::open(dir, c.threads).manifest();
-      if (m.tokenizer_hash == hex64(fnv1a64(c.tokenizer_proto))) {
+      if (m.tokenizer_hash == hex64(fnv1a64(c.tokenizer.proto))) {
         info = {dir, true, 0.0, m.fingerprint};
         return dir;
       }
@@ -94,7 +108,7 @@ DataModule::DataModule(const DataConfig& config) : config_(config) {
   format_ = m.kind == "fasta" ? Format::Fasta : Format::Text;
   options_.seq_len = config_.seq_len;
   options_.batch_size = config_.batch_size;
-  options_.objective = parse_objective(config_.objective);
+  options_.objective = config_.objective;
   options_.pack = config_.pack;
   options_.mask_prob = config_.mask_prob;
   options_.seed = config_.seed;
@@ -112,26 +126,26 @@ DataModule::~DataModule() = default;
 
 void DataModule::check_tokenizer(const std::string& dir) {
   const Manifest& m = dataset_->manifest();
-  if (m.tokenizer == "sentencepiece") {
-    if (!config_.tokenizer_proto.empty() && hex64(fnv1a64(config_.tokenizer_proto)) != m.tokenizer_hash)
+  if (m.tokenizer == enum_name(TokenizerKind::SentencePiece)) {
+    if (!config_.tokenizer.proto.empty() && hex64(fnv1a64(config_.tokenizer.proto)) != m.tokenizer_hash)
       throw std::invalid_argument(dir + ": the dataset was encoded with SentencePiece model " + m.tokenizer_hash +
-                                  ", not the checkpoint's (" + hex64(fnv1a64(config_.tokenizer_proto)) +
+                                  ", not the checkpoint's (" + hex64(fnv1a64(config_.tokenizer.proto)) +
                                   "); give the corpus file instead, so that it is encoded with the checkpoint's model");
     vocab_ = Vocab::sentencepiece(dataset_->tokenizer());
   } else if (m.kind == "fasta") {
     vocab_ = Vocab::protein();
   } else {
-    if (!config_.tokenizer_proto.empty())
+    if (!config_.tokenizer.proto.empty())
       throw std::invalid_argument(dir + ": the dataset holds byte tokens but the checkpoint was trained with a "
                                   "SentencePiece model; give the corpus file instead");
     vocab_ = Vocab::bytes();
   }
-  const bool explicit_spm = config_.tokenizer == "sentencepiece" && config_.tokenizer_proto.empty();
-  if (explicit_spm && m.tokenizer != "sentencepiece")
+  const bool explicit_spm = config_.tokenizer.sentencepiece() && config_.tokenizer.proto.empty();
+  if (explicit_spm && m.tokenizer != enum_name(TokenizerKind::SentencePiece))
     throw std::invalid_argument("--tokenizer sentencepiece: " + dir + " is a prepared dataset of " + m.tokenizer +
                                 " tokens; the tokenizer is chosen when a dataset is prepared (performer-prepare)");
-  if (explicit_spm && config_.vocab_size > 0 && config_.vocab_size != m.pieces)
-    throw std::invalid_argument("--vocab-size " + std::to_string(config_.vocab_size) + ": the dataset " + dir +
+  if (explicit_spm && config_.tokenizer.vocab_size > 0 && config_.tokenizer.vocab_size != m.pieces)
+    throw std::invalid_argument("--vocab-size " + std::to_string(config_.tokenizer.vocab_size) + ": the dataset " + dir +
                                 " was encoded with a model of " + std::to_string(m.pieces) + " pieces");
 }
 
@@ -144,7 +158,7 @@ void DataModule::build_text() {
   if (!config_.eval_only && train_range.size() == 0)
     throw std::invalid_argument("text: the training files (--data) are empty; give a non-empty corpus");
   const int64_t files = static_cast<int64_t>(m.sources.size() + m.val_sources.size());
-  const bool spm = m.tokenizer == "sentencepiece";
+  const bool spm = m.tokenizer == enum_name(TokenizerKind::SentencePiece);
   auto count = [](int64_t n) { return human_count(static_cast<double>(n)); };
   std::string d = "text: " + std::to_string(files) + (files == 1 ? " file, " : " files, ") +
                   count(m.train.text_bytes + m.val.text_bytes) + " bytes; ";

@@ -6,25 +6,6 @@
 
 namespace pf {
 
-Format parse_format(std::string_view name) {
-  if (name == "auto") return Format::Auto;
-  if (name == "text") return Format::Text;
-  if (name == "fasta") return Format::Fasta;
-  throw std::invalid_argument("unknown corpus format '" + std::string(name) + "'; expected 'auto', 'text' or 'fasta'");
-}
-
-std::string format_name(Format format) {
-  switch (format) {
-    case Format::Auto:
-      return "auto";
-    case Format::Text:
-      return "text";
-    case Format::Fasta:
-      return "fasta";
-  }
-  return "?";
-}
-
 bool has_fasta_extension(const std::string& path) {
   std::string lower = path;
   std::transform(lower.begin(), lower.end(), lower.begin(),

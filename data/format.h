@@ -5,16 +5,25 @@
 // else Text. Text means bytes: any file is valid text.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "base/enum_names.h"
 
 namespace pf {
 
 enum class Format { Auto, Text, Fasta };
+template <>
+struct EnumNames<Format> {
+  static constexpr std::array<std::pair<Format, const char*>, 3> table{
+      {{Format::Auto, "auto"}, {Format::Text, "text"}, {Format::Fasta, "fasta"}}};
+};
 
-// "auto" | "text" | "fasta"; anything else throws std::invalid_argument naming the value.
-Format parse_format(std::string_view name);
-std::string format_name(Format format);
+// The names of the table above; parse throws std::invalid_argument naming the value.
+inline Format parse_format(std::string_view name) { return parse_enum<Format>(name, "corpus format"); }
+inline std::string format_name(Format format) { return enum_name(format); }
 
 // True when the file name has a FASTA extension (with or without .gz).
 bool has_fasta_extension(const std::string& path);

@@ -153,9 +153,9 @@ uint64_t prepare_file(const DataConfig& c, const std::string& path, int side, bo
 
 void prepare_fasta(const DataConfig& c, const std::vector<std::string>& train_paths,
                    const std::vector<std::string>& val_paths, const std::string& tmp, Manifest& m) {
-  if (c.tokenizer != "bytes") {
+  if (c.tokenizer.sentencepiece()) {
     const std::vector<std::string>& files = c.eval_only ? c.val_files : c.train_files;
-    throw std::invalid_argument("--tokenizer " + c.tokenizer + " applies to text corpora, but " +
+    throw std::invalid_argument("--tokenizer " + std::string(enum_name(c.tokenizer.kind)) + " applies to text corpora, but " +
                                 (files.empty() ? std::string("the data") : files[0]) +
                                 " is FASTA, which is read with the protein vocabulary (give --format text to read it "
                                 "as text)");

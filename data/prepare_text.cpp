@@ -108,23 +108,23 @@ std::string mib(int64_t bytes) {
 }
 
 std::shared_ptr<const SentencePieceModel> make_model(const DataConfig& c, const std::vector<Span>& train, Manifest& m) {
-  if (!c.tokenizer_proto.empty()) {
+  if (!c.tokenizer.proto.empty()) {
     m.tokenizer_origin = "from the checkpoint";
-    return SentencePieceModel::from_bytes(c.tokenizer_proto, "the checkpoint's tokenizer");
+    return SentencePieceModel::from_bytes(c.tokenizer.proto, "the checkpoint's tokenizer");
   }
-  if (!c.tokenizer_model.empty()) {
-    m.tokenizer_origin = c.tokenizer_model;
-    return SentencePieceModel::from_file(c.tokenizer_model);
+  if (!c.tokenizer.model.empty()) {
+    m.tokenizer_origin = c.tokenizer.model;
+    return SentencePieceModel::from_file(c.tokenizer.model);
   }
-  const std::string sample = sample_text(train, c.tokenizer_sample_bytes, c.tokenizer_sample_seed);
+  const std::string sample = sample_text(train, c.tokenizer.sample_bytes, c.tokenizer.sample_seed);
   if (sample.empty())
     throw std::invalid_argument("--vocab-size: there is no training text to train the SentencePiece model on");
   m.sample_bytes = static_cast<int64_t>(sample.size());
-  m.tokenizer_origin = c.tokenizer_type + ", trained on " +
+  m.tokenizer_origin = std::string(enum_name(c.tokenizer.type)) + ", trained on " +
                        (m.sample_bytes == total_bytes(train) ? std::string("the training split")
                                                              : "a " + mib(m.sample_bytes) + " sample of the training split");
   if (c.progress) std::fprintf(stderr, "prepare: training the tokenizer (%s)\n", m.tokenizer_origin.c_str());
-  return SentencePieceModel::train(sample, {.vocab_size = c.vocab_size, .model_type = c.tokenizer_type});
+  return SentencePieceModel::train(sample, {.vocab_size = c.tokenizer.vocab_size, .model_type = c.tokenizer.type});
 }
 
 // Encodes the spans piece by piece (encode_piece_end), `threads` pieces at a time and in order.
@@ -217,7 +217,7 @@ void prepare_text(const DataConfig& c, const std::vector<std::string>& train_pat
     const TextSplit split = split_text(train_total, c.val_fraction);
     train_range = split.train;
     val_range = split.val;
-    if (c.tokenizer == "sentencepiece")  // the held-out tail starts at a UTF-8 character boundary
+    if (c.tokenizer.sentencepiece())  // the held-out tail starts at a UTF-8 character boundary
       for (std::vector<Span> at; val_range.begin < val_range.end; ++val_range.begin, ++train_range.end) {
         at = spans_of(train_maps, val_range.begin, val_range.begin + 1);
         if ((static_cast<unsigned char>(at[0].text()[0]) & 0xC0) != 0x80) break;
@@ -233,8 +233,8 @@ void prepare_text(const DataConfig& c, const std::vector<std::string>& train_pat
   if (!c.eval_only && m.train.text_bytes == 0)
     throw std::invalid_argument("text: the training files (--data) are empty; give a non-empty corpus");
 
-  if (c.tokenizer != "sentencepiece") {
-    m.tokenizer = "bytes";
+  if (!c.tokenizer.sentencepiece()) {
+    m.tokenizer = enum_name(TokenizerKind::Bytes);
     for (auto [part, spans] : {std::pair{&m.train, &train_spans}, std::pair{&m.val, static_cast<const std::vector<Span>*>(&val_spans)}}) {
       part->width = TokenWidth::U8;
       part->token_count = total_bytes(*spans);
@@ -251,12 +251,12 @@ void prepare_text(const DataConfig& c, const std::vector<std::string>& train_pat
     return;
   }
   const auto model = make_model(c, train_spans, m);
-  if (c.vocab_size > 0 && c.vocab_size != model->size())
-    throw std::invalid_argument("--vocab-size " + std::to_string(c.vocab_size) + ": the tokenizer model (" +
+  if (c.tokenizer.vocab_size > 0 && c.tokenizer.vocab_size != model->size())
+    throw std::invalid_argument("--vocab-size " + std::to_string(c.tokenizer.vocab_size) + ": the tokenizer model (" +
                                 m.tokenizer_origin + ") has " + std::to_string(model->size()) +
                                 " pieces; drop --vocab-size or give the model's size");
   write_file_atomic(tmp + "/tokenizer.model", model->proto());
-  m.tokenizer = "sentencepiece";
+  m.tokenizer = enum_name(TokenizerKind::SentencePiece);
   m.tokenizer_hash = model->hash_hex();
   m.pieces = model->size();
   const TokenWidth width = width_for(static_cast<uint64_t>(model->size() - 1));

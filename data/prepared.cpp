@@ -51,11 +51,11 @@ namespace {
 
 // The tokenizer part of the key: what decides the token ids.
 std::string tokenizer_key(const DataConfig& c) {
-  if (c.tokenizer != "sentencepiece") return "bytes";
-  if (!c.tokenizer_proto.empty()) return "model:" + hex64(fnv1a64(c.tokenizer_proto));
-  if (!c.tokenizer_model.empty()) return "model:" + SentencePieceModel::from_file(c.tokenizer_model)->hash_hex();
-  return "train:" + c.tokenizer_type + ":" + std::to_string(c.vocab_size) + ":" + std::to_string(c.tokenizer_sample_bytes) +
-         ":" + std::to_string(c.tokenizer_sample_seed);
+  if (!c.tokenizer.sentencepiece()) return enum_name(TokenizerKind::Bytes);
+  if (!c.tokenizer.proto.empty()) return "model:" + hex64(fnv1a64(c.tokenizer.proto));
+  if (!c.tokenizer.model.empty()) return "model:" + SentencePieceModel::from_file(c.tokenizer.model)->hash_hex();
+  return "train:" + std::string(enum_name(c.tokenizer.type)) + ":" + std::to_string(c.tokenizer.vocab_size) + ":" + std::to_string(c.tokenizer.sample_bytes) +
+         ":" + std::to_string(c.tokenizer.sample_seed);
 }
 
 std::string cache_key(const DataConfig& c, bool in_place) {
@@ -121,7 +121,7 @@ int64_t estimate_bytes(const DataConfig& c, bool in_place) {
     for (const std::string& f : *list) total += prepared_detail::identify_source(f).size;
   // Token ids take about 3/4 of the text's bytes as u16 SentencePiece pieces, residues about one byte
   // per input byte; the validation byte counts and the offsets add a little.
-  return c.tokenizer == "sentencepiece" ? total : total + total / 16;
+  return c.tokenizer.sentencepiece() ? total : total + total / 16;
 }
 
 void write_dataset(const DataConfig& c, const std::string& tmp, bool in_place, const std::string& key) {
@@ -157,7 +157,7 @@ void write_dataset(const DataConfig& c, const std::string& tmp, bool in_place, c
 
 // Byte-level text from plain files is read in place in the cache (its tokens are its bytes).
 bool reads_in_place(const DataConfig& c) {
-  bool in_place = c.tokenizer == "bytes" && c.format != Format::Fasta;
+  bool in_place = !c.tokenizer.sentencepiece() && c.format != Format::Fasta;
   for (const auto* list : {&c.train_files, &c.val_files})
     for (const std::string& f : *list) {
       in_place = in_place && !is_gzip_file(f);

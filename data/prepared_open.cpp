@@ -170,7 +170,7 @@ PreparedDataset PreparedDataset::open(const std::string& dir, int threads) {
         throw std::runtime_error(s.path + ": changed (or moved) since the dataset in " + dir +
                                  " was prepared from it; that dataset reads it in place and cannot be used");
     }
-  if (m.tokenizer == "sentencepiece") {
+  if (m.tokenizer == enum_name(TokenizerKind::SentencePiece)) {
     const std::string path = dir + "/tokenizer.model";
     d.tokenizer_ = SentencePieceModel::from_bytes(read_file_bytes(path), path);
     if (d.tokenizer_->hash_hex() != m.tokenizer_hash)

@@ -78,12 +78,10 @@ std::shared_ptr<const SentencePieceModel> SentencePieceModel::from_file(const st
 }
 
 std::shared_ptr<const SentencePieceModel> SentencePieceModel::train(std::string_view text, const TrainOptions& options) {
-  if (options.model_type != "bpe" && options.model_type != "unigram")
-    throw std::invalid_argument("--tokenizer-type '" + options.model_type + "': expected bpe or unigram");
   if (options.vocab_size < 1) throw std::invalid_argument("--vocab-size " + std::to_string(options.vocab_size) + ": must be > 0");
   const std::unordered_map<std::string, std::string> args = {
       {"vocab_size", std::to_string(options.vocab_size)},
-      {"model_type", options.model_type},
+      {"model_type", enum_name(options.model_type)},
       {"byte_fallback", "true"},
       {"character_coverage", "1.0"},
       {"normalization_rule_name", "identity"},
@@ -107,7 +105,7 @@ std::shared_ptr<const SentencePieceModel> SentencePieceModel::train(std::string_
     const size_t bracket = why.rfind("] ");  // drop the library's source location
     if (bracket != std::string::npos) why = why.substr(bracket + 2);
     throw std::invalid_argument("--vocab-size " + std::to_string(options.vocab_size) + " (--tokenizer-type " +
-                                options.model_type + "): SentencePiece cannot train this vocabulary on the training "
+                                enum_name(options.model_type) + "): SentencePiece cannot train this vocabulary on the training "
                                 "split: " + why);
   }
   return from_bytes(std::move(proto), "the trained SentencePiece model");

@@ -2,7 +2,7 @@
 // libsentencepiece-dev): load a model from a file or from its serialized bytes, or train one on a text,
 // encode text to piece ids (with the bytes of the original text each id stands for) and decode back.
 //
-//   auto m = pf::SentencePieceModel::train(training_text, {.vocab_size = 2000, .model_type = "bpe"});
+//   auto m = pf::SentencePieceModel::train(training_text, {.vocab_size = 2000, .model_type = pf::SentencePieceType::Bpe});
 //   std::vector<int32_t> ids, bytes;
 //   m->encode("To be, or not to be", ids, &bytes);   // sum(bytes) == 19
 //   std::string back = m->decode(ids);                 // "To be, or not to be"
@@ -29,13 +29,15 @@ namespace sentencepiece {
 class SentencePieceProcessor;
 }
 
+#include "data/data_config.h"
+
 namespace pf {
 
 class SentencePieceModel {
  public:
   struct TrainOptions {
     int64_t vocab_size = 0;          // pieces in the model, byte pieces and <unk> <s> </s> included
-    std::string model_type = "bpe";  // "bpe" | "unigram"
+    SentencePieceType model_type = SentencePieceType::Bpe;
   };
 
   // Throws std::invalid_argument naming `source` (e.g. "--tokenizer-model m.model") if the bytes are

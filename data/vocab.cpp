@@ -1,5 +1,7 @@
 #include "data/vocab.h"
 
+#include "data/data_config.h"
+
 #include <cctype>
 #include <cstdio>
 
@@ -25,7 +27,7 @@ Vocab::Vocab() : Vocab(VocabKind::Bytes) {}
 Vocab::Vocab(VocabKind kind) : kind_(kind) {
   char_to_id_.fill(-1);
   if (kind == VocabKind::Bytes) {
-    name_ = "bytes";
+    name_ = enum_name(TokenizerKind::Bytes);
     for (int b = 0; b < 256; ++b) {
       tokens_.push_back(std::string(1, static_cast<char>(b)));
       char_to_id_[static_cast<size_t>(b)] = b;
@@ -62,9 +64,9 @@ Vocab Vocab::protein() {
 }
 
 Vocab Vocab::from_name(std::string_view name) {
-  if (name == "bytes") return bytes();
+  if (name == enum_name(TokenizerKind::Bytes)) return bytes();
   if (name == "protein") return protein();
-  if (name == "sentencepiece")
+  if (name == enum_name(TokenizerKind::SentencePiece))
     throw std::invalid_argument("Vocab: a 'sentencepiece' vocabulary needs its model (Vocab::sentencepiece)");
   throw std::invalid_argument("Vocab: unknown vocabulary name '" + std::string(name) +
                               "'; expected 'bytes', 'protein' or 'sentencepiece'");
@@ -74,7 +76,7 @@ Vocab Vocab::sentencepiece(std::shared_ptr<const SentencePieceModel> model) {
   if (!model) throw std::invalid_argument("Vocab::sentencepiece: no model");
   Vocab v(VocabKind::Bytes);
   v.kind_ = VocabKind::SentencePiece;
-  v.name_ = "sentencepiece";
+  v.name_ = enum_name(TokenizerKind::SentencePiece);
   v.tokens_.clear();
   v.replacement_ids_.clear();
   v.char_to_id_.fill(-1);
@@ -92,7 +94,7 @@ Vocab Vocab::sentencepiece(std::shared_ptr<const SentencePieceModel> model) {
 }
 
 Vocab Vocab::from_serialized(const std::string& name, std::string model) {
-  if (name != "sentencepiece") {
+  if (name != enum_name(TokenizerKind::SentencePiece)) {
     if (!model.empty())
       throw std::runtime_error("Vocab(" + name + "): the archive carries a tokenizer model this vocabulary does not use");
     return from_name(name);

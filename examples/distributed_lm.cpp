@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   pf::AdamOptions adam;
   adam.lr = 3e-3f;
   pf::AdamW optimizer(model.named_parameters(), adam);
-  pf::ScheduleConfig schedule{"cosine", adam.lr, /*warmup=*/std::min<int64_t>(20, steps), steps, 0.1f};
+  pf::ScheduleConfig schedule{pf::ScheduleKind::Cosine, adam.lr, /*warmup=*/std::min<int64_t>(20, steps), steps, 0.1f};
   const int64_t rows = data_cfg.batch_size / ranks;
   double comm_ms = 0.0;
 

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   pf::AdamOptions adam;
   adam.lr = 2e-3f;
   pf::AdamW optimizer(model.named_parameters(), adam);
-  pf::ScheduleConfig schedule{"cosine", adam.lr, /*warmup=*/std::min<int64_t>(20, steps), steps, 0.1f};
+  pf::ScheduleConfig schedule{pf::ScheduleKind::Cosine, adam.lr, /*warmup=*/std::min<int64_t>(20, steps), steps, 0.1f};
 
   int64_t start = 0;
   if (std::filesystem::exists(checkpoint_path)) {

@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   adam.lr = 3e-3f;
   adam.weight_decay = 0.01f;
   pf::AdamW optimizer(model.named_parameters(), adam);
-  pf::ScheduleConfig schedule{"cosine", adam.lr, /*warmup=*/std::min<int64_t>(20, steps), steps, 0.1f};
+  pf::ScheduleConfig schedule{pf::ScheduleKind::Cosine, adam.lr, /*warmup=*/std::min<int64_t>(20, steps), steps, 0.1f};
 
   for (int64_t step = 0; step < steps; ++step) {
     optimizer.set_lr(pf::learning_rate_at(schedule, step));

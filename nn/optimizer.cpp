@@ -127,4 +127,21 @@ void Optimizer::restore(int64_t steps, float lr, std::map<std::string, ParamStat
   state_ = std::move(state);
 }
 
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, NamedParameters params, float lr) {
+  if (c.kind == OptimizerKind::Sgd) {
+    SGDOptions o;
+    o.lr = lr;
+    o.momentum = static_cast<float>(c.momentum);
+    o.weight_decay = static_cast<float>(c.weight_decay);
+    return std::make_unique<SGD>(std::move(params), o);
+  }
+  AdamOptions o;
+  o.lr = lr;
+  o.beta1 = static_cast<float>(c.beta1);
+  o.beta2 = static_cast<float>(c.beta2);
+  o.weight_decay = static_cast<float>(c.weight_decay);
+  if (c.kind == OptimizerKind::Adam) return std::make_unique<Adam>(std::move(params), o);
+  return std::make_unique<AdamW>(std::move(params), o);
+}
+
 }  // namespace pf

@@ -14,7 +14,9 @@
 // Hyperparameters are not saved: they come from the constructor (so a resumed run may change them).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <map>
 #include <string>
@@ -22,12 +24,21 @@
 #include <vector>
 
 #include "autograd/serialize.h"
+#include "base/enum_names.h"
+#include "base/fields.h"
 #include "autograd/tensor.h"
 #include "autograd/var.h"
 
 namespace pf {
 
 using NamedParameters = std::vector<std::pair<std::string, Var>>;
+
+enum class OptimizerKind { Sgd, Adam, AdamW };
+template <>
+struct EnumNames<OptimizerKind> {
+  static constexpr std::array<std::pair<OptimizerKind, const char*>, 3> table{
+      {{OptimizerKind::Sgd, "sgd"}, {OptimizerKind::Adam, "adam"}, {OptimizerKind::AdamW, "adamw"}}};
+};
 // true = apply weight decay to this parameter.
 using DecayFilter = std::function<bool(const std::string& name, const Var& p)>;
 
@@ -130,7 +141,7 @@ class SGD : public Optimizer {
  public:
   SGD(NamedParameters named_params, SGDOptions o, const DecayFilter& decay_filter = decay_by_default);
   void step() override;
-  std::string kind() const override { return "sgd"; }
+  std::string kind() const override { return enum_name(OptimizerKind::Sgd); }
   const SGDOptions& options() const { return options_; }
 
  protected:
@@ -156,7 +167,7 @@ class Adam : public Optimizer {
  public:
   Adam(NamedParameters named_params, AdamOptions o, const DecayFilter& decay_filter = decay_by_default);
   void step() override;
-  std::string kind() const override { return "adam"; }
+  std::string kind() const override { return enum_name(OptimizerKind::Adam); }
   const AdamOptions& options() const { return options_; }
 
  protected:
@@ -173,7 +184,39 @@ class Adam : public Optimizer {
 class AdamW : public Adam {
  public:
   AdamW(NamedParameters named_params, AdamOptions o, const DecayFilter& decay_filter = decay_by_default);
-  std::string kind() const override { return "adamw"; }
+  std::string kind() const override { return enum_name(OptimizerKind::AdamW); }
 };
+
+// ---------------------------------------------------------------- the optimizer of a training run
+
+// Which optimizer and its hyperparameters (the learning rate comes from the schedule, nn/schedule.h),
+// with performer-train's defaults; make_optimizer builds it.
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::AdamW;
+  double beta1 = 0.9, beta2 = 0.99;  // adam, adamw
+  double momentum = 0.9;             // sgd
+  double weight_decay = 0.01;
+  double clip = 1.0;                 // global gradient norm, 0 = off (applied by the training loop)
+
+  template <class V>
+  static void visit_fields(V&& v) {
+    using C = OptimizerConfig;
+    constexpr auto F = OnResume::Free;
+    v(FieldSpec{"optimizer", "sgd, adam or adamw", OnResume::Model}, &C::kind);
+    v(FieldSpec{"beta1", "adam, adamw: first-moment decay", F, kFraction}, &C::beta1);
+    v(FieldSpec{"beta2", "adam, adamw: second-moment decay", F, kFraction}, &C::beta2);
+    v(FieldSpec{"momentum", "sgd: momentum", F, kFraction}, &C::momentum);
+    v(FieldSpec{"weight-decay", "weight decay (decoupled for adamw; not on biases, norms, embeddings)", F,
+                Range{0, kMaxFloat, false, false, "must be >= 0 (a float: at most 3.4e38)"}},
+      &C::weight_decay);
+    v(FieldSpec{"clip", "clip the global gradient norm to this value (0 = off)", F,
+                Range{0, kMaxFloat, false, false, "must be >= 0 (0 = off; a float: at most 3.4e38)"}},
+      &C::clip);
+  }
+};
+
+// The optimizer `c` describes over `params`, starting at learning rate `lr` (weight decay filtered by
+// decay_by_default).
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, NamedParameters params, float lr);
 
 }  // namespace pf

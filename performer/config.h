@@ -6,6 +6,11 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <array>
+#include <utility>
+
+#include "base/enum_names.h"
+#include "base/fields.h"
 
 namespace pf {
 
@@ -17,35 +22,57 @@ enum class AttentionKind { Favor, Relu, Softmax, FavorLocal };
 enum class FeatureMapKind { FavorPlus, FavorPlusPlus };
 enum class PositionKind { Learned, Sinusoidal, Rotary };
 
-std::string to_string(AttentionKind kind);
-std::string to_string(PositionKind kind);
-std::string to_string(FeatureMapKind kind);
-// Parse "favor" | "relu" | "softmax" | "favor-local"; throws std::invalid_argument naming the bad value.
-AttentionKind parse_attention(const std::string& s);
-FeatureMapKind parse_feature_map(const std::string& s);  // "favor+" | "favor++"
-PositionKind parse_positions(const std::string& s);  // "learned" | "sinusoidal" | "rotary"
+template <>
+struct EnumNames<AttentionKind> {
+  static constexpr std::array<std::pair<AttentionKind, const char*>, 4> table{{{AttentionKind::Favor, "favor"},
+                                                                               {AttentionKind::Relu, "relu"},
+                                                                               {AttentionKind::Softmax, "softmax"},
+                                                                               {AttentionKind::FavorLocal, "favor-local"}}};
+};
+template <>
+struct EnumNames<FeatureMapKind> {
+  static constexpr std::array<std::pair<FeatureMapKind, const char*>, 2> table{
+      {{FeatureMapKind::FavorPlus, "favor+"}, {FeatureMapKind::FavorPlusPlus, "favor++"}}};
+};
+template <>
+struct EnumNames<PositionKind> {
+  static constexpr std::array<std::pair<PositionKind, const char*>, 3> table{
+      {{PositionKind::Learned, "learned"}, {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Rotary, "rotary"}}};
+};
+
+// The names of base/enum_names.h, as std::string (messages, banners).
+inline std::string to_string(AttentionKind kind) { return enum_name(kind); }
+inline std::string to_string(PositionKind kind) { return enum_name(kind); }
+inline std::string to_string(FeatureMapKind kind) { return enum_name(kind); }
+// Throw std::invalid_argument naming the bad value and the names allowed.
+inline AttentionKind parse_attention(const std::string& s) { return parse_enum<AttentionKind>(s, "attention"); }
+inline FeatureMapKind parse_feature_map(const std::string& s) { return parse_enum<FeatureMapKind>(s, "feature map"); }
+inline PositionKind parse_positions(const std::string& s) { return parse_enum<PositionKind>(s, "positions"); }
 
 // One field of ModelConfig as ModelConfig::visit_fields describes it.
 struct ModelField {
-  enum class Rule { None, Positive, NonNegative, Fraction, FiniteNonNegative };
+  FieldSpec spec;    // key: the performer-train flag (and config key) that sets it; nullptr for a field
+                     // set from another setting (`via`); resume: Free for dropout and redraw_every
   const char* name;  // the member's name, as library messages print it
-  const char* flag;  // the performer-train flag (without "--") that sets it, or nullptr: set otherwise
-  bool fixed;        // must match when a checkpoint resumes (dropout and redraw_every may change)
+  const char* via;   // a field without a flag of its own: the flag it follows (nullptr: the data's vocabulary)
   bool weights;      // describes the weights: must match when weights are loaded into a model (not
                      // the seed, the dropout or the redraw interval)
   uint32_t since;    // the archive version that added the field
-  Rule rule;         // the field's own rule; validate() adds the rules that tie fields together
+  bool fixed() const { return spec.resume != OnResume::Free; }  // must match when a checkpoint resumes
+  const char* flag() const { return spec.key ? spec.key : via; }
 };
 
+// The defaults are performer-train's: a default-constructed ModelConfig is the model the command line
+// builds when no model flag is given (with the byte vocabulary and --seq-len 128).
 struct ModelConfig {
   int64_t vocab_size = 256;
-  int64_t dim = 256;          // C
-  int64_t depth = 4;          // L, number of blocks
+  int64_t dim = 128;          // C
+  int64_t depth = 2;          // L, number of blocks
   int64_t heads = 4;          // H; dim / heads = D
-  int64_t ff_hidden = 1024;   // feed-forward width
-  int64_t features = 128;     // M, random features per head (favor, relu)
-  int64_t max_seq_len = 1024; // for learned positions; generation past it is an error
-  AttentionKind attention = AttentionKind::Favor;
+  int64_t ff_hidden = 512;    // feed-forward width
+  int64_t features = 64;      // M, random features per head (favor, relu)
+  int64_t max_seq_len = 128;  // for learned positions; generation past it is an error
+  AttentionKind attention = AttentionKind::FavorLocal;
   bool causal = true;         // false: bidirectional (masked LM)
   PositionKind positions = PositionKind::Learned;
   bool tie_embeddings = false;
@@ -71,34 +98,58 @@ struct ModelConfig {
   int64_t head_dim() const { return dim / heads; }
 
   // The one description of the fields: calls v(ModelField, member pointer) for every field, in
-  // archive order. It drives serialization, validation, TrainConfig's conversion to and from the
-  // command-line flags, the resume comparison (model_config_mismatch) and describe().
+  // archive order. It drives serialization, validation, performer-train's flags and config file
+  // (train/train_config.h), the resume comparison (model_config_mismatch), the safetensors metadata
+  // (train/interop.h) and describe().
   template <class V>
   static void visit_fields(V&& v) {
     using C = ModelConfig;
-    using R = ModelField::Rule;
-    v(ModelField{"vocab_size", nullptr, true, true, 0, R::Positive}, &C::vocab_size);  // from the data's vocabulary
-    v(ModelField{"dim", "dim", true, true, 0, R::Positive}, &C::dim);
-    v(ModelField{"depth", "depth", true, true, 0, R::Positive}, &C::depth);
-    v(ModelField{"heads", "heads", true, true, 0, R::Positive}, &C::heads);
-    v(ModelField{"ff_hidden", "ff-hidden", true, true, 0, R::Positive}, &C::ff_hidden);
-    v(ModelField{"features", "features", true, true, 0, R::Positive}, &C::features);
-    v(ModelField{"max_seq_len", "seq-len", true, true, 0, R::Positive}, &C::max_seq_len);
-    v(ModelField{"attention", "attention", true, true, 0, R::None}, &C::attention);
-    v(ModelField{"causal", nullptr, true, true, 0, R::None}, &C::causal);  // --objective causal | mlm
-    v(ModelField{"positions", "positions", true, true, 0, R::None}, &C::positions);
-    v(ModelField{"tie_embeddings", "tie-embeddings", true, true, 0, R::None}, &C::tie_embeddings);
-    v(ModelField{"dropout", "dropout", false, false, 0, R::Fraction}, &C::dropout);
-    v(ModelField{"orthogonal_features", "orthogonal-features", true, true, 0, R::None}, &C::orthogonal_features);
-    v(ModelField{"redraw_every", "redraw-every", false, false, 0, R::NonNegative}, &C::redraw_every);
-    v(ModelField{"kernel_eps", "kernel-eps", true, true, 0, R::FiniteNonNegative}, &C::kernel_eps);
-    v(ModelField{"chunk_size", "chunk-size", true, true, 0, R::Positive}, &C::chunk_size);
-    v(ModelField{"seed", "seed", true, false, 0, R::None}, &C::seed);
-    v(ModelField{"shared_key_shift", "shared-key-shift", true, true, 1, R::None}, &C::shared_key_shift);
-    v(ModelField{"antithetic_features", "antithetic-features", true, true, 1, R::None}, &C::antithetic_features);
-    v(ModelField{"local_window", "local-window", true, true, 2, R::Positive}, &C::local_window);
-    v(ModelField{"feature_map", "feature-map", true, true, 2, R::None}, &C::feature_map);
-    v(ModelField{"favorpp_z", "favorpp-z", true, true, 2, R::FiniteNonNegative}, &C::favorpp_z);
+    constexpr auto M = OnResume::Model, F = OnResume::Free;
+    auto f = [&](const char* key, const char* name, auto member, const char* help, OnResume resume = OnResume::Model,
+                 Range range = {}, uint32_t since = 0, bool weights = true, const char* via = nullptr) {
+      v(ModelField{FieldSpec{key, help, resume, range}, name, via, weights, since}, member);
+    };
+    f(nullptr, "vocab_size", &C::vocab_size, "tokens of the vocabulary (from the data)", M, kPositive);
+    f("dim", "dim", &C::dim, "model width (C)", M, kPositive);
+    f("depth", "depth", &C::depth, "number of blocks (L)", M, kPositive);
+    f("heads", "heads", &C::heads, "attention heads (H); must divide --dim", M, kPositive);
+    f("ff-hidden", "ff_hidden", &C::ff_hidden, "feed-forward width", M, kPositive);
+    f("features", "features", &C::features, "random features per head (M) for favor and relu", M, kPositive);
+    f(nullptr, "max_seq_len", &C::max_seq_len, "the longest sequence (learned positions)", M, kPositive, 0, true,
+      "seq-len");
+    f("attention", "attention", &C::attention,
+      "favor-local (exact softmax over the last --local-window keys, FAVOR+ before them; causal only), favor "
+      "(FAVOR+ softmax kernel), relu (generalized) or softmax (exact); the default is favor-local, and favor with "
+      "--objective mlm");
+    f(nullptr, "causal", &C::causal, "causal (next token) or bidirectional (masked LM)", M, {}, 0, true, "objective");
+    f("positions", "positions", &C::positions, "position encoding: learned, sinusoidal or rotary");
+    f("tie-embeddings", "tie_embeddings", &C::tie_embeddings, "share the token embedding with the output head");
+    f("dropout", "dropout", &C::dropout, "dropout probability in [0, 1)", F, kFraction, 0, false);
+    f("orthogonal-features", "orthogonal_features", &C::orthogonal_features,
+      "draw each head's random features as orthogonal blocks (false: independent Gaussian rows)");
+    f("redraw-every", "redraw_every", &C::redraw_every, "optimizer steps between random-feature redraws (0 = never)", F,
+      Range{0, kMaxCount, false, false, "must be >= 0 (0 = never)"}, 0, false);
+    f("kernel-eps", "kernel_eps", &C::kernel_eps, "favor: floor added to every positive feature, >= 0", M,
+      Range{0, kMaxFloat, false, false, "must be finite and >= 0"});
+    f("chunk-size", "chunk_size", &C::chunk_size,
+      "causal favor and relu: positions per chunk of the fused kernel (speed only; the result does not depend on "
+      "it beyond rounding)",
+      M, kPositive);
+    f(nullptr, "seed", &C::seed, "initialization and projection draws", M, {}, 0, false, "seed");
+    f("shared-key-shift", "shared_key_shift", &C::shared_key_shift,
+      "favor: stabilize keys by one running maximum instead of each key's own (an ablation; QUALITY.md)", M, {}, 1);
+    f("antithetic-features", "antithetic_features", &C::antithetic_features,
+      "draw the random features in antithetic pairs (w, -w): the paper's hyperbolic estimator, lower variance at "
+      "the same --features (even)",
+      M, {}, 1);
+    f("local-window", "local_window", &C::local_window,
+      "favor-local: the number of most recent keys (the query's own included) scored exactly", M, kPositive, 2);
+    f("feature-map", "feature_map", &C::feature_map,
+      "random features of favor and favor-local: favor+ (positive) or favor++ (optimal positive, lower variance)", M,
+      {}, 2);
+    f("favorpp-z", "favorpp_z", &C::favorpp_z,
+      "favor++: the mean |q' + k'|^2 (q' = q D^-1/4) its parameter A is chosen for; 0 = FAVOR+", M,
+      Range{0, 1e6, false, false, "must be in [0, 1000000]"}, 2);
   }
 
   // Throws std::invalid_argument naming the field and its value, e.g.
@@ -108,6 +159,8 @@ struct ModelConfig {
   void validate_flags() const;
   // "attention favor, causal true, dim 256, ...": every field, for banners and messages.
   std::string describe() const;
+
+  bool operator==(const ModelConfig&) const = default;
 
   template <class Archive>
   void serialize(Archive& ar, const uint32_t version) {
@@ -119,13 +172,6 @@ struct ModelConfig {
     });
   }
 };
-
-// A field's value as text ("256", "favor", "true", "1e-06").
-template <class T>
-std::string model_field_text(const T& v);
-// Parses text into a field's type; throws std::invalid_argument naming `what` on a bad value.
-template <class T>
-void parse_model_field(const std::string& what, const std::string& text, T& out);
 
 }  // namespace pf
 

@@ -155,13 +155,13 @@ void load_optimizer_state_bytes(Optimizer& optimizer, const std::string& bytes) 
 
 TrainConfig config_from(const ModelConfig& model, const DataConfig& data, const Optimizer* optimizer) {
   TrainConfig c;
-  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
-    if (f.flag) set_field(c, f.flag, model_field_text(model.*member));
-  });
-  from_data_config(data, c);  // every data field (train/train_config.h: the one list both ways)
+  c.model = model;  // every model setting (the derived ones follow the data, as in a performer-train run)
+  c.data = data;    // every data and tokenizer setting
+  c.run.seed = data.seed;
+  c.run.threads = data.threads;
   if (optimizer) {
-    c.optimizer = optimizer->kind();
-    c.lr = optimizer->lr();
+    c.optimizer.kind = parse_enum<OptimizerKind>(optimizer->kind(), "optimizer");
+    c.schedule.lr = optimizer->lr();
   }
   return c;
 }
@@ -176,7 +176,7 @@ Checkpoint make_checkpoint(const PerformerLM& model, const Optimizer& optimizer,
   c.model_rng = model.rng_state();
   c.optimizer_state = optimizer_state_bytes(optimizer);
   c.progress = progress;
-  c.trainer_rng = trainer_rng ? trainer_rng->state() : Generator(c.config.seed).state();
+  c.trainer_rng = trainer_rng ? trainer_rng->state() : Generator(c.config.run.seed).state();
   c.data_cursor = data.cursor();
   return c;
 }
@@ -199,9 +199,9 @@ std::string model_config_mismatch(const ModelConfig& checkpoint, const ModelConf
   std::string out;
   // Every field that is fixed for the life of a model (all but dropout and redraw_every).
   ModelConfig::visit_fields([&](const ModelField& f, auto member) {
-    if (!f.fixed || checkpoint.*member == model.*member) return;
-    out += std::string(out.empty() ? "" : ", ") + f.name + " " + model_field_text(checkpoint.*member) +
-           " in the checkpoint, " + model_field_text(model.*member) + " " + model_name;
+    if (!f.fixed() || checkpoint.*member == model.*member) return;
+    out += std::string(out.empty() ? "" : ", ") + f.name + " " + flag_text(checkpoint.*member) +
+           " in the checkpoint, " + flag_text(model.*member) + " " + model_name;
   });
   return out;
 }

@@ -27,12 +27,12 @@ std::string absolute(const std::string& p) {
 
 // Paths are stored absolute so a config file or checkpoint works from any directory.
 void absolutize(TrainConfig& c) {
-  for (std::string& f : c.data) f = absolute(f);
-  for (std::string& f : c.val_data) f = absolute(f);
-  c.cache_dir = absolute(c.cache_dir);
-  c.tokenizer_model = absolute(c.tokenizer_model);
-  c.init_from = absolute(c.init_from);
-  c.out = absolute(c.out);
+  for (std::string& f : c.data.train_files) f = absolute(f);
+  for (std::string& f : c.data.val_files) f = absolute(f);
+  c.data.cache_dir = absolute(c.data.cache_dir);
+  c.data.tokenizer.model = absolute(c.data.tokenizer.model);
+  c.run.init_from = absolute(c.run.init_from);
+  c.run.out = absolute(c.run.out);
 }
 
 }  // namespace
@@ -53,15 +53,17 @@ std::string shell_quote(const std::string& arg) {
 // favor for --objective mlm. --warmup adapts by itself (TrainConfig::effective_warmup).
 namespace {
 void adapt_defaults(TrainConfig& c, const std::map<std::string, std::string>& requested) {
-  if (!requested.count("attention") && c.objective == "mlm" && c.attention == "favor-local") c.attention = "favor";
-  if (!requested.count("heads") && c.dim > 0 && c.heads > 0) {
+  ModelConfig& m = c.model;
+  if (!requested.count("attention") && c.data.objective == Objective::Mlm && m.attention == AttentionKind::FavorLocal)
+    m.attention = AttentionKind::Favor;
+  if (!requested.count("heads") && m.dim > 0 && m.heads > 0) {
     auto fits = [&](int64_t h) {
-      return c.dim % h == 0 && (c.positions != "rotary" || (c.dim / h) % 2 == 0);
+      return m.dim % h == 0 && (m.positions != PositionKind::Rotary || (m.dim / h) % 2 == 0);
     };
-    if (!fits(c.heads))
-      for (int64_t h = c.heads; h >= 1; --h)
+    if (!fits(m.heads))
+      for (int64_t h = m.heads; h >= 1; --h)
         if (fits(h)) {
-          c.heads = h;
+          m.heads = h;
           break;
         }
   }
@@ -96,9 +98,9 @@ std::string default_text(const std::string& key) {
 
 // One CLI11 option per TrainConfig field (train_config.h visit_fields), writing into `texts`.
 void add_config_flags(CLI::App& app, FlagTexts& texts) {
-  visit_fields([&](const FieldInfo& f, auto member) {
+  visit_fields([&](const FieldInfo& f, auto get) {
     const char* key = f.key;
-    using T = std::remove_cvref_t<decltype(kFieldTypes.*member)>;
+    using T = std::remove_cvref_t<decltype(get(kFieldTypes))>;
     const std::string name = std::string("--") + key;
     CLI::Option* opt = nullptr;
     if constexpr (std::is_same_v<T, bool>) {
@@ -108,9 +110,11 @@ void add_config_flags(CLI::App& app, FlagTexts& texts) {
     } else {
       opt = app.add_option(name, texts.scalar[key], f.help);
       opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later flag overrides an earlier one
-      opt->type_name(std::is_floating_point_v<T> ? "FLOAT" : std::is_unsigned_v<T> ? "UINT"
+      opt->type_name(std::is_floating_point_v<T> ? "FLOAT"
+                     : std::is_unsigned_v<T>     ? "UINT"
                      : std::is_integral_v<T>     ? "INT"
-                                                 : "TEXT");
+                     : !kNamedField<T>           ? "TEXT"
+                                                 : "{" + field_choices<T>() + "}");
     }
     opt->default_str(default_text(key));
     opt->group(f.group);
@@ -148,19 +152,19 @@ void add_run_flags(CLI::App& app, TrainCli& cli, RunFlags& run) {
 // FieldValueError, as written) here.
 std::map<std::string, std::string> given_flags(FlagTexts& texts) {
   std::map<std::string, std::string> out;
-  visit_fields([&](const FieldInfo& f, auto member) {
+  visit_fields([&](const FieldInfo& f, auto get) {
     const std::string key = f.key;
     if (texts.options.at(key)->count() == 0) return;
-    using T = std::remove_cvref_t<decltype(kFieldTypes.*member)>;
+    using T = std::remove_cvref_t<decltype(get(kFieldTypes))>;
     TrainConfig scratch;
     if constexpr (std::is_same_v<T, bool>) {
-      scratch.*member = texts.flags[key];
+      get(scratch) = texts.flags[key];
     } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-      scratch.*member = texts.lists[key];
+      get(scratch) = texts.lists[key];
     } else if constexpr (std::is_same_v<T, std::string>) {
-      scratch.*member = texts.scalar[key];
+      get(scratch) = texts.scalar[key];
     } else {
-      set_field(scratch, key, texts.scalar[key]);  // numbers: read whole, within the field's rule
+      set_field(scratch, key, texts.scalar[key]);  // numbers and names: read whole, within the field's rule
       out[key] = texts.scalar[key];
       return;
     }
@@ -177,10 +181,10 @@ void collect_requested(const std::map<std::string, std::string>& file, const std
   if (const auto p = merged.find("preset"); p != merged.end()) {
     TrainConfig scratch;
     set_field(scratch, "preset", p->second);
-    if (!scratch.preset.empty()) {
-      const auto it = presets().find(scratch.preset);
+    if (!scratch.run.preset.empty()) {
+      const auto it = presets().find(scratch.run.preset);
       if (it == presets().end())
-        throw std::invalid_argument("--preset '" + scratch.preset +
+        throw std::invalid_argument("--preset '" + scratch.run.preset +
                                     "': unknown value (expected one of: " + shape_preset_names() + ")");
       for (const auto& [key, value] : it->second) cli.requested[key] = value;
     }
@@ -200,12 +204,12 @@ int64_t int_flag(const std::string& flag, const std::string& text, int64_t lo, i
   return v;
 }
 
-double real_flag(const std::string& flag, const std::string& text, const NumericRule& rule) {
+double real_flag(const std::string& flag, const std::string& text, const Range& rule) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size())
     throw std::invalid_argument(flag + " " + text + ": expected a number");
-  if (!within(rule, v)) throw std::invalid_argument(flag + " " + text + ": " + rule.rule);
+  if (!rule.contains(v)) throw std::invalid_argument(flag + " " + text + ": " + rule.rule);
   return v;
 }
 
@@ -264,15 +268,15 @@ TrainConfig merge_for_resume(const TrainConfig& checkpoint_config, const TrainCl
   for (const auto& [key, value] : cli.requested) set_field(asked, key, value);
   absolutize(asked);
   std::string conflicts;
-  visit_fields([&](const FieldInfo& f, auto member) {
+  visit_fields([&](const FieldInfo& f, auto get) {
     const char* key = f.key;
     if (!cli.requested.count(key)) return;
-    if (f.kind != FlagKind::Free && !(asked.*member == checkpoint_config.*member)) {
+    if (f.kind != OnResume::Free && !(get(asked) == get(checkpoint_config))) {
       conflicts += std::string(conflicts.empty() ? "" : ", ") + "--" + key + " " + field_text(asked, key) +
                    " (the checkpoint has " + field_text(checkpoint_config, key) + ")";
       return;
     }
-    c.*member = asked.*member;
+    get(c) = get(asked);
   });
   if (!conflicts.empty())
     throw std::invalid_argument(

@@ -51,7 +51,7 @@ TrainConfig merge_for_resume(const TrainConfig& checkpoint_config, const TrainCl
 // Number flags of the programs, read whole and reported as written: throw std::invalid_argument
 // "--flag text: rule" (or "expected an integer" / "a number").
 int64_t int_flag(const std::string& flag, const std::string& text, int64_t lo, int64_t hi, const std::string& rule);
-double real_flag(const std::string& flag, const std::string& text, const NumericRule& rule);
+double real_flag(const std::string& flag, const std::string& text, const Range& rule);
 // --threads: 0 (all cores) to max_threads().
 int64_t threads_flag(const std::string& text);
 // The exit code of a command-line error CLI11 reported (app.exit(e)): 0 for --help and --version, else 2

@@ -88,15 +88,15 @@ std::string value_text(const toml::node& n, std::string& expected) {
     for (size_t i = 0; i < items.size(); ++i)
       text += (i ? ", " : "") + (items[i].find('"') == std::string::npos ? "\"" + items[i] + "\"" : "'" + items[i] + "'");
     return text + "]";
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    expected = "a string in quotes";
+  } else if constexpr (std::is_same_v<T, std::string> || kNamedField<T>) {
+    expected = kNamedField<T> ? "one of " + field_choices<T>() + ", in quotes" : "a string in quotes";
     const auto* s = n.as_string();
     return s ? (s->get().find('"') == std::string::npos ? "\"" + s->get() + "\"" : "'" + s->get() + "'") : "";
   } else if constexpr (std::is_same_v<T, bool>) {
     expected = "true or false";
     const auto* b = n.as_boolean();
     return b ? (b->get() ? "true" : "false") : "";
-  } else if constexpr (std::is_same_v<T, double>) {
+  } else if constexpr (std::is_floating_point_v<T>) {
     expected = "a number";
     if (const auto* i = n.as_integer()) return std::to_string(i->get());
     const auto* f = n.as_floating_point();
@@ -117,10 +117,10 @@ std::string read_entry(const std::string& key, const toml::node& node, const std
                                 "flag name without --, at the top level)");
   std::string text, expected;
   bool known = false;
-  visit_fields([&](const FieldInfo& f, auto member) {
+  visit_fields([&](const FieldInfo& f, auto get) {
     if (key != f.key) return;
     known = true;
-    text = value_text<std::remove_cvref_t<decltype(kFieldTypes.*member)>>(node, expected);
+    text = value_text<std::remove_cvref_t<decltype(get(kFieldTypes))>>(node, expected);
   });
   if (!known) {
     std::string hint;
@@ -208,6 +208,8 @@ std::string toml_text(const TrainConfig& c, const char* key, const T& v) {
     return s + "]";
   } else if constexpr (std::is_same_v<T, std::string>) {
     return toml_quote(v);
+  } else if constexpr (kNamedField<T>) {
+    return toml_quote(flag_text(v));
   } else {
     return field_text(c, key);
   }
@@ -221,9 +223,9 @@ std::string to_config_file(const TrainConfig& c) {
       << "#   performer-train --config <this file> --out <new directory>\n"
       << "# Any flag given on the command line overrides the value here.\n";
   std::string group;
-  visit_fields([&](const FieldInfo& f, auto member) {
+  visit_fields([&](const FieldInfo& f, auto get) {
     if (group != f.group) out << "\n# ---- " << (group = f.group) << "\n";
-    const auto& v = c.*member;
+    const auto& v = get(c);
     bool empty = false;
     if constexpr (requires { v.empty(); }) empty = v.empty();
     out << "\n# " << f.help << "\n" << (empty ? "# " : "") << f.key << " = " << toml_text(c, f.key, v) << "\n";

@@ -37,10 +37,10 @@ class FitLoop {
     open_outputs();
     // A fresh run evaluates once before training: the starting point of the validation curve (near
     // ln V for a new model). It never counts as the best.
-    if (first_step_ == 0 && cfg_.eval_every > 0 && !trainer_.done() && trainer_.has_validation())
+    if (first_step_ == 0 && cfg_.run.eval_every > 0 && !trainer_.done() && trainer_.has_validation())
       report_eval(0, trainer_.evaluate(), false);
     // A run resumed with its time already used up: nothing to train (give a larger --time-limit).
-    if (cfg_.time_limit > 0.0 && elapsed_before_ >= cfg_.time_limit && !trainer_.done()) {
+    if (cfg_.run.time_limit > 0.0 && elapsed_before_ >= cfg_.run.time_limit && !trainer_.done()) {
       save();
       result_.step = trainer_.progress().step;
       return finish(FitStatus::TimeLimit);
@@ -81,7 +81,7 @@ class FitLoop {
     const int64_t s = trainer_.progress().step;
     if (!dir_ || saved_step_ == s) return;
     trainer_.progress().elapsed_s = elapsed_before_ + seconds();
-    result_.last_checkpoint = dir_->save(trainer_.checkpoint(), cfg_.keep);
+    result_.last_checkpoint = dir_->save(trainer_.checkpoint(), cfg_.run.keep);
     saved_step_ = s;
   }
 
@@ -91,20 +91,20 @@ class FitLoop {
     const double run_s = seconds();
     const double elapsed = elapsed_before_ + run_s;
     result_.step = r.step;
-    bool out_of_time = cfg_.time_limit > 0.0 && elapsed >= cfg_.time_limit && r.step < cfg_.steps;
+    bool out_of_time = cfg_.run.time_limit > 0.0 && elapsed >= cfg_.run.time_limit && r.step < cfg_.schedule.total_steps;
     if (trainer_.world_size() > 1) out_of_time = dist::any(out_of_time);  // every rank stops at the same step
-    const bool finished = r.step >= cfg_.steps || out_of_time;
+    const bool finished = r.step >= cfg_.schedule.total_steps || out_of_time;
     if (r.skipped) {
       if (log_skip(r, elapsed)) {
         save();
         return FitStatus::NonFinite;
       }
-    } else if (r.step % cfg_.log_every == 0 || finished) {
+    } else if (r.step % cfg_.run.log_every == 0 || finished) {
       log_train(r, run_s, elapsed);
     }
     show_progress(r, run_s, elapsed, finished);
-    if ((cfg_.eval_every > 0 && r.step % cfg_.eval_every == 0) || finished) evaluate(r.step);
-    if ((cfg_.save_every > 0 && r.step % cfg_.save_every == 0) || finished) save();
+    if ((cfg_.run.eval_every > 0 && r.step % cfg_.run.eval_every == 0) || finished) evaluate(r.step);
+    if ((cfg_.run.save_every > 0 && r.step % cfg_.run.save_every == 0) || finished) save();
     if (out_of_time) return FitStatus::TimeLimit;
     const bool stop_here = options_.stop_at > 0 && r.step >= options_.stop_at;
     bool asked = !finished && !stop_here && options_.should_stop && options_.should_stop();
@@ -137,7 +137,7 @@ class FitLoop {
     say("step " + std::to_string(r.step) + ": " + r.skip_reason + " (loss " + fmt("%g", r.loss) + ", grad norm " +
         fmt("%g", r.grad_norm) + "); update skipped, parameters unchanged" +
         (r.targets > 0 ? " (" + std::to_string(in_row) + " in a row)" : ""));
-    return in_row >= cfg_.max_nonfinite;
+    return in_row >= cfg_.run.max_nonfinite;
   }
 
   void log_train(const StepResult& r, double run_s, double elapsed) {
@@ -160,11 +160,11 @@ class FitLoop {
     if (!options_.progress) return;
     const int64_t steps_this_run = r.step - first_step_;
     double eta = steps_this_run > 0
-                     ? run_s / static_cast<double>(steps_this_run) * static_cast<double>(cfg_.steps - r.step)
+                     ? run_s / static_cast<double>(steps_this_run) * static_cast<double>(cfg_.schedule.total_steps - r.step)
                      : 0.0;
-    if (cfg_.time_limit > 0.0) eta = std::min(eta, std::max(0.0, cfg_.time_limit - elapsed));
+    if (cfg_.run.time_limit > 0.0) eta = std::min(eta, std::max(0.0, cfg_.run.time_limit - elapsed));
     options_.progress->step(r.step, r.loss, r.lr, tokens_per_s(run_s), elapsed, eta,
-                            r.step % cfg_.log_every == 0 || finished);
+                            r.step % cfg_.run.log_every == 0 || finished);
   }
 
   // Validation at this step; a new best also writes best.ckpt.

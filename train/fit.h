@@ -3,7 +3,7 @@
 // A fresh run is evaluated once before its first step. After every step: a metrics line every log_every steps (and for
 // every skipped step); the progress line; evaluation every eval_every steps and at the end (a new best validation loss
 // also writes best.ckpt); a checkpoint every save_every steps and at the end, keeping the last `keep`. The loop stops
-// early, with a checkpoint, when options.stop_at is reached, when config.time_limit seconds of training wall time
+// early, with a checkpoint, when options.stop_at is reached, when config.run.time_limit seconds of training wall time
 // (elapsed_s, summed over resumed runs) have passed (then like the end of the run: evaluation and checkpoint), when options.should_stop() says so (SIGINT / SIGTERM), or
 // after max_nonfinite non-finite steps in a row.
 //
@@ -28,7 +28,7 @@ namespace pf {
 
 struct FitOptions {
   std::string out_dir;                  // checkpoints and metrics.jsonl go here ("" = no files)
-  int64_t stop_at = 0;                  // stop with a checkpoint after this step (0 = run to config.steps)
+  int64_t stop_at = 0;                  // stop with a checkpoint after this step (0 = run to config.schedule.total_steps)
   std::function<bool()> should_stop;    // polled after every step (data parallel: true on any rank stops all)
   ProgressPrinter* progress = nullptr;  // null = quiet
   // Called after every step, right after Trainer::step() returned and before its metrics line,
@@ -39,8 +39,8 @@ struct FitOptions {
 };
 
 enum class FitStatus {
-  Finished,   // reached config.steps
-  TimeLimit,  // training wall time reached config.time_limit (evaluated and saved like Finished)
+  Finished,   // reached config.schedule.total_steps
+  TimeLimit,  // training wall time reached config.run.time_limit (evaluated and saved like Finished)
   Stopped,    // stop_at or should_stop
   NonFinite,  // max_nonfinite non-finite steps in a row
 };

@@ -29,14 +29,19 @@ void visit_model_fields(F&& f) {
 
 template <class T>
 std::string text(const T& v) {
-  return model_field_text(v);
+  return flag_text(v);
 }
 
-// Parses the text form of one field; throws std::invalid_argument describing the bad value.
+// Parses the text form of one field (its range is checked with the whole model, by validate());
+// throws std::invalid_argument describing the bad value.
 template <class T>
 T parse(const std::string& s) {
   T v{};
-  parse_model_field("value", s, v);
+  try {
+    parse_field(FieldSpec{"value", ""}, s, v);
+  } catch (const FieldValueError& e) {
+    throw std::invalid_argument("'" + s + "': " + e.rule);
+  }
   return v;
 }
 
@@ -67,7 +72,7 @@ SafetensorsMetadata tokenizer_metadata(const Vocab& vocab) {
   SafetensorsMetadata m;
   const SentencePieceModel* spm = vocab.sentencepiece_model();
   if (!spm) return m;
-  m["tokenizer"] = "sentencepiece";
+  m["tokenizer"] = enum_name(TokenizerKind::SentencePiece);
   m["tokenizer_model"] = base64_encode(spm->proto());
   m["tokenizer_fnv1a64"] = spm->hash_hex();
   return m;
@@ -142,7 +147,7 @@ void check_tokenizer_metadata(const SafetensorsMetadata& metadata, const std::st
   const auto model = metadata.find("tokenizer_model");
   const auto hash = metadata.find("tokenizer_fnv1a64");
   if (kind == metadata.end() && model == metadata.end() && hash == metadata.end()) return;
-  if (kind == metadata.end() || kind->second != "sentencepiece" || model == metadata.end() || hash == metadata.end())
+  if (kind == metadata.end() || kind->second != enum_name(TokenizerKind::SentencePiece) || model == metadata.end() || hash == metadata.end())
     throw SafetensorsError(source +
                            ": incomplete tokenizer metadata (expected tokenizer = \"sentencepiece\" with "
                            "tokenizer_model and tokenizer_fnv1a64)");

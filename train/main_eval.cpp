@@ -54,21 +54,27 @@ void read_numbers(const NumberTexts& n, EvalArgs& a) {
   if (!n.batches.empty()) a.batches = pf::int_flag("--batches", n.batches, 0, kMax, "must be >= 0 (0 = all)");
   if (!n.batch_size.empty()) a.batch_size = pf::int_flag("--batch-size", n.batch_size, 1, kMax, "must be > 0");
   if (!n.threads.empty()) a.threads = pf::threads_flag(n.threads);
-  if (!a.precision.empty() && a.precision != "fp32" && a.precision != "bf16" && a.precision != "auto")
-    throw Refused("--precision " + a.precision + ": unknown value (expected one of: fp32, bf16, auto)");
+  if (!a.precision.empty()) {
+    pf::TrainConfig scratch;
+    try {
+      pf::set_field(scratch, "precision", a.precision);  // the names of --precision, from its one table
+    } catch (const pf::FieldValueError& e) {
+      throw Refused(e.what());
+    }
+  }
 }
 
 // The checkpoint's run configuration, adjusted to this evaluation (precision, batch size, format).
 pf::TrainConfig eval_config(const EvalArgs& a, const pf::Checkpoint& ckpt) {
   pf::TrainConfig tc = ckpt.config;
-  if (!a.precision.empty()) tc.precision = a.precision;
+  if (!a.precision.empty()) pf::set_field(tc, "precision", a.precision);
   try {
     pf::set_matmul_precision(tc.matmul_precision());
   } catch (const std::exception& e) {
-    throw Refused(std::string("--precision ") + tc.precision + ": " + e.what());
+    throw Refused("--precision " + pf::flag_text(tc.run.precision) + ": " + e.what());
   }
-  tc.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? "fasta" : "text";
-  if (a.batch_size > 0) tc.batch_size = a.batch_size;
+  tc.data.format = ckpt.vocab.kind() == pf::VocabKind::Protein ? pf::Format::Fasta : pf::Format::Text;
+  if (a.batch_size > 0) tc.data.batch_size = a.batch_size;
   return tc;
 }
 
@@ -80,15 +86,15 @@ pf::DataModule load_data(const EvalArgs& a, const pf::TrainConfig& tc, const pf:
   dc.train_files.clear();
   dc.val_files = a.data;
   dc.eval_only = true;
-  dc.tokenizer_proto = ckpt.vocab.model_proto();  // a SentencePiece model evaluates with its embedded tokenizer
-  dc.tokenizer_model.clear();
+  dc.tokenizer.proto = ckpt.vocab.model_proto();  // a SentencePiece model evaluates with its embedded tokenizer
+  dc.tokenizer.model.clear();
   pf::DataModule dm = [&] {
     try {
       return pf::DataModule(dc);
     } catch (const std::exception& e) {
       throw std::runtime_error(
           std::string("--data: ") + e.what() + " (performer-eval reads the data with the checkpoint's --seq-len " +
-          std::to_string(tc.seq_len) + " and --batch-size " + std::to_string(tc.batch_size) + ")");
+          std::to_string(tc.data.seq_len) + " and --batch-size " + std::to_string(tc.data.batch_size) + ")");
     }
   }();
   if (!(dm.vocab() == ckpt.vocab))
@@ -123,7 +129,7 @@ void print_text(const EvalArgs& a, const pf::OpenedCheckpoint& opened, const pf:
               mlm ? "masked LM" : "causal LM", static_cast<long long>(model.num_parameters()));
   std::string files;
   for (const std::string& f : a.data) files += (files.empty() ? "" : ", ") + f;
-  std::printf("data: %s (%s)\n", files.c_str(), tc.format.c_str());
+  std::printf("data: %s (%s)\n", files.c_str(), pf::enum_name(tc.data.format));
   std::printf("loss %.4f nats/token | %.4f bits/token | perplexity %.3f | %saccuracy %.2f%% (%lld tokens, %lld batches)\n",
               m.loss, m.bits_per_token, m.perplexity, mlm ? "masked-token " : "", 100.0 * m.accuracy,
               static_cast<long long>(m.tokens), static_cast<long long>(m.batches));

@@ -59,8 +59,8 @@ void read_numbers(const NumberTexts& n, GenerateArgs& a) {
         pf::int_flag("--seed", n.seed, 0, INT64_MAX, "must be in [0, 9223372036854775807]"));
   if (!n.threads.empty()) a.threads = pf::threads_flag(n.threads);
   if (!n.temperature.empty())
-    a.temperature = pf::real_flag("--temperature", n.temperature, {"temperature", 0, 1e6, true, false, "must be in (0, 1000000]"});
-  if (!n.top_p.empty()) a.top_p = pf::real_flag("--top-p", n.top_p, {"top-p", 0, 1, true, false, "must be in (0, 1]"});
+    a.temperature = pf::real_flag("--temperature", n.temperature, pf::Range{0, 1e6, true, false, "must be in (0, 1000000]"});
+  if (!n.top_p.empty()) a.top_p = pf::real_flag("--top-p", n.top_p, pf::Range{0, 1, true, false, "must be in (0, 1]"});
 }
 
 pf::SamplingOptions sampling_options(const GenerateArgs& a) {

@@ -31,12 +31,8 @@ int main(int argc, char** argv) {
       "index, a manifest of checksums). Train from it with performer-train --data DIR. Without --out the dataset\n"
       "goes to the cache, where performer-train --data FILE finds it.",
       "performer-prepare"};
-  const pf::TrainConfig defaults;
-  pf::DataConfig c;
-  c.val_fraction = defaults.val_fraction;
-  c.tokenizer_sample_bytes = defaults.tokenizer_sample_bytes;
-  c.tokenizer_sample_seed = defaults.tokenizer_sample_seed;
-  std::string out, format = "auto";
+  pf::DataConfig c;  // performer-train's defaults
+  std::string out, format = "auto", tokenizer = "bytes", tokenizer_type = "bpe";
   app.add_option("--data", c.train_files, "corpus files (text or FASTA, optionally .gz)")->required();
   app.add_option("--val-data", c.val_files, "validation files (default: --val-fraction of --data)");
   app.add_option("--out", out, "the dataset directory to write (must not exist; default: the cache)");
@@ -45,14 +41,14 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "corpus format: auto, text or fasta");
   app.add_option("--val-fraction", c.val_fraction, "share of --data held out for validation, in [0, 1)")
       ->capture_default_str();
-  app.add_option("--tokenizer", c.tokenizer, "text tokenizer: bytes or sentencepiece")->capture_default_str();
-  app.add_option("--vocab-size", c.vocab_size, "sentencepiece: train a model of this many pieces");
-  app.add_option("--tokenizer-model", c.tokenizer_model, "sentencepiece: an existing .model file");
-  app.add_option("--tokenizer-type", c.tokenizer_type, "sentencepiece training: bpe or unigram")->capture_default_str();
-  app.add_option("--tokenizer-sample-bytes", c.tokenizer_sample_bytes,
+  app.add_option("--tokenizer", tokenizer, "text tokenizer: bytes or sentencepiece")->capture_default_str();
+  app.add_option("--vocab-size", c.tokenizer.vocab_size, "sentencepiece: train a model of this many pieces");
+  app.add_option("--tokenizer-model", c.tokenizer.model, "sentencepiece: an existing .model file");
+  app.add_option("--tokenizer-type", tokenizer_type, "sentencepiece training: bpe or unigram")->capture_default_str();
+  app.add_option("--tokenizer-sample-bytes", c.tokenizer.sample_bytes,
                  "sentencepiece training: bytes of the seeded sample of the training split")
       ->capture_default_str();
-  app.add_option("--tokenizer-sample-seed", c.tokenizer_sample_seed, "sentencepiece training: seed of that sample")
+  app.add_option("--tokenizer-sample-seed", c.tokenizer.sample_seed, "sentencepiece training: seed of that sample")
       ->capture_default_str();
   app.add_flag("--skip-bad-records", c.skip_bad_records, "FASTA: skip malformed records instead of failing");
   app.add_option("--threads", c.threads, "worker threads (0 = all cores); the output is the same for any count")
@@ -65,7 +61,9 @@ int main(int argc, char** argv) {
     return fail(2, e.what());
   }
   try {
-    c.format = pf::parse_format(format);
+    pf::parse_field(pf::FieldSpec{"format", ""}, format, c.format);
+    pf::parse_field(pf::FieldSpec{"tokenizer", ""}, tokenizer, c.tokenizer.kind);
+    pf::parse_field(pf::FieldSpec{"tokenizer-type", ""}, tokenizer_type, c.tokenizer.type);
     c.seq_len = 1;  // not used by preparation; DataConfig checks them
     c.batch_size = 1;
     c.validate();

@@ -56,7 +56,7 @@ void print_error(const std::string& message) {
 // How a resumed run is continued: under mpirun with the same number of ranks.
 std::string resume_command(const pf::TrainConfig& config) {
   return (pf::dist::size() > 1 ? "mpirun -np " + std::to_string(pf::dist::size()) + " " : "") +
-         "performer-train --resume " + pf::shell_quote(config.out);
+         "performer-train --resume " + pf::shell_quote(config.run.out);
 }
 
 std::string timestamped_run_dir() {
@@ -83,14 +83,14 @@ pf::TrainConfig resume_config(const pf::TrainCli& cli, Plan& plan) {
   if (from.empty()) {
     if (!cli.requested.count("out"))
       exit_with(2, "--resume without a value continues the run in --out; give --out DIR or --resume DIR|FILE");
-    from = cli.fresh_config().out;
+    from = cli.fresh_config().run.out;
   }
   plan.resume_path = pf::resolve_resume_path(from);
   g_errors_from_every_rank = true;  // reading a file: may fail on one rank only
   plan.ckpt = pf::load_checkpoint(plan.resume_path);
   g_errors_from_every_rank = false;
   pf::TrainConfig config = pf::merge_for_resume(plan.ckpt->config, cli, plan.resume_path);
-  if (!cli.requested.count("out")) config.out = std::filesystem::absolute(plan.resume_path).parent_path().string();
+  if (!cli.requested.count("out")) config.run.out = std::filesystem::absolute(plan.resume_path).parent_path().string();
   return config;
 }
 
@@ -102,9 +102,9 @@ Plan choose_config(const pf::TrainCli& cli) {
       plan.config = resume_config(cli, plan);
     } else {
       plan.config = cli.fresh_config();
-      if (plan.config.out.empty()) plan.config.out = timestamped_run_dir();
+      if (plan.config.run.out.empty()) plan.config.run.out = timestamped_run_dir();
     }
-    plan.config.world_size = pf::dist::size();  // recorded; mpirun -np decides it
+    plan.config.distributed.world_size = pf::dist::size();  // recorded; mpirun -np decides it
     plan.config.validate();
     if (cli.print_config) {
       std::fputs(pf::to_config_file(plan.config).c_str(), stdout);
@@ -134,7 +134,7 @@ bool claim_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::Ru
   // (released by the kernel however it ends). An existing directory is locked before anything else
   // looks at it; a new one right after it is created.
   try {
-    if (root && std::filesystem::is_directory(config.out)) lock = dir.lock();
+    if (root && std::filesystem::is_directory(config.run.out)) lock = dir.lock();
   } catch (const pf::RunInUseError& e) {
     exit_with(2, e.what());
   } catch (const std::exception& e) {
@@ -142,13 +142,13 @@ bool claim_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::Ru
   }
   // A fresh run, or a resume into another directory, must not mix with a run already there.
   const bool foreign_out =
-      !cli.resume || std::filesystem::weakly_canonical(config.out) !=
+      !cli.resume || std::filesystem::weakly_canonical(config.run.out) !=
                          std::filesystem::weakly_canonical(std::filesystem::absolute(plan.resume_path).parent_path());
   if (root && foreign_out && dir.holds_run() && !cli.overwrite)
-    exit_with(2, "--out " + config.out +
+    exit_with(2, "--out " + config.run.out +
                      " already holds a run (checkpoints or metrics.jsonl). Continue it with `performer-train "
                      "--resume " +
-                     pf::shell_quote(config.out) + "`, start over there with --overwrite, or choose another --out.");
+                     pf::shell_quote(config.run.out) + "`, start over there with --overwrite, or choose another --out.");
   return foreign_out;
 }
 
@@ -159,13 +159,13 @@ double make_trainer(const pf::TrainCli& cli, const Plan& plan, std::unique_ptr<p
   const pf::TrainConfig& config = plan.config;
   std::fprintf(stderr, "performer-train: %s\n",
                cli.resume ? ("resuming " + plan.resume_path + " at step " + std::to_string(plan.ckpt->progress.step)).c_str()
-               : config.init_from.empty() ? "starting a new run"
-                                          : ("starting a new run from the weights of " + config.init_from).c_str());
-  std::fprintf(stderr, "loading data: %s\n", config.data.size() == 1 ? config.data[0].c_str() : "(several files)");
+               : config.run.init_from.empty() ? "starting a new run"
+                                          : ("starting a new run from the weights of " + config.run.init_from).c_str());
+  std::fprintf(stderr, "loading data: %s\n", config.data.train_files.size() == 1 ? config.data.train_files[0].c_str() : "(several files)");
   const auto load_start = std::chrono::steady_clock::now();
   try {
     pf::apply_process_settings(config);  // --threads and --precision, for the whole process
-    if (config.threads == 0 && pf::dist::size() > 1) pf::set_num_threads(pf::default_threads_per_rank());
+    if (config.run.threads == 0 && pf::dist::size() > 1) pf::set_num_threads(pf::default_threads_per_rank());
     // Under mpirun rank 0 prepares the dataset (or finds it in the cache) while the others wait; then
     // every rank maps the same files.
     const bool staged = pf::dist::size() > 1;
@@ -194,7 +194,7 @@ void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::
     pf::write_file_atomic(dir.config_path(), pf::to_config_file(plan.config));
     // The SentencePiece model of the run (also embedded in every checkpoint).
     if (trainer.data().vocab().kind() == pf::VocabKind::SentencePiece)
-      pf::write_file_atomic(plan.config.out + "/tokenizer.model", trainer.data().vocab().model_proto());
+      pf::write_file_atomic(plan.config.run.out + "/tokenizer.model", trainer.data().vocab().model_proto());
   } catch (const pf::RunInUseError& e) {
     exit_with(2, e.what());
   } catch (const std::exception& e) {
@@ -204,11 +204,11 @@ void prepare_run_directory(const pf::TrainCli& cli, const Plan& plan, const pf::
 
 void print_validation_banner(const pf::TrainConfig& config, pf::Trainer& trainer) {
   if (!trainer.has_validation()) {
-    if (config.val_data.empty() && config.val_fraction > 0)
+    if (config.data.val_files.empty() && config.data.val_fraction > 0)
       std::fprintf(stderr,
                    "validation: none (the --val-fraction %g split of this small corpus holds nothing to score; give "
                    "--val-data or more data)\n",
-                   config.val_fraction);
+                   config.data.val_fraction);
     else
       std::fprintf(stderr, "validation: none (give --val-data or --val-fraction > 0)\n");
     return;
@@ -227,10 +227,10 @@ void print_validation_banner(const pf::TrainConfig& config, pf::Trainer& trainer
   std::fprintf(stderr,
                "validation: %zu batches%s, %lld target tokens scored per evaluation (%s); unigram entropy %.4f nats "
                "(%.3f bits)/token: the loss of a model that only knows token frequencies\n",
-               trainer.eval_batches().size(), config.eval_batches > 0 ? " (at most --eval-batches)" : "",
+               trainer.eval_batches().size(), config.run.eval_batches > 0 ? " (at most --eval-batches)" : "",
                static_cast<long long>(targets),
                trainer.data().format() == pf::Format::Fasta
-                   ? (config.pack ? "records end to end" : "every token of each record, in windows of --seq-len")
+                   ? (config.data.pack ? "records end to end" : "every token of each record, in windows of --seq-len")
                    : "every token, in windows of --seq-len",
                h, h / std::log(2.0));
 }
@@ -247,15 +247,15 @@ void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Tr
                pf::human_count(static_cast<double>(trainer.model().num_parameters())).c_str(),
                trainer.model().config().describe().c_str());
   std::fprintf(stderr, "training: %lld steps of %lld x %lld tokens%s, %s lr %g (%s, warmup %s), %d threads, %s products (%s)\n",
-               static_cast<long long>(config.steps), static_cast<long long>(config.batch_size),
-               static_cast<long long>(config.seq_len),
-               config.grad_accum > 1 ? (" x " + std::to_string(config.grad_accum) + " accumulated").c_str() : "",
-               config.optimizer.c_str(), config.lr, config.schedule.c_str(),
-               (std::to_string(config.effective_warmup()) + (config.warmup < 0 ? " = min(50, steps / 10)" : "")).c_str(),
+               static_cast<long long>(config.schedule.total_steps), static_cast<long long>(config.data.batch_size),
+               static_cast<long long>(config.data.seq_len),
+               config.run.grad_accum > 1 ? (" x " + std::to_string(config.run.grad_accum) + " accumulated").c_str() : "",
+               pf::enum_name(config.optimizer.kind), config.schedule.lr, pf::enum_name(config.schedule.kind),
+               (std::to_string(config.effective_warmup()) + (config.schedule.warmup < 0 ? " = min(50, steps / 10)" : "")).c_str(),
                pf::get_num_threads(), pf::precision_name(pf::Precision::process), pf::gemm_backend());
   print_validation_banner(config, trainer);
-  std::fprintf(stderr, "parallel: %s\n", pf::parallel_summary(config.batch_size, pf::get_num_threads()).c_str());
-  std::fprintf(stderr, "output: %s%s\n", config.out.c_str(),
+  std::fprintf(stderr, "parallel: %s\n", pf::parallel_summary(config.data.batch_size, pf::get_num_threads()).c_str());
+  std::fprintf(stderr, "output: %s%s\n", config.run.out.c_str(),
                cli.resume || cli.requested.count("out") ? ""
                                                        : " (no --out given: runs/<date>-<time> under the current "
                                                          "directory)");
@@ -265,10 +265,10 @@ void print_banner(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Tr
 pf::FitResult train(const pf::TrainCli& cli, const pf::TrainConfig& config, pf::Trainer& trainer,
                     const pf::RunDirectory& dir) {
   pf::install_stop_handlers();
-  pf::ProgressPrinter progress(stderr, config.steps);
+  pf::ProgressPrinter progress(stderr, config.schedule.total_steps);
   pf::FitOptions options;
   const bool root = pf::dist::rank() == 0;
-  options.out_dir = root ? config.out : "";
+  options.out_dir = root ? config.run.out : "";
   options.stop_at = cli.stop_at;
   options.should_stop = [] { return pf::stop_requested(); };  // a signal on any rank stops every rank (fit)
   options.progress = root ? &progress : nullptr;
@@ -303,14 +303,14 @@ int report_early_stop(const pf::TrainConfig& config, const pf::Trainer& trainer,
     std::fprintf(stderr,
                  "performer-train: interrupted by %s after step %lld of %lld; checkpoint written to %s\n"
                  "resume with:\n  %s\n",
-                 pf::signal_name(sig), static_cast<long long>(result.step), static_cast<long long>(config.steps),
+                 pf::signal_name(sig), static_cast<long long>(result.step), static_cast<long long>(config.schedule.total_steps),
                  result.last_checkpoint.c_str(), resume_cmd.c_str());
     return 128 + sig;
   }
   std::fprintf(stderr,
                "performer-train: stopped after step %lld of %lld (--stop-at); checkpoint written to %s\n"
                "resume with:\n  %s\n",
-               static_cast<long long>(result.step), static_cast<long long>(config.steps),
+               static_cast<long long>(result.step), static_cast<long long>(config.schedule.total_steps),
                result.last_checkpoint.c_str(), resume_cmd.c_str());
   return 0;
 }
@@ -322,8 +322,8 @@ void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf
   if (result.status == pf::FitStatus::TimeLimit)
     std::printf("time limit: stopped at step %lld of %lld after %s of training (--time-limit %g s); resume with a "
                 "larger --time-limit to go on:\n  %s --time-limit SECONDS\n",
-                static_cast<long long>(result.step), static_cast<long long>(config.steps),
-                pf::format_duration(trainer.progress().elapsed_s).c_str(), config.time_limit, resume_cmd.c_str());
+                static_cast<long long>(result.step), static_cast<long long>(config.schedule.total_steps),
+                pf::format_duration(trainer.progress().elapsed_s).c_str(), config.run.time_limit, resume_cmd.c_str());
   else
     std::printf("finished %lld steps in %s (%s this run)\n", static_cast<long long>(result.step),
                 pf::format_duration(trainer.progress().elapsed_s).c_str(), pf::format_duration(result.seconds).c_str());
@@ -339,9 +339,9 @@ void print_summary(const pf::TrainConfig& config, pf::Trainer& trainer, const pf
                 static_cast<long long>(trainer.progress().best_step));
   }
   const bool causal = trainer.model().config().causal;
-  if (pf::dist::rank() == 0 && config.sample_tokens > 0 && causal) {
+  if (pf::dist::rank() == 0 && config.run.sample_tokens > 0 && causal) {
     bool stopped = false;
-    const std::string text = trainer.sample(config.sample_tokens, &stopped);
+    const std::string text = trainer.sample(config.run.sample_tokens, &stopped);
     std::printf("sample%s:\n", stopped ? " (ended at <eos>)" : "");
     std::fwrite(text.data(), 1, text.size(), stdout);  // bytes: a 0x00 token is text too
     std::fputc('\n', stdout);
@@ -360,7 +360,7 @@ int run(int argc, char** argv) {
   if (!parsed.ok) return parsed.exit_code;
   const pf::TrainCli& cli = parsed.cli;
   const Plan plan = choose_config(cli);
-  const pf::RunDirectory dir(plan.config.out);
+  const pf::RunDirectory dir(plan.config.run.out);
   pf::RunLock lock;
   const bool foreign_out = claim_run_directory(cli, plan, dir, lock);
   std::unique_ptr<pf::Trainer> trainer;
@@ -369,7 +369,7 @@ int run(int argc, char** argv) {
   if (trainer->done()) {
     std::fprintf(stderr,
                  "the run is already complete: step %lld of --steps %lld. Give a larger --steps to train further.\n",
-                 static_cast<long long>(trainer->progress().step), static_cast<long long>(plan.config.steps));
+                 static_cast<long long>(trainer->progress().step), static_cast<long long>(plan.config.schedule.total_steps));
     return 0;
   }
   prepare_run_directory(cli, plan, *trainer, dir, lock, foreign_out);

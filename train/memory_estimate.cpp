@@ -15,17 +15,17 @@ namespace {
 constexpr double kFloat = 4.0;
 
 double vocabulary(const TrainConfig& c) {
-  return c.tokenizer == "sentencepiece" && c.vocab_size > 0 ? static_cast<double>(c.vocab_size) + 2 : 258.0;
+  return c.data.tokenizer.kind == TokenizerKind::SentencePiece && c.data.tokenizer.vocab_size > 0 ? static_cast<double>(c.data.tokenizer.vocab_size) + 2 : 258.0;
 }
 
 // Parameters and buffers of the model (counts, in double: the flags may be far too large for int64 products).
 void model_counts(const TrainConfig& c, double& params, double& buffers) {
-  const double C = static_cast<double>(c.dim), L = static_cast<double>(c.depth);
-  const double F = static_cast<double>(c.ff_hidden), V = vocabulary(c), T = static_cast<double>(c.seq_len);
-  const double M = static_cast<double>(c.features);
-  params = V * C + (c.tie_embeddings ? 0.0 : V * C + V) + (c.positions == "learned" ? T * C : 0.0) + 2 * C;
+  const double C = static_cast<double>(c.model.dim), L = static_cast<double>(c.model.depth);
+  const double F = static_cast<double>(c.model.ff_hidden), V = vocabulary(c), T = static_cast<double>(c.data.seq_len);
+  const double M = static_cast<double>(c.model.features);
+  params = V * C + (c.model.tie_embeddings ? 0.0 : V * C + V) + (c.model.positions == PositionKind::Learned ? T * C : 0.0) + 2 * C;
   params += L * (4 * C * C + 4 * C + 2 * C * F + F + C + 4 * C);
-  buffers = c.attention == "softmax" ? 0.0 : L * M * C;  // one projection of --features rows per block
+  buffers = c.model.attention == AttentionKind::Softmax ? 0.0 : L * M * C;  // one projection of --features rows per block
 }
 
 std::string gib(double bytes) {
@@ -69,16 +69,16 @@ MemoryEstimate estimate_memory(const TrainConfig& c) {
   model_counts(c, params, buffers);
   e.parameters = params;
   e.model = (params + buffers) * kFloat;
-  e.optimizer = params * kFloat * (c.optimizer == "sgd" ? 2.0 : 3.0);  // gradients + state
-  const double rows = std::ceil(static_cast<double>(c.batch_size) / static_cast<double>(std::max<int64_t>(1, c.world_size)));
-  const double tokens = rows * static_cast<double>(c.seq_len);
-  const double H = static_cast<double>(c.heads), M = static_cast<double>(c.features);
+  e.optimizer = params * kFloat * (c.optimizer.kind == OptimizerKind::Sgd ? 2.0 : 3.0);  // gradients + state
+  const double rows = std::ceil(static_cast<double>(c.data.batch_size) / static_cast<double>(std::max<int64_t>(1, c.distributed.world_size)));
+  const double tokens = rows * static_cast<double>(c.data.seq_len);
+  const double H = static_cast<double>(c.model.heads), M = static_cast<double>(c.model.features);
   double attention = 2 * H * M;
-  if (c.attention == "softmax") attention = 2 * H * static_cast<double>(c.seq_len);
-  if (c.attention == "favor-local") attention += 2 * H * static_cast<double>(std::min(c.local_window, c.seq_len));
-  const double per_block = 8 * static_cast<double>(c.dim) + static_cast<double>(c.ff_hidden) + attention;
-  e.activations = tokens * kFloat * (static_cast<double>(c.depth) * per_block + 2 * vocabulary(c));
-  e.batches = static_cast<double>(c.grad_accum) * tokens * 3 * kFloat;
+  if (c.model.attention == AttentionKind::Softmax) attention = 2 * H * static_cast<double>(c.data.seq_len);
+  if (c.model.attention == AttentionKind::FavorLocal) attention += 2 * H * static_cast<double>(std::min(c.model.local_window, c.data.seq_len));
+  const double per_block = 8 * static_cast<double>(c.model.dim) + static_cast<double>(c.model.ff_hidden) + attention;
+  e.activations = tokens * kFloat * (static_cast<double>(c.model.depth) * per_block + 2 * vocabulary(c));
+  e.batches = static_cast<double>(c.run.grad_accum) * tokens * 3 * kFloat;
   return e;
 }
 
@@ -117,10 +117,10 @@ void check_memory(const TrainConfig& c, int ranks_on_host, double available) {
       " parameters" + (ranks_on_host > 1 ? "; " + std::to_string(ranks_on_host) + " ranks on this host" : "") +
       ") but " + gib(available) + " are available. The largest part, the " + largest->name + ", decides it: lower " +
       largest->flags +
-      " (the values given: --dim " + std::to_string(c.dim) + " --depth " + std::to_string(c.depth) + " --ff-hidden " +
-      std::to_string(c.ff_hidden) + " --features " + std::to_string(c.features) + " --seq-len " +
-      std::to_string(c.seq_len) + " --batch-size " + std::to_string(c.batch_size) + " --grad-accum " +
-      std::to_string(c.grad_accum) + ")");
+      " (the values given: --dim " + std::to_string(c.model.dim) + " --depth " + std::to_string(c.model.depth) + " --ff-hidden " +
+      std::to_string(c.model.ff_hidden) + " --features " + std::to_string(c.model.features) + " --seq-len " +
+      std::to_string(c.data.seq_len) + " --batch-size " + std::to_string(c.data.batch_size) + " --grad-accum " +
+      std::to_string(c.run.grad_accum) + ")");
 }
 
 }  // namespace pf

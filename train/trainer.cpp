@@ -31,11 +31,11 @@ const TrainConfig& checked(const TrainConfig& c) {
 DataConfig resume_data_config(const TrainConfig& c, const Checkpoint& ckpt) {
   DataConfig d = c.data_config();
   if (ckpt.vocab.kind() != VocabKind::SentencePiece) return d;
-  d.tokenizer_proto = ckpt.vocab.model_proto();
-  if (!c.tokenizer_model.empty()) {
-    const auto file = SentencePieceModel::from_file(c.tokenizer_model);
-    if (file->proto() != d.tokenizer_proto)
-      throw CheckpointError("--tokenizer-model " + c.tokenizer_model + " (" + std::to_string(file->size()) +
+  d.tokenizer.proto = ckpt.vocab.model_proto();
+  if (!c.data.tokenizer.model.empty()) {
+    const auto file = SentencePieceModel::from_file(c.data.tokenizer.model);
+    if (file->proto() != d.tokenizer.proto)
+      throw CheckpointError("--tokenizer-model " + c.data.tokenizer.model + " (" + std::to_string(file->size()) +
                             " pieces, fnv1a64 " + file->hash_hex() +
                             ") is not the tokenizer embedded in the checkpoint (" +
                             std::to_string(ckpt.vocab.sentencepiece_model()->size()) + " pieces, fnv1a64 " +
@@ -50,46 +50,32 @@ DataConfig resume_data_config(const TrainConfig& c, const Checkpoint& ckpt) {
 
 void apply_process_settings(const TrainConfig& c) {
   c.validate();
-  if (c.threads > 0) set_num_threads(static_cast<int>(c.threads));
+  if (c.run.threads > 0) set_num_threads(static_cast<int>(c.run.threads));
   set_matmul_precision(c.matmul_precision());
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedParameters params) {
-  if (c.optimizer == "sgd") {
-    SGDOptions o;
-    o.lr = static_cast<float>(c.lr);
-    o.momentum = static_cast<float>(c.momentum);
-    o.weight_decay = static_cast<float>(c.weight_decay);
-    return std::make_unique<SGD>(std::move(params), o);
-  }
-  AdamOptions o;
-  o.lr = static_cast<float>(c.lr);
-  o.beta1 = static_cast<float>(c.beta1);
-  o.beta2 = static_cast<float>(c.beta2);
-  o.weight_decay = static_cast<float>(c.weight_decay);
-  if (c.optimizer == "adam") return std::make_unique<Adam>(std::move(params), o);
-  if (c.optimizer == "adamw") return std::make_unique<AdamW>(std::move(params), o);
-  throw std::invalid_argument("--optimizer '" + c.optimizer + "': unknown value (expected one of: sgd, adam, adamw)");
+  return make_optimizer(c.optimizer, std::move(params), c.schedule.lr);
 }
 
 Trainer::Trainer(const TrainConfig& config)
     : config_(checked(config)), data_(config_.data_config()), schedule_(config_.schedule_config()) {
   model_ = std::make_unique<PerformerLM>(config_.model_config(data_.vocab().size()));
-  if (!config_.init_from.empty()) init_from_file(config_.init_from);
-  model_->set_recompute_blocks(config_.recompute_blocks);
+  if (!config_.run.init_from.empty()) init_from_file(config_.run.init_from);
+  model_->set_recompute_blocks(config_.run.recompute_blocks);
   model_->train();
   build_optimizer();
-  rng_.seed(config_.seed ^ 0x7261696e65720000ull);  // "trainer": a stream apart from model and data seeds
+  rng_.seed(config_.run.seed ^ 0x7261696e65720000ull);  // "trainer": a stream apart from model and data seeds
   progress_.lr = learning_rate_at(schedule_, 0);
 }
 
 Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
     : config_(checked(config)), data_(resume_data_config(config_, ckpt)), schedule_(config_.schedule_config()) {
   ModelConfig mc = ckpt.model_config;
-  mc.dropout = static_cast<float>(config_.dropout);  // Free flags may change on resume
-  mc.redraw_every = config_.redraw_every;
+  mc.dropout = static_cast<float>(config_.model.dropout);  // Free flags may change on resume
+  mc.redraw_every = config_.model.redraw_every;
   model_ = std::make_unique<PerformerLM>(mc);
-  model_->set_recompute_blocks(config_.recompute_blocks);
+  model_->set_recompute_blocks(config_.run.recompute_blocks);
   model_->train();
   build_optimizer();
   restore(ckpt, *model_, *optimizer_, data_);
@@ -105,7 +91,7 @@ Trainer::Trainer(const TrainConfig& config, const Checkpoint& ckpt)
     throw CheckpointError(std::string("checkpoint trainer generator: ") + e.what());
   }
   progress_ = ckpt.progress;
-  progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.steps));
+  progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.schedule.total_steps));
 }
 
 void Trainer::init_from_file(const std::string& path) {
@@ -140,8 +126,8 @@ void Trainer::forward_backward(StepResult& r) {
   // Fetch every micro-batch first so each one's loss can be weighted by its share of the targets:
   // the accumulated gradient is then that of the mean over all targets of the step.
   std::vector<Batch> micro;
-  micro.reserve(static_cast<size_t>(config_.grad_accum));
-  for (int64_t i = 0; i < config_.grad_accum; ++i) micro.push_back(data_.next_train_batch());
+  micro.reserve(static_cast<size_t>(config_.run.grad_accum));
+  for (int64_t i = 0; i < config_.run.grad_accum; ++i) micro.push_back(data_.next_train_batch());
   for (const Batch& b : micro) {
     r.targets += b.num_targets();
     for (uint8_t m : b.key_mask) r.tokens += m;
@@ -176,7 +162,7 @@ StepResult Trainer::step() {
 
   forward_backward(r);
   const std::vector<Var> params = model_->parameters();
-  r.grad_norm = config_.clip > 0 ? clip_grad_norm(params, static_cast<float>(config_.clip)) : grad_norm(params);
+  r.grad_norm = config_.optimizer.clip > 0 ? clip_grad_norm(params, static_cast<float>(config_.optimizer.clip)) : grad_norm(params);
 
   if (r.targets == 0) {
     r.skipped = true;
@@ -201,7 +187,7 @@ StepResult Trainer::step() {
   optimizer_->zero_grad();
   progress_.tokens += r.tokens;
   progress_.step = r.step;
-  progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.steps));
+  progress_.lr = learning_rate_at(schedule_, std::min(progress_.step, config_.schedule.total_steps));
   if (dp_) {
     dp_->after_step(*model_);  // rank 0 collects every rank's generator state for its checkpoints
     r.comm_ms = dp_->comm_ms();
@@ -211,7 +197,7 @@ StepResult Trainer::step() {
 
 const std::vector<Batch>& Trainer::eval_batches() {
   if (!eval_loaded_) {
-    eval_batches_ = data_.eval_batches(config_.eval_batches);
+    eval_batches_ = data_.eval_batches(config_.run.eval_batches);
     eval_loaded_ = true;
   }
   return eval_batches_;
@@ -231,7 +217,7 @@ Checkpoint Trainer::checkpoint() const {
 
 void Trainer::set_data_parallel(std::shared_ptr<DataParallel> dp) {
   dp_ = std::move(dp);
-  config_.world_size = dp_ ? dp_->size() : 1;
+  config_.distributed.world_size = dp_ ? dp_->size() : 1;
 }
 
 int Trainer::world_size() const {
@@ -273,7 +259,7 @@ std::string Trainer::sample(int64_t max_tokens, bool* stopped_at_end) {
 
 std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed) {
   const int size = dist::size(), rank = dist::rank();
-  const int64_t saved_size = resumed ? resumed->config.world_size : size;
+  const int64_t saved_size = resumed ? resumed->config.distributed.world_size : size;
   std::string note;
   if (resumed && saved_size != size)
     note = "the checkpoint was written by " + std::to_string(saved_size) + (saved_size == 1 ? " process" : " ranks") +
@@ -301,7 +287,7 @@ std::string enable_data_parallel(Trainer& trainer, const Checkpoint* resumed) {
   dist::broadcast(rng, 0);
   model.set_rng_state(rng);
   // Then each rank's own dropout stream.
-  const uint64_t seed = trainer.config().seed;
+  const uint64_t seed = trainer.config().run.seed;
   if (!resumed) {
     model.dropout_generator().seed(rank_dropout_seed(seed, rank));
   } else if (saved_size == size && static_cast<int>(resumed->rank_model_rngs.size()) == size) {

@@ -9,7 +9,7 @@
 // output directory, and performer-train is a thin command line around that.
 //
 //   pf::TrainConfig cfg;                 // or parse_train_cli(...)
-//   cfg.data = {"corpus.txt"}; cfg.steps = 200;
+//   cfg.data.train_files = {"corpus.txt"}; cfg.schedule.total_steps = 200;
 //   pf::Trainer trainer(cfg);
 //   while (!trainer.done()) {
 //     pf::StepResult r = trainer.step();
@@ -63,7 +63,7 @@ class DataParallel;
 class Trainer {
  public:
   // A fresh run. Validates the config, checks the files, loads the data, builds the model from
-  // Generator(seed), then, with config.init_from, copies the weights of that safetensors file into it
+  // Generator(seed), then, with config.run.init_from, copies the weights of that safetensors file into it
   // (train/interop.h: the file's model must be the one the config describes; std::invalid_argument
   // naming --init-from, the file and each differing field or tensor otherwise). threads > 0 sets the
   // process-wide thread count.
@@ -81,7 +81,7 @@ class Trainer {
   const TrainProgress& progress() const { return progress_; }
   TrainProgress& progress() { return progress_; }
   Generator& generator() { return rng_; }
-  bool done() const { return progress_.step >= config_.steps; }
+  bool done() const { return progress_.step >= config_.schedule.total_steps; }
 
   // One optimizer step (see the header comment). A non-finite loss or gradient norm leaves the
   // parameters and the optimizer state exactly as they were and counts progress().nonfinite_in_row.

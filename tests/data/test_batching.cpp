@@ -127,7 +127,7 @@ TEST(TextBatching, CursorRestoreGivesIdenticalBatches) {
   TempDir dir;
   DataConfig cfg = make_config(dir.write("t.txt", random_text(2000, 3)), 16, 4, 5);
   expect_resume_identical(cfg, 4, 12);
-  cfg.objective = "mlm";
+  cfg.objective = Objective::Mlm;
   expect_resume_identical(cfg, 3, 9);
 }
 
@@ -164,7 +164,7 @@ TEST(TextBatching, TextShorterThanOneWindowTrainsOnPaddedRows) {
   TempDir dir;
   for (const char* objective : {"causal", "mlm"}) {
     DataConfig cfg = make_config(dir.write("t.txt", "short"), 16, 2, 1);
-    cfg.objective = objective;
+    cfg.objective = parse_objective(objective);
     cfg.mask_prob = 1.0;
     DataModule m(cfg);
     const bool causal = std::string(objective) == "causal";
@@ -251,7 +251,7 @@ TEST(ProteinBatching, RowsAreFramedPaddedAndMasked) {
 TEST(ProteinBatching, MaskedRowsNeverTargetPadsOrFrameTokens) {
   TempDir dir;
   DataConfig cfg = make_config(dir.write("p.fa", random_fasta(20, 3, 12, 8)), 16, 4, 3);
-  cfg.objective = "mlm";
+  cfg.objective = Objective::Mlm;
   cfg.mask_prob = 0.5;
   DataModule m(cfg);
   const Vocab& v = m.vocab();
@@ -324,7 +324,7 @@ TEST(ProteinBatching, MaskedEvalCoversEveryPositionOfLongRecords) {
   TempDir dir;
   DataConfig cfg = make_config(dir.write("p.fa", random_fasta(3, 30, 60, 4)), 8, 4, 3);
   cfg.val_files = cfg.train_files;
-  cfg.objective = "mlm";
+  cfg.objective = Objective::Mlm;
   cfg.mask_prob = 1.0;  // every residue selected: the targets are all the residues
   DataModule m(cfg);
   int64_t targets = 0, real = 0;
@@ -360,7 +360,7 @@ TEST(ProteinBatching, SameSeedSameBatchesDifferentSeedDifferent) {
   const std::string file = dir.write("p.fa", random_fasta(50, 5, 40, 11));
   for (const char* objective : {"causal", "mlm"}) {
     DataConfig cfg = make_config(file, 24, 4, 1);
-    cfg.objective = objective;
+    cfg.objective = parse_objective(objective);
     DataModule a(cfg), b(cfg);
     cfg.seed = 2;
     DataModule c(cfg);
@@ -379,7 +379,7 @@ TEST(ProteinBatching, CursorRestoreGivesIdenticalBatches) {
     for (bool pack : {false, true}) {
       SCOPED_TRACE(std::string(objective) + (pack ? " packed" : " per-record"));
       DataConfig cfg = make_config(file, 12, 4, 6);
-      cfg.objective = objective;
+      cfg.objective = parse_objective(objective);
       cfg.pack = pack;
       expect_resume_identical(cfg, 5, 14);
     }
@@ -406,7 +406,7 @@ TEST(ProteinBatching, EvalCoversValidationInOrderIndependentOfTraining) {
   DataConfig cfg = make_config(dir.write("p.fa", random_fasta(40, 3, 9, 14)), 12, 4, 6);
   cfg.val_files = {dir.write("v.fa", random_fasta(10, 3, 9, 15))};
   for (const char* objective : {"causal", "mlm"}) {
-    cfg.objective = objective;
+    cfg.objective = parse_objective(objective);
     DataModule m(cfg);
     const std::vector<Batch> before = m.eval_batches(0);
     ASSERT_EQ(before.size(), 3u);  // 10 records in rows of 4: 4 + 4 + 2
@@ -419,7 +419,7 @@ TEST(ProteinBatching, EvalCoversValidationInOrderIndependentOfTraining) {
     ASSERT_EQ(m.eval_batches(2).size(), 2u);
     EXPECT_TRUE(same(m.eval_batches(2)[1], before[1]));
   }
-  cfg.objective = "causal";
+  cfg.objective = Objective::Causal;
   DataModule m(cfg);
   // Causal rows in file order: "<bos>" + record i residues.
   const std::string val = random_fasta(10, 3, 9, 15);

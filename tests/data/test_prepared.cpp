@@ -154,7 +154,7 @@ TEST(PreparedFasta, ErrorsNameTheFileAndLineAsTheWholeFileParserDoes) {
 TEST(PreparedText, SentencePieceTokensEqualOneEncodeOfTheWholeTextForAnyThreadCount) {
   TempDir dir;
   const std::string text = big_text(3 << 20, 3);  // three encoding pieces
-  const auto model = SentencePieceModel::train(text.substr(0, 200000), {.vocab_size = 300, .model_type = "bpe"});
+  const auto model = SentencePieceModel::train(text.substr(0, 200000), {.vocab_size = 300, .model_type = SentencePieceType::Bpe});
   const std::string model_file = dir.write("m.model", model->proto());
   const std::string corpus = dir.write("big.txt", text);
   const TextSplit split = split_text(static_cast<int64_t>(text.size()), 0.1);
@@ -164,8 +164,8 @@ TEST(PreparedText, SentencePieceTokensEqualOneEncodeOfTheWholeTextForAnyThreadCo
   std::set<std::string> fingerprints;
   for (int threads : {1, 4}) {
     DataConfig c = config_for(corpus, dir.path("cache" + std::to_string(threads)));
-    c.tokenizer = "sentencepiece";
-    c.tokenizer_model = model_file;
+    c.tokenizer.kind = TokenizerKind::SentencePiece;
+    c.tokenizer.model = model_file;
     c.threads = threads;
     const PreparedDataset d = PreparedDataset::open(prepare_dataset(c));
     EXPECT_EQ(all_tokens(*d.text(false)), train_ids) << threads << " threads";
@@ -183,9 +183,9 @@ TEST(PreparedText, SentencePieceTokensEqualOneEncodeOfTheWholeTextForAnyThreadCo
 // encode_words (word by word, with a cache) against one encode of the same text.
 TEST(PreparedText, WordByWordEncodingEqualsTheWholeTextEncoding) {
   const std::string text = big_text(300000, 11) + "  two  spaces, \ttab \n\n lead ▁ odd  \xE2\x96\x81 end ";
-  const auto model = SentencePieceModel::train(text, {.vocab_size = 400, .model_type = "bpe"});
+  const auto model = SentencePieceModel::train(text, {.vocab_size = 400, .model_type = SentencePieceType::Bpe});
   ASSERT_TRUE(model->splits_at_spaces());
-  const auto unigram = SentencePieceModel::train(text, {.vocab_size = 330, .model_type = "unigram"});
+  const auto unigram = SentencePieceModel::train(text, {.vocab_size = 330, .model_type = SentencePieceType::Unigram});
   ASSERT_TRUE(unigram->splits_at_spaces());
   for (const auto& m : {model, unigram}) {
     SentencePieceModel::WordCache cache;
@@ -207,18 +207,18 @@ TEST(PreparedText, TheTokenizerIsTrainedOnABoundedSeededSample) {
   TempDir dir;
   const std::string corpus = dir.write("t.txt", big_text(3 << 20, 5));
   DataConfig c = config_for(corpus, dir.path("cache"));
-  c.tokenizer = "sentencepiece";
-  c.vocab_size = 400;
-  c.tokenizer_sample_bytes = 1 << 20;
+  c.tokenizer.kind = TokenizerKind::SentencePiece;
+  c.tokenizer.vocab_size = 400;
+  c.tokenizer.sample_bytes = 1 << 20;
   const PreparedDataset a = PreparedDataset::open(prepare_dataset(c));
   EXPECT_GT(a.manifest().sample_bytes, 900 << 10);
   EXPECT_LE(a.manifest().sample_bytes, 1 << 20);
   EXPECT_TRUE(contains(a.manifest().tokenizer_origin, "MiB sample of the training split")) << a.manifest().tokenizer_origin;
-  c.tokenizer_sample_seed = 2;  // another sample: another model, another dataset
+  c.tokenizer.sample_seed = 2;  // another sample: another model, another dataset
   const PreparedDataset b = PreparedDataset::open(prepare_dataset(c));
   EXPECT_NE(a.dir(), b.dir());
   EXPECT_NE(a.manifest().tokenizer_hash, b.manifest().tokenizer_hash);
-  c.tokenizer_sample_seed = 1;  // the first one again: reused, not prepared
+  c.tokenizer.sample_seed = 1;  // the first one again: reused, not prepared
   PreparedInfo info;
   EXPECT_EQ(prepare_dataset(c, "", &info), a.dir());
   EXPECT_TRUE(info.reused);

@@ -27,7 +27,7 @@ class Tokenizer : public ::testing::Test {
  protected:
   void SetUp() override {
     text_ = syllable_text(1500, 7);
-    model_ = SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = "bpe"});
+    model_ = SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = SentencePieceType::Bpe});
   }
   std::string text_;
   std::shared_ptr<const SentencePieceModel> model_;
@@ -121,7 +121,7 @@ TEST_F(Tokenizer, LoadsFromBytesAndFilesAndRefusesOthers) {
 TEST_F(Tokenizer, RefusesAVocabularyTheTextCannotSupport) {
   std::string what;
   try {
-    SentencePieceModel::train(text_.substr(0, 2000), {.vocab_size = 5000, .model_type = "bpe"});
+    SentencePieceModel::train(text_.substr(0, 2000), {.vocab_size = 5000, .model_type = SentencePieceType::Bpe});
   } catch (const std::invalid_argument& e) {
     what = e.what();
   }
@@ -131,13 +131,12 @@ TEST_F(Tokenizer, RefusesAVocabularyTheTextCannotSupport) {
 }
 
 TEST_F(Tokenizer, UnigramTrainsAndTrainingIsDeterministic) {
-  const auto u = SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = "unigram"});
+  const auto u = SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = SentencePieceType::Unigram});
   std::vector<int32_t> ids;
   u->encode(text_, ids);
   EXPECT_EQ(u->decode(ids), text_);
   EXPECT_NE(u->proto(), model_->proto());
-  EXPECT_EQ(SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = "bpe"})->proto(), model_->proto());
-  EXPECT_THROW(SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = "word2"}), std::invalid_argument);
+  EXPECT_EQ(SentencePieceModel::train(text_, {.vocab_size = 320, .model_type = SentencePieceType::Bpe})->proto(), model_->proto());
 }
 
 TEST_F(Tokenizer, VocabAppendsPadAndMaskAndSerializesTheModel) {
@@ -217,8 +216,8 @@ TEST(TokenizerDataModule, EncodesTheSplitAndCountsValidationBytes) {
   dc.seq_len = 16;
   dc.batch_size = 4;
   dc.seed = 3;
-  dc.tokenizer = "sentencepiece";
-  dc.vocab_size = 330;
+  dc.tokenizer.kind = TokenizerKind::SentencePiece;
+  dc.tokenizer.vocab_size = 330;
   DataModule dm(dc);
   ASSERT_EQ(dm.vocab().kind(), VocabKind::SentencePiece);
   EXPECT_EQ(dm.vocab().size(), 332);
@@ -267,8 +266,8 @@ TEST(TokenizerDataModule, EncodesTheSplitAndCountsValidationBytes) {
 
   // The same data with the model given as bytes (a checkpoint's) gives the same stream.
   DataConfig again = dc;
-  again.vocab_size = 0;
-  again.tokenizer_proto = dm.vocab().model_proto();
+  again.tokenizer.vocab_size = 0;
+  again.tokenizer.proto = dm.vocab().model_proto();
   DataModule dm2(again);
   EXPECT_TRUE(dm2.vocab() == dm.vocab());
   EXPECT_EQ(dm2.next_train_batch().inputs, b.inputs);
@@ -301,29 +300,27 @@ TEST(TokenizerDataModule, RefusesBadCombinations) {
   };
   DataConfig dc;
   dc.train_files = {fasta};
-  dc.tokenizer = "sentencepiece";
-  dc.vocab_size = 300;
+  dc.tokenizer.kind = TokenizerKind::SentencePiece;
+  dc.tokenizer.vocab_size = 300;
   EXPECT_NE(message(dc).find("--tokenizer sentencepiece applies to text corpora, but " + fasta + " is FASTA"),
             std::string::npos)
       << message(dc);
   dc.train_files = {text};
-  dc.vocab_size = 0;
+  dc.tokenizer.vocab_size = 0;
   EXPECT_NE(message(dc).find("needs --tokenizer-model FILE"), std::string::npos);
-  dc.tokenizer = "bytes";
-  dc.vocab_size = 300;
-  EXPECT_NE(message(dc).find("--vocab-size applies to --tokenizer sentencepiece only"), std::string::npos);
-  dc.tokenizer = "words";
-  EXPECT_NE(message(dc).find("--tokenizer 'words'"), std::string::npos);
+  dc.tokenizer.kind = TokenizerKind::Bytes;
+  dc.tokenizer.vocab_size = 300;
+  EXPECT_NE(message(dc).find("--vocab-size 300: applies to --tokenizer sentencepiece only"), std::string::npos);
   // A given model whose size is not --vocab-size.
   const std::string model =
       dir.write("m.model", SentencePieceModel::train(syllable_text(800, 2), {.vocab_size = 300})->proto());
-  dc.tokenizer = "sentencepiece";
-  dc.tokenizer_model = model;
-  dc.vocab_size = 310;
+  dc.tokenizer.kind = TokenizerKind::SentencePiece;
+  dc.tokenizer.model = model;
+  dc.tokenizer.vocab_size = 310;
   EXPECT_NE(message(dc).find("--vocab-size 310: the tokenizer model (" + model + ") has 300 pieces"),
             std::string::npos)
       << message(dc);
-  dc.vocab_size = 300;
+  dc.tokenizer.vocab_size = 300;
   EXPECT_EQ(message(dc), "no error");
 }
 

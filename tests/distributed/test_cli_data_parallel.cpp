@@ -139,7 +139,7 @@ TEST(CliDataParallel, SigtermToOneRankStopsBothAndResumes) {
   EXPECT_TRUE(contains(log, "mpirun -np 2 performer-train --resume")) << log;
   const Checkpoint ck = load_checkpoint(resolve_resume_path(out));  // rank 0's latest: the stop step
   EXPECT_EQ(ck.progress.step, step);
-  EXPECT_EQ(ck.config.world_size, 2);
+  EXPECT_EQ(ck.config.distributed.world_size, 2);
   EXPECT_EQ(ck.rank_model_rngs.size(), 2u);
 
   // Resume under 2 ranks, then under one process (a note says it is not bit for bit).

@@ -178,12 +178,12 @@ class DataParallel2 : public ::testing::Test {
   }
   TrainConfig config() const {
     TrainConfig c = test::tiny_train_config(corpus_);
-    c.depth = 2;
-    c.batch_size = 8;  // global: 2 ranks x 4 rows
-    c.precision = "fp32";
-    c.clip = 0.5;  // clipping acts on most steps: it must see the summed gradient
-    c.eval_every = 0;
-    c.save_every = 0;
+    c.model.depth = 2;
+    c.data.batch_size = 8;  // global: 2 ranks x 4 rows
+    c.run.precision = Precision::fp32;
+    c.optimizer.clip = 0.5;  // clipping acts on most steps: it must see the summed gradient
+    c.run.eval_every = 0;
+    c.run.save_every = 0;
     return c;
   }
   std::string path(const std::string& name) const { return root_ + "/" + name; }
@@ -258,7 +258,7 @@ TEST_F(DataParallel2, TwoRanksOfFourRowsEqualOneProcessOfEight) {
   expect_close(dp.params, ref.params, 1e-5);
   // The comparison can fail: one process of batch 4 (half the rows) is far off.
   TrainConfig half = c;
-  half.batch_size = 4;
+  half.data.batch_size = 4;
   const TrainRun other = one_process(half);
   EXPECT_GT(std::fabs(other.losses.back() - ref.losses.back()), 1e-3 * ref.losses.back());
 }
@@ -268,14 +268,14 @@ TEST_F(DataParallel2, TwoRanksOfFourRowsEqualOneProcessOfEight) {
 // its rank's own half-batch gradient).
 TEST_F(DataParallel2, ModelOfSeveralBucketsEqualsOneProcess) {
   TrainConfig c = config();
-  c.dim = 256;
-  c.heads = 4;
-  c.depth = 3;
-  c.ff_hidden = 1024;
-  c.steps = 4;
-  c.warmup = 1;
-  c.optimizer = "sgd";  // updates linear in the gradient (Adam's g / |g| magnifies rounding of near-zero gradients)
-  c.lr = 0.05;
+  c.model.dim = 256;
+  c.model.heads = 4;
+  c.model.depth = 3;
+  c.model.ff_hidden = 1024;
+  c.schedule.total_steps = 4;
+  c.schedule.warmup = 1;
+  c.optimizer.kind = OptimizerKind::Sgd;  // updates linear in the gradient (Adam's g / |g| magnifies rounding of near-zero gradients)
+  c.schedule.lr = 0.05;
   {
     Trainer probe(c);
     ASSERT_GE(dist::GradientSync(probe.model()).num_buckets(), 3);
@@ -294,9 +294,9 @@ TEST_F(DataParallel2, MaskedLmWithUnequalTargetsPerRankEqualsOneProcess) {
   if (dist::rank() == 0) dir_->write("p.fasta", test::random_fasta(300, 4));
   dist::barrier();
   TrainConfig c = config();
-  c.data = {path("p.fasta")};
-  c.objective = "mlm";
-  c.redraw_every = 0;
+  c.data.train_files = {path("p.fasta")};
+  c.data.objective = Objective::Mlm;
+  c.model.redraw_every = 0;
   const TrainRun ref = one_process(c);
   const TrainRun dp = data_parallel(c);
   expect_losses_close(dp.losses, ref.losses, 1e-5);
@@ -305,8 +305,8 @@ TEST_F(DataParallel2, MaskedLmWithUnequalTargetsPerRankEqualsOneProcess) {
 
 TEST_F(DataParallel2, GradAccumulationSynchronizesOnlyTheStep) {
   TrainConfig c = config();
-  c.grad_accum = 2;
-  c.batch_size = 6;  // 3 rows per rank per micro-batch
+  c.run.grad_accum = 2;
+  c.data.batch_size = 6;  // 3 rows per rank per micro-batch
   const TrainRun ref = one_process(c);
   const TrainRun dp = data_parallel(c);
   expect_losses_close(dp.losses, ref.losses, 1e-5);
@@ -315,7 +315,7 @@ TEST_F(DataParallel2, GradAccumulationSynchronizesOnlyTheStep) {
 
 TEST_F(DataParallel2, ReplicasStayBitIdenticalWithPerRankDropout) {
   TrainConfig c = config();
-  c.dropout = 0.2;
+  c.model.dropout = 0.2;
   apply_process_settings(c);
   Trainer t(c);
   enable_data_parallel(t, nullptr);
@@ -329,13 +329,13 @@ TEST_F(DataParallel2, ReplicasStayBitIdenticalWithPerRankDropout) {
     ASSERT_EQ(ck.rank_model_rngs.size(), 2u);
     EXPECT_NE(ck.rank_model_rngs[0], ck.rank_model_rngs[1]);
     EXPECT_EQ(ck.rank_model_rngs[0], ck.model_rng);
-    EXPECT_EQ(ck.config.world_size, 2);
+    EXPECT_EQ(ck.config.distributed.world_size, 2);
   }
 }
 
 TEST_F(DataParallel2, ShardedValidationLossEqualsOneProcessBitForBit) {
   TrainConfig c = config();
-  c.eval_batches = 0;  // all of them: an odd count is split unevenly
+  c.run.eval_batches = 0;  // all of them: an odd count is split unevenly
   apply_process_settings(c);
   Trainer t(c);
   for (int i = 0; i < 3; ++i) t.step();
@@ -354,7 +354,7 @@ TEST_F(DataParallel2, ShardedValidationLossEqualsOneProcessBitForBit) {
 
 TEST_F(DataParallel2, StopAndResumeUnderTwoRanksIsBitExact) {
   TrainConfig c = config();
-  c.dropout = 0.1;  // per-rank dropout streams must be saved and restored
+  c.model.dropout = 0.1;  // per-rank dropout streams must be saved and restored
   const TrainRun straight = data_parallel(c);
 
   FitOptions first;
@@ -376,7 +376,7 @@ TEST_F(DataParallel2, StopAndResumeUnderTwoRanksIsBitExact) {
   // The same checkpoint under one process continues without a jump.
   if (dist::rank() == 0) {
     TrainConfig one = ck.config;
-    one.world_size = 1;
+    one.distributed.world_size = 1;
     Trainer t1(one, ck);  // a plain Trainer: one process (enable_data_parallel would join the job's 2 ranks)
     const StepResult r = t1.step();
     double largest_change = 0.0;
@@ -400,7 +400,7 @@ TEST_F(DataParallel2, OneProcessCheckpointResumesUnderTwoRanks) {
   }
   dist::barrier();
   const Checkpoint ck = load_checkpoint(path("single/ckpt-00000010.ckpt"));
-  EXPECT_EQ(ck.config.world_size, 1);
+  EXPECT_EQ(ck.config.distributed.world_size, 1);
   EXPECT_TRUE(ck.rank_model_rngs.empty());
   apply_process_settings(c);
   Trainer t(c, ck);

@@ -7,7 +7,7 @@
 using namespace pf;
 
 TEST(Schedule, WarmupEndpoints) {
-  ScheduleConfig s{.kind = "cosine", .lr = 1e-3f, .warmup = 10, .total_steps = 110, .min_lr_ratio = 0.1f};
+  ScheduleConfig s{.kind = ScheduleKind::Cosine, .lr = 1e-3f, .warmup = 10, .total_steps = 110, .min_lr_ratio = 0.1f};
   s.validate();
   EXPECT_FLOAT_EQ(learning_rate_at(s, 0), 1e-4f);  // lr / warmup
   EXPECT_FLOAT_EQ(learning_rate_at(s, 4), 5e-4f);
@@ -16,7 +16,7 @@ TEST(Schedule, WarmupEndpoints) {
 }
 
 TEST(Schedule, CosineMidpointAndFloor) {
-  ScheduleConfig s{.kind = "cosine", .lr = 2e-3f, .warmup = 10, .total_steps = 110, .min_lr_ratio = 0.1f};
+  ScheduleConfig s{.kind = ScheduleKind::Cosine, .lr = 2e-3f, .warmup = 10, .total_steps = 110, .min_lr_ratio = 0.1f};
   EXPECT_FLOAT_EQ(learning_rate_at(s, 60), (2e-3f + 2e-4f) / 2);  // halfway through the decay
   EXPECT_FLOAT_EQ(learning_rate_at(s, 110), 2e-4f);
   EXPECT_FLOAT_EQ(learning_rate_at(s, 5000), 2e-4f);  // stays at the floor
@@ -27,12 +27,12 @@ TEST(Schedule, CosineMidpointAndFloor) {
 }
 
 TEST(Schedule, LinearAndConstant) {
-  ScheduleConfig s{.kind = "linear", .lr = 1.f, .warmup = 0, .total_steps = 100, .min_lr_ratio = 0.2f};
+  ScheduleConfig s{.kind = ScheduleKind::Linear, .lr = 1.f, .warmup = 0, .total_steps = 100, .min_lr_ratio = 0.2f};
   EXPECT_FLOAT_EQ(learning_rate_at(s, 0), 1.f);
   EXPECT_FLOAT_EQ(learning_rate_at(s, 25), 0.8f);
   EXPECT_FLOAT_EQ(learning_rate_at(s, 50), 0.6f);
   EXPECT_FLOAT_EQ(learning_rate_at(s, 100), 0.2f);
-  s.kind = "constant";
+  s.kind = ScheduleKind::Constant;
   s.warmup = 4;
   EXPECT_FLOAT_EQ(learning_rate_at(s, 0), 0.25f);
   EXPECT_FLOAT_EQ(learning_rate_at(s, 3), 1.f);
@@ -48,12 +48,25 @@ TEST(Schedule, ValidationNamesTheOption) {
     }
     return "";
   };
-  EXPECT_NE(err({.kind = "step"}).find("kind = 'step'"), std::string::npos);
-  EXPECT_NE(err({.lr = -1.f}).find("lr = -1"), std::string::npos);
-  EXPECT_NE(err({.warmup = -3}).find("warmup = -3"), std::string::npos);
-  EXPECT_NE(err({.total_steps = 0}).find("total_steps = 0"), std::string::npos);
-  EXPECT_NE(err({.warmup = 20, .total_steps = 10}).find("warmup = 20"), std::string::npos);
-  EXPECT_NE(err({.min_lr_ratio = 1.5f}).find("min_lr_ratio = 1.5"), std::string::npos);
+  EXPECT_NE(err({.lr = -1.f}).find("--lr -1: must be finite and > 0"), std::string::npos);
+  EXPECT_NE(err({.lr = 0.f}).find("--lr 0:"), std::string::npos);
+  EXPECT_NE(err({.warmup = -3}).find("--warmup -3"), std::string::npos);
+  EXPECT_NE(err({.total_steps = 0}).find("--steps 0"), std::string::npos);
+  EXPECT_NE(err({.warmup = 20, .total_steps = 10}).find("--warmup 20: must not exceed --steps 10"), std::string::npos);
+  EXPECT_NE(err({.min_lr_ratio = 1.5f}).find("--min-lr-ratio 1.5"), std::string::npos);
   EXPECT_EQ(err({}), "");
   EXPECT_THROW(learning_rate_at(ScheduleConfig{}, -1), std::invalid_argument);
+}
+
+// The default warm-up (-1) adapts to the run's length: min(50, steps / 10).
+TEST(Schedule, AutomaticWarmup) {
+  ScheduleConfig s;
+  EXPECT_EQ(s.warmup, kAutoWarmup);
+  s.total_steps = 40;
+  EXPECT_EQ(s.effective_warmup(), 4);
+  EXPECT_FLOAT_EQ(learning_rate_at(s, 0), s.lr / 4);
+  s.total_steps = 5000;
+  EXPECT_EQ(s.effective_warmup(), 50);
+  s.warmup = 7;
+  EXPECT_EQ(s.effective_warmup(), 7);
 }

@@ -58,11 +58,11 @@ void expect_rejected(const std::function<void(ModelConfig&)>& change, std::initi
 TEST(ModelConfig, DefaultsAreValid) {
   ModelConfig cfg;
   EXPECT_NO_THROW(cfg.validate());
-  EXPECT_EQ(cfg.head_dim(), 64);
+  EXPECT_EQ(cfg.head_dim(), 32);  // performer-train's default model: dim 128, 4 heads
 }
 
 TEST(ModelConfig, HeadsMustDivideDim) {
-  expect_rejected([](ModelConfig& c) { c.heads = 3; }, {"heads (3)", "dim (256)"});
+  expect_rejected([](ModelConfig& c) { c.heads = 3; }, {"heads (3)", "dim (128)"});
 }
 
 TEST(ModelConfig, EachSizeMustBePositive) {
@@ -243,13 +243,17 @@ TEST(ModelConfigFields, TextFormsReadBack) {
   const ModelConfig a = all_changed(2);
   ModelConfig b;
   ModelConfig::visit_fields([&](const ModelField& f, auto member) {
-    parse_model_field(f.name, model_field_text(a.*member), b.*member);
-    EXPECT_TRUE(a.*member == b.*member) << f.name << " = " << model_field_text(a.*member);
+    parse_field(f.spec, flag_text(a.*member), b.*member);
+    EXPECT_TRUE(a.*member == b.*member) << f.name << " = " << flag_text(a.*member);
+    parse_field(f.spec, field_text(a.*member), b.*member);  // the quoted (stored) form too
+    EXPECT_TRUE(a.*member == b.*member) << f.name << " = " << field_text(a.*member);
   });
   int64_t dim = 0;
-  EXPECT_THROW(parse_model_field("dim", "12x", dim), std::invalid_argument);
+  EXPECT_THROW(parse_field(FieldSpec{"dim", ""}, "12x", dim), FieldValueError);
   bool flag = false;
-  EXPECT_THROW(parse_model_field("tie_embeddings", "yes", flag), std::invalid_argument);
+  EXPECT_THROW(parse_field(FieldSpec{"tie-embeddings", ""}, "maybe", flag), FieldValueError);
+  AttentionKind kind = AttentionKind::Favor;
+  EXPECT_THROW(parse_field(FieldSpec{"attention", ""}, "favour", kind), FieldValueError);
 }
 
 TEST(ModelConfigFields, DescribeNamesEveryField) {

@@ -50,7 +50,7 @@ void expect_same_state(const StateDict& a, const StateDict& b) {
 
 TEST_F(CheckpointTest, EveryFieldRoundTrips) {
   TrainConfig cfg = config();
-  cfg.dropout = 0.1;
+  cfg.model.dropout = 0.1;
   Trainer t(cfg);
   for (int i = 0; i < 4; ++i) t.step();  // includes a redraw at step 3
   t.evaluate();
@@ -79,8 +79,8 @@ TEST_F(CheckpointTest, EveryFieldRoundTrips) {
 
 TEST_F(CheckpointTest, RestoredTrainerContinuesBitForBit) {
   TrainConfig cfg = config();
-  cfg.dropout = 0.1;
-  cfg.grad_accum = 2;
+  cfg.model.dropout = 0.1;
+  cfg.run.grad_accum = 2;
   Trainer a(cfg);
   for (int i = 0; i < 5; ++i) a.step();
   const Checkpoint c = parse_checkpoint(serialize_checkpoint(a.checkpoint()), "memory");

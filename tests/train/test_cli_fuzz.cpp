@@ -20,15 +20,15 @@ namespace fs = std::filesystem;
 struct Field {
   std::string key;
   enum Kind { List, Text, Bool, Int, Real } kind;
-  const NumericRule* rule = nullptr;
+  const Range* rule = nullptr;  // numeric fields
 };
 
 std::vector<Field> fields() {
   std::vector<Field> out;
   const TrainConfig c;
-  visit_fields([&](const FieldInfo& f, auto member) {
-    using T = std::remove_cvref_t<decltype(c.*member)>;
-    Field x{f.key, Field::Text, numeric_rule(f.key)};
+  visit_fields([&](const FieldInfo& f, auto get) {
+    using T = std::remove_cvref_t<decltype(get(c))>;
+    Field x{f.key, Field::Text, f.range.rule ? &find_field(f.key)->range : nullptr};
     if constexpr (std::is_same_v<T, std::vector<std::string>>) x.kind = Field::List;
     if constexpr (std::is_same_v<T, bool>) x.kind = Field::Bool;
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) x.kind = Field::Int;
@@ -54,7 +54,7 @@ std::string letters(Generator& g, int n) {
 
 // A value outside the field's rule, or not of its type, as text.
 std::string bad_number(Generator& g, const Field& f) {
-  const NumericRule& r = *f.rule;
+  const Range& r = *f.rule;
   switch (g.below(6)) {
     case 0:
       return f.kind == Field::Int ? std::to_string(static_cast<long long>(r.lo) - 1 - static_cast<long long>(g.below(5)))

@@ -81,7 +81,7 @@ TEST_F(PrepareCliTest, PrepareTrainKillResumeEqualsAStraightRun) {
   Checkpoint a = load_checkpoint(RunDirectory(out("straight")).latest());
   Checkpoint b = load_checkpoint(run.latest());
   a.progress.elapsed_s = b.progress.elapsed_s = 0;
-  a.config.out = b.config.out = "";
+  a.config.run.out = b.config.run.out = "";
   EXPECT_EQ(serialize_checkpoint(a), serialize_checkpoint(b));
 }
 

@@ -180,7 +180,7 @@ TEST_F(StrictCliTest, EveryProgramExitsTwoForBadFlags) {
       {{PF_EVAL_BIN, "--bogus"}, "--bogus"},
       {{PF_EVAL_BIN, "--checkpoint", ckpt}, "--data"},
       {{PF_EVAL_BIN, "--checkpoint", ckpt, "--data", corpus_, "--batches", "-1"}, "--batches -1"},
-      {{PF_EVAL_BIN, "--checkpoint", ckpt, "--data", corpus_, "--precision", "fp8"}, "--precision fp8"},
+      {{PF_EVAL_BIN, "--checkpoint", ckpt, "--data", corpus_, "--precision", "fp8"}, "--precision 'fp8'"},
       {{PF_GENERATE_BIN, "--bogus"}, "--bogus"},
       {{PF_GENERATE_BIN, "--checkpoint", ckpt, "--temperature", "0"}, "--temperature 0"},
       {{PF_GENERATE_BIN, "--checkpoint", ckpt, "--top-p", "2"}, "--top-p 2"},

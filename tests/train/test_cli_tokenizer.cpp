@@ -97,7 +97,7 @@ TEST_F(TokenizerCli, TrainsResumesExactlyEvaluatesAndGeneratesWithTheEmbeddedMod
   Checkpoint ca = load_checkpoint(RunDirectory(out("straight")).latest());
   Checkpoint cb = load_checkpoint(RunDirectory(out("resumed")).latest());
   ca.progress.elapsed_s = cb.progress.elapsed_s = 0;
-  ca.config.out = cb.config.out = "";
+  ca.config.run.out = cb.config.run.out = "";
   EXPECT_EQ(serialize_checkpoint(ca), serialize_checkpoint(cb));
   EXPECT_EQ(ca.vocab.name(), "sentencepiece");
   EXPECT_EQ(ca.vocab.model_proto(), model_bytes);
@@ -204,7 +204,7 @@ TEST_F(TokenizerCli, MaskedLanguageModelTrainsOnSubwords) {
 
 TEST_F(TokenizerCli, AGivenModelIsUsedAsIsAndAResumeWithAnotherIsRefused) {
   const auto m1 = SentencePieceModel::train(test::read_file(text_), {.vocab_size = 300});
-  const auto m2 = SentencePieceModel::train(test::read_file(text_), {.vocab_size = 300, .model_type = "unigram"});
+  const auto m2 = SentencePieceModel::train(test::read_file(text_), {.vocab_size = 300, .model_type = SentencePieceType::Unigram});
   const std::string f1 = dir_.write("one.model", m1->proto()), f2 = dir_.write("two.model", m2->proto());
   const test::CommandResult r = train({"--data", text_, "--tokenizer", "sentencepiece", "--tokenizer-model", f1,
                                        "--steps", "8", "--stop-at", "5", "--out", out("given")});

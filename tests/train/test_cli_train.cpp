@@ -121,7 +121,7 @@ void expect_exact_resume(TrainCliTest& t, const std::vector<std::string>& flags,
   Checkpoint ca = load_checkpoint(RunDirectory(t.out("straight")).latest());
   Checkpoint cb = load_checkpoint(RunDirectory(t.out("resumed")).latest());
   ca.progress.elapsed_s = cb.progress.elapsed_s = 0;
-  ca.config.out = cb.config.out = "";
+  ca.config.run.out = cb.config.run.out = "";
   EXPECT_EQ(serialize_checkpoint(ca), serialize_checkpoint(cb));
 }
 

@@ -92,18 +92,18 @@ TEST(Evaluate, LossIsTotalCrossEntropyOverTotalTargets) {
 // constant schedule, no clipping, no dropout.
 TrainConfig plain_sgd_config(const std::string& fasta) {
   TrainConfig c = test::tiny_train_config(fasta);
-  c.objective = "mlm";  // targets per row vary with the masking, so micro-batches differ
-  c.seq_len = 16;
-  c.val_fraction = 0.0;
-  c.optimizer = "sgd";
-  c.momentum = 0.0;
-  c.weight_decay = 0.0;
-  c.lr = 1.0;
-  c.schedule = "constant";
-  c.warmup = 0;
-  c.clip = 0.0;
-  c.steps = 1;
-  c.redraw_every = 0;
+  c.data.objective = Objective::Mlm;  // targets per row vary with the masking, so micro-batches differ
+  c.data.seq_len = 16;
+  c.data.val_fraction = 0.0;
+  c.optimizer.kind = OptimizerKind::Sgd;
+  c.optimizer.momentum = 0.0;
+  c.optimizer.weight_decay = 0.0;
+  c.schedule.lr = 1.0;
+  c.schedule.kind = ScheduleKind::Constant;
+  c.schedule.warmup = 0;
+  c.optimizer.clip = 0.0;
+  c.schedule.total_steps = 1;
+  c.model.redraw_every = 0;
   return c;
 }
 
@@ -119,11 +119,11 @@ TEST(GradAccumulation, MicroBatchesWithUnequalTargetsGiveTheGradientOfOneBigBatc
   const int64_t K = 3, B = 2;
 
   TrainConfig accumulated = plain_sgd_config(fasta);
-  accumulated.batch_size = B;
-  accumulated.grad_accum = K;
+  accumulated.data.batch_size = B;
+  accumulated.run.grad_accum = K;
   TrainConfig whole = plain_sgd_config(fasta);
-  whole.batch_size = K * B;
-  whole.grad_accum = 1;
+  whole.data.batch_size = K * B;
+  whole.run.grad_accum = 1;
 
   // The K micro-batches do hold different numbers of targets.
   {
@@ -178,9 +178,9 @@ TEST(Validation, ScoresEveryTokenOfRecordsLongerThanTheWindow) {
     expected += len + 1;
   }
   TrainConfig c = test::tiny_train_config(train);
-  c.val_data = {dir.write("val.fasta", val)};
-  c.seq_len = 16;
-  c.eval_batches = 0;
+  c.data.val_files = {dir.write("val.fasta", val)};
+  c.data.seq_len = 16;
+  c.run.eval_batches = 0;
   Trainer t(c);
   EXPECT_EQ(t.evaluate().tokens, expected);  // the first window only would be 16 + 16 + 6 + 16 + 16
 }

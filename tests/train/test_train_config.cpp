@@ -38,18 +38,18 @@ TEST(TrainConfig, DefaultWarmupFollowsTheSteps) {
   for (const auto& [steps, warmup] : std::vector<std::pair<int64_t, int64_t>>{
            {1, 0}, {2, 0}, {40, 4}, {499, 49}, {2500, 50}, {100000, 50}}) {
     TrainConfig c;
-    c.steps = steps;
+    c.schedule.total_steps = steps;
     EXPECT_EQ(validation_error(c), "") << "--steps " << steps;
     EXPECT_EQ(c.effective_warmup(), warmup) << "--steps " << steps;
-    EXPECT_EQ(c.schedule_config().warmup, warmup) << "--steps " << steps;
+    EXPECT_EQ(c.schedule_config().effective_warmup(), warmup) << "--steps " << steps;
   }
   TrainConfig c;
-  c.steps = 40;
-  c.warmup = 7;
+  c.schedule.total_steps = 40;
+  c.schedule.warmup = 7;
   EXPECT_EQ(c.schedule_config().warmup, 7);
-  c.warmup = 41;
+  c.schedule.warmup = 41;
   EXPECT_TRUE(test::contains(validation_error(c), "--warmup 41: must not exceed --steps 40")) << validation_error(c);
-  c.warmup = -2;
+  c.schedule.warmup = -2;
   EXPECT_TRUE(test::contains(validation_error(c), "--warmup -2: must be >= 0")) << validation_error(c);
 }
 
@@ -59,34 +59,40 @@ TEST(TrainConfig, ValidationNamesTheFlag) {
     const char* expected;
   };
   const Case cases[] = {
-      {[](TrainConfig& c) { c.dim = 0; }, "--dim 0: must be > 0"},
-      {[](TrainConfig& c) { c.heads = 3; }, "--heads 3: must divide --dim 128"},
-      {[](TrainConfig& c) { c.seq_len = -4; }, "--seq-len -4: must be > 0"},
-      {[](TrainConfig& c) { c.batch_size = 0; }, "--batch-size 0"},
-      {[](TrainConfig& c) { c.attention = "linear"; },
+      {[](TrainConfig& c) { c.model.dim = 0; }, "--dim 0: must be > 0"},
+      {[](TrainConfig& c) { c.model.heads = 3; }, "--heads 3: must divide --dim 128"},
+      {[](TrainConfig& c) { c.data.seq_len = -4; }, "--seq-len -4: must be > 0"},
+      {[](TrainConfig& c) { c.data.batch_size = 0; }, "--batch-size 0"},
+      {[](TrainConfig& c) { set_field(c, "attention", "linear"); },
        "--attention 'linear': unknown value (expected one of: favor, relu, softmax, favor-local)"},
-      {[](TrainConfig& c) { c.optimizer = "lamb"; }, "--optimizer 'lamb'"},
-      {[](TrainConfig& c) { c.schedule = "step"; }, "--schedule 'step'"},
-      {[](TrainConfig& c) { c.format = "csv"; }, "--format 'csv'"},
-      {[](TrainConfig& c) { c.objective = "seq2seq"; }, "--objective 'seq2seq'"},
-      {[](TrainConfig& c) { c.val_fraction = 1.5; }, "--val-fraction 1.5: must be in [0, 1)"},
-      {[](TrainConfig& c) { c.lr = -1; }, "--lr -1"},
-      {[](TrainConfig& c) { c.dropout = 1.0; }, "--dropout 1"},
-      {[](TrainConfig& c) { c.keep = 0; }, "--keep 0"},
-      {[](TrainConfig& c) { c.warmup = 3000; }, "--warmup 3000: must not exceed --steps 2500"},
-      {[](TrainConfig& c) { c.data.clear(); }, "--data (none)"},
-      {[](TrainConfig& c) { c.preset = "huge"; }, "--preset 'huge'"},
+      {[](TrainConfig& c) { set_field(c, "optimizer", "lamb"); }, "--optimizer 'lamb': unknown value"},
+      {[](TrainConfig& c) { set_field(c, "schedule", "step"); }, "--schedule 'step': unknown value"},
+      {[](TrainConfig& c) { set_field(c, "format", "csv"); }, "--format 'csv': unknown value"},
+      {[](TrainConfig& c) { set_field(c, "objective", "seq2seq"); }, "--objective 'seq2seq': unknown value"},
+      {[](TrainConfig& c) { c.data.val_fraction = 1.5; }, "--val-fraction 1.5: must be in [0, 1)"},
+      {[](TrainConfig& c) { c.schedule.lr = -1; }, "--lr -1"},
+      {[](TrainConfig& c) { c.model.dropout = 1.0; }, "--dropout 1"},
+      {[](TrainConfig& c) { c.run.keep = 0; }, "--keep 0"},
+      {[](TrainConfig& c) { c.schedule.warmup = 3000; }, "--warmup 3000: must not exceed --steps 2500"},
+      {[](TrainConfig& c) { c.data.train_files.clear(); }, "--data (none)"},
+      {[](TrainConfig& c) { c.run.preset = "huge"; }, "--preset 'huge'"},
   };
   for (const Case& k : cases) {
     TrainConfig c;
-    k.edit(c);
-    EXPECT_TRUE(test::contains(validation_error(c), k.expected)) << validation_error(c) << "\nexpected: " << k.expected;
+    std::string error;
+    try {
+      k.edit(c);  // a name is refused as it is read
+      error = validation_error(c);
+    } catch (const FieldValueError& e) {
+      error = e.what();
+    }
+    EXPECT_TRUE(test::contains(error, k.expected)) << error << "\nexpected: " << k.expected;
   }
 }
 
 TEST(TrainConfig, MissingFilesAreNamed) {
   TrainConfig c;
-  c.data = {"/nonexistent/corpus.txt"};
+  c.data.train_files = {"/nonexistent/corpus.txt"};
   try {
     c.check_files();
     FAIL() << "no error";
@@ -98,37 +104,37 @@ TEST(TrainConfig, MissingFilesAreNamed) {
 TEST(TrainConfig, PresetsFillShapeFields) {
   TrainConfig c;
   apply_preset(c, "b1");
-  EXPECT_EQ(c.dim, 256);
-  EXPECT_EQ(c.depth, 4);
-  EXPECT_EQ(c.features, 128);
-  EXPECT_EQ(c.seq_len, 1024);
-  EXPECT_EQ(c.preset, "b1");
+  EXPECT_EQ(c.model.dim, 256);
+  EXPECT_EQ(c.model.depth, 4);
+  EXPECT_EQ(c.model.features, 128);
+  EXPECT_EQ(c.data.seq_len, 1024);
+  EXPECT_EQ(c.run.preset, "b1");
   EXPECT_THROW(apply_preset(c, "nope"), std::invalid_argument);
 }
 
 TEST(TrainConfig, MapRoundTripIsExact) {
   TrainConfig c;
-  c.data = {"/a/b c.txt", "/d/e.fa"};
-  c.val_data = {"/v.txt"};
-  c.lr = 0.1 + 0.2;  // not exactly representable in short decimal
-  c.dropout = 1.0 / 3.0;
-  c.tie_embeddings = true;
-  c.seed = 9223372036854775807ull;  // the largest seed (a TOML integer; kNumericRules)
-  c.out = "/tmp/x";
+  c.data.train_files = {"/a/b c.txt", "/d/e.fa"};
+  c.data.val_files = {"/v.txt"};
+  c.schedule.lr = 0.1 + 0.2;  // not exactly representable in short decimal
+  c.model.dropout = 1.0 / 3.0;
+  c.model.tie_embeddings = true;
+  c.run.seed = 9223372036854775807ull;  // the largest seed (a TOML integer; kNumericRules)
+  c.run.out = "/tmp/x";
   EXPECT_EQ(config_from_map(config_to_map(c)), c);
 }
 
 TEST(TrainConfig, ConfigFileReadsBackThroughTheCli) {
   test::TempDir dir;
   TrainConfig c;
-  c.data = {dir.path("a.txt"), dir.path("b.txt")};
-  c.attention = "relu";
-  c.dim = 96;
-  c.heads = 3;
-  c.lr = 0.1 + 0.2;
-  c.tie_embeddings = true;
-  c.preset = "tiny";
-  c.out = dir.path("out");
+  c.data.train_files = {dir.path("a.txt"), dir.path("b.txt")};
+  c.model.attention = AttentionKind::Relu;
+  c.model.dim = 96;
+  c.model.heads = 3;
+  c.schedule.lr = 0.1 + 0.2;
+  c.model.tie_embeddings = true;
+  c.run.preset = "tiny";
+  c.run.out = dir.path("out");
   const std::string file = dir.write("config.toml", to_config_file(c));
   const char* argv[] = {"performer-train", "--config", file.c_str()};
   const ParseOutcome p = parse_train_cli(3, argv);
@@ -149,13 +155,13 @@ TEST(TrainConfig, IniFilesAreRefusedNamingTheLine) {
 // Every number field has its rule next to the field list, and a value outside it is refused as written.
 TEST(TrainConfig, EveryNumberFieldHasARule) {
   const TrainConfig defaults;
-  visit_fields([&](const FieldInfo& f, auto member) {
-    using T = std::remove_cvref_t<decltype(defaults.*member)>;
+  visit_fields([&](const FieldInfo& f, auto get) {
+    using T = std::remove_cvref_t<decltype(get(defaults))>;
     if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
-      const NumericRule* r = numeric_rule(f.key);
-      ASSERT_NE(r, nullptr) << f.key;
+      ASSERT_NE(f.range.rule, nullptr) << f.key << " has no range";
+      const Range* r = &f.range;
       TrainConfig c;
-      EXPECT_TRUE(within(*r, static_cast<double>(c.*member))) << f.key << ": the default breaks its rule";
+      EXPECT_TRUE(r->contains(static_cast<double>(get(c)))) << f.key << ": the default breaks its rule";
       std::string above = exact_str(r->hi * 2 + 1);
       if constexpr (std::is_integral_v<T>)
         above = r->hi >= 9e18 ? "9223372036854775808" : std::to_string(static_cast<long long>(r->hi) + 1);
@@ -171,21 +177,21 @@ TEST(TrainConfig, CommandLineBeatsConfigFileBeatsPreset) {
   const ParseOutcome p = parse_train_cli(5, argv);
   ASSERT_TRUE(p.ok);
   const TrainConfig c = p.cli.fresh_config();
-  EXPECT_EQ(c.dim, 64);               // config file over preset
-  EXPECT_EQ(c.heads, 8);              // command line over config file
-  EXPECT_EQ(c.depth, 4);              // from the preset
-  EXPECT_EQ(c.seq_len, 256);          // from the preset
-  EXPECT_EQ(c.lr, TrainConfig{}.lr);  // default
+  EXPECT_EQ(c.model.dim, 64);               // config file over preset
+  EXPECT_EQ(c.model.heads, 8);              // command line over config file
+  EXPECT_EQ(c.model.depth, 4);              // from the preset
+  EXPECT_EQ(c.data.seq_len, 256);          // from the preset
+  EXPECT_EQ(c.schedule.lr, TrainConfig{}.schedule.lr);  // default
 }
 
 TEST(TrainConfig, ResumeRefusesModelChangesAndAcceptsFreeOnes) {
   TrainConfig ckpt;
-  ckpt.data = {"/x.txt"};
+  ckpt.data.train_files = {"/x.txt"};
   TrainCli cli;
   cli.requested = {{"steps", "900"}, {"lr", "0.0005"}};
   const TrainConfig merged = merge_for_resume(ckpt, cli, "c.ckpt");
-  EXPECT_EQ(merged.steps, 900);
-  EXPECT_EQ(merged.lr, 0.0005);
+  EXPECT_EQ(merged.schedule.total_steps, 900);
+  EXPECT_EQ(merged.schedule.lr, 0.0005f);
   cli.requested = {{"dim", "256"}, {"seed", "9"}, {"steps", "900"}};
   try {
     merge_for_resume(ckpt, cli, "c.ckpt");
@@ -201,16 +207,35 @@ TEST(TrainConfig, ResumeRefusesModelChangesAndAcceptsFreeOnes) {
 }  // namespace
 }  // namespace pf
 
-// train/USAGE.md (the flag reference the README links to) documents every flag performer-train has.
+// train/USAGE.md (the flag reference the README links to) documents every flag performer-train has,
+// and the default column of its tables agrees with the field lists (numbers and names: the default's
+// text; switches: on or off).
 TEST(TrainConfig, UsageDocumentsEveryFlag) {
   std::ifstream in(PF_USAGE_MD);
   ASSERT_TRUE(in) << "cannot read " << PF_USAGE_MD;
   const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> missing;
-  pf::visit_fields([&](const pf::FieldInfo& f, auto) {
-    if (doc.find("`--" + std::string(f.key)) == std::string::npos) missing.push_back(f.key);
+  const pf::TrainConfig defaults;
+  pf::visit_fields([&](const pf::FieldInfo& f, auto get) {
+    const std::string flag = "`--" + std::string(f.key);
+    const size_t row = doc.find("\n| " + flag);
+    if (row == std::string::npos) {
+      missing.push_back(f.key);
+      return;
+    }
+    using T = std::remove_cvref_t<decltype(get(defaults))>;
+    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<std::string>>) {
+      return;  // paths: described in words
+    } else {
+      const size_t cell = doc.find("| ", doc.find(" | ", row + 1) + 1);  // the second column
+      const std::string text = doc.substr(cell + 2, doc.find(" |", cell + 2) - cell - 2);
+      std::string want = pf::flag_text(get(defaults));
+      if constexpr (std::is_same_v<T, bool>) want = get(defaults) ? "on" : "off";
+      EXPECT_EQ(text.rfind(want, 0), 0u) << "train/USAGE.md gives --" << f.key << " the default '" << text
+                                         << "', the field list " << want;
+    }
   });
-  EXPECT_TRUE(missing.empty()) << "flags missing from train/USAGE.md: " << testing::PrintToString(missing);
+  EXPECT_TRUE(missing.empty()) << "flags missing from train/USAGE.md tables: " << testing::PrintToString(missing);
 }
 
 namespace pf {
@@ -220,23 +245,23 @@ namespace {
 // model and back unchanged (TrainConfig::model_config and config_from are driven by the one list).
 TEST(TrainConfigModelFields, EveryFlaggedFieldRoundTrips) {
   TrainConfig c;
-  c.dim = 96;
-  c.heads = 3;
-  c.depth = 5;
-  c.ff_hidden = 200;
-  c.features = 40;
-  c.seq_len = 48;
-  c.attention = "relu";
-  c.positions = "sinusoidal";
-  c.tie_embeddings = true;
-  c.dropout = 0.25;
-  c.orthogonal_features = false;
-  c.redraw_every = 7;
-  c.kernel_eps = 0.5;
-  c.chunk_size = 16;
-  c.seed = 99;
-  c.shared_key_shift = true;
-  c.antithetic_features = true;
+  c.model.dim = 96;
+  c.model.heads = 3;
+  c.model.depth = 5;
+  c.model.ff_hidden = 200;
+  c.model.features = 40;
+  c.data.seq_len = 48;
+  c.model.attention = AttentionKind::Relu;
+  c.model.positions = PositionKind::Sinusoidal;
+  c.model.tie_embeddings = true;
+  c.model.dropout = 0.25;
+  c.model.orthogonal_features = false;
+  c.model.redraw_every = 7;
+  c.model.kernel_eps = 0.5;
+  c.model.chunk_size = 16;
+  c.run.seed = 99;
+  c.model.shared_key_shift = true;
+  c.model.antithetic_features = true;
   const ModelConfig m = c.model_config(300);
   EXPECT_EQ(m.vocab_size, 300);
   EXPECT_EQ(m.dim, 96);
@@ -261,21 +286,21 @@ TEST(TrainConfigModelFields, EveryFlaggedFieldRoundTrips) {
   DataConfig d = c.data_config();
   const TrainConfig back = config_from(m, d, nullptr);
   ModelConfig::visit_fields([&](const ModelField& f, auto) {
-    if (!f.flag) return;
-    EXPECT_EQ(field_text(back, f.flag), field_text(c, f.flag)) << f.flag;
+    if (!f.spec.key) return;
+    EXPECT_EQ(field_text(back, f.spec.key), field_text(c, f.spec.key)) << f.spec.key;
   });
 }
 
 // Every DataConfig field set away from its default goes to a TrainConfig (config_from, what
 // make_checkpoint records for a user loop) and back unchanged: a SentencePiece loop's checkpoint says
-// sentencepiece, not bytes. Both directions walk visit_data_fields (train/train_config.h).
+// sentencepiece, not bytes. TrainConfig holds the DataConfig itself, so no field can be dropped.
 TEST(TrainConfigDataFields, EveryDataFieldRoundTripsThroughConfigFrom) {
   DataConfig d;
   d.train_files = {"a.txt", "b.txt"};
   d.val_files = {"v.txt"};
   d.format = Format::Text;
   d.val_fraction = 0.2;
-  d.objective = "mlm";
+  d.objective = Objective::Mlm;
   d.seq_len = 77;
   d.batch_size = 5;
   d.pack = true;
@@ -283,57 +308,52 @@ TEST(TrainConfigDataFields, EveryDataFieldRoundTripsThroughConfigFrom) {
   d.mask_prob = 0.3;
   d.seed = 42;
   d.cache_dir = "/tmp/c";
-  d.tokenizer = "sentencepiece";
-  d.tokenizer_model = "m.model";
-  d.vocab_size = 321;
-  d.tokenizer_type = "unigram";
-  d.tokenizer_sample_bytes = int64_t{3} << 20;
-  d.tokenizer_sample_seed = 9;
+  d.tokenizer.kind = TokenizerKind::SentencePiece;
+  d.tokenizer.model = "m.model";
+  d.tokenizer.vocab_size = 321;
+  d.tokenizer.type = SentencePieceType::Unigram;
+  d.tokenizer.sample_bytes = int64_t{3} << 20;
+  d.tokenizer.sample_seed = 9;
   d.threads = 3;
   const TrainConfig t = config_from(TrainConfig{}.model_config(300), d, nullptr);
-  EXPECT_EQ(t.tokenizer, "sentencepiece");
-  EXPECT_EQ(t.vocab_size, 321);
-  const DataConfig back = t.data_config();
-  EXPECT_EQ(back.train_files, d.train_files);
-  EXPECT_EQ(back.val_files, d.val_files);
-  EXPECT_EQ(back.format, d.format);
-  EXPECT_EQ(back.val_fraction, d.val_fraction);
-  EXPECT_EQ(back.objective, d.objective);
-  EXPECT_EQ(back.seq_len, d.seq_len);
-  EXPECT_EQ(back.batch_size, d.batch_size);
-  EXPECT_EQ(back.pack, d.pack);
-  EXPECT_EQ(back.skip_bad_records, d.skip_bad_records);
-  EXPECT_EQ(back.mask_prob, d.mask_prob);
-  EXPECT_EQ(back.seed, d.seed);
-  EXPECT_EQ(back.cache_dir, d.cache_dir);
-  EXPECT_EQ(back.tokenizer, d.tokenizer);
-  EXPECT_EQ(back.tokenizer_model, d.tokenizer_model);
-  EXPECT_EQ(back.vocab_size, d.vocab_size);
-  EXPECT_EQ(back.tokenizer_type, d.tokenizer_type);
-  EXPECT_EQ(back.tokenizer_sample_bytes, d.tokenizer_sample_bytes);
-  EXPECT_EQ(back.tokenizer_sample_seed, d.tokenizer_sample_seed);
-  EXPECT_EQ(back.threads, d.threads);
+  EXPECT_EQ(field_text(t, "tokenizer"), "\"sentencepiece\"");
+  EXPECT_EQ(field_text(t, "vocab-size"), "321");
+  // Through the checkpoint's text form and back.
+  const DataConfig back = config_from_map(config_to_map(t)).data_config();
+  EXPECT_TRUE(back == d);
+  DataConfig::visit_fields([&](const FieldSpec& f, auto member) { EXPECT_TRUE(back.*member == d.*member) << f.key; });
+  TokenizerConfig::visit_fields(
+      [&](const FieldSpec& f, auto member) { EXPECT_TRUE(back.tokenizer.*member == d.tokenizer.*member) << f.key; });
 }
 
-// One set of defaults: a default DataConfig is what performer-train's defaults give.
-TEST(TrainConfigDataFields, DefaultsAgreeWithTheCommandLine) {
-  const DataConfig lib, cli = TrainConfig{}.data_config();
-  EXPECT_EQ(lib.val_fraction, cli.val_fraction);
-  EXPECT_EQ(lib.mask_prob, cli.mask_prob);
-  EXPECT_EQ(lib.tokenizer, cli.tokenizer);
-  EXPECT_EQ(lib.tokenizer_type, cli.tokenizer_type);
-  EXPECT_EQ(lib.tokenizer_sample_bytes, cli.tokenizer_sample_bytes);
-  EXPECT_EQ(lib.tokenizer_sample_seed, cli.tokenizer_sample_seed);
+// One set of defaults: a default-constructed library config is what performer-train's defaults give.
+TEST(TrainConfigDefaults, LibraryDefaultsAreTheCommandLines) {
+  const TrainConfig cli = [] {
+    const char* argv[] = {"performer-train"};
+    const ParseOutcome p = parse_train_cli(1, argv);
+    EXPECT_TRUE(p.ok);
+    return p.cli.fresh_config();
+  }();
+  DataConfig data = cli.data_config();
+  data.train_files.clear();  // the default corpus is performer-train's alone
+  EXPECT_TRUE(DataConfig{} == data);
+  EXPECT_TRUE(ModelConfig{} == cli.model_config(256)) << ModelConfig{}.describe() << "\n" << cli.model_config(256).describe();
+  const ScheduleConfig s;
+  EXPECT_TRUE(s.kind == cli.schedule.kind && s.lr == cli.schedule.lr && s.warmup == cli.schedule.warmup &&
+              s.total_steps == cli.schedule.total_steps && s.min_lr_ratio == cli.schedule.min_lr_ratio);
+  const OptimizerConfig o;
+  EXPECT_TRUE(o.kind == cli.optimizer.kind && o.beta1 == cli.optimizer.beta1 && o.beta2 == cli.optimizer.beta2 &&
+              o.weight_decay == cli.optimizer.weight_decay && o.clip == cli.optimizer.clip);
 }
 
 TEST(TrainConfigModelFields, LibraryOnlyFieldsAreFlagsNow) {
   for (const std::string key : {"chunk-size", "kernel-eps", "shared-key-shift", "orthogonal-features"})
     EXPECT_NO_THROW(field_text(TrainConfig{}, key)) << key;
   TrainConfig c;
-  c.chunk_size = 0;
+  c.model.chunk_size = 0;
   EXPECT_EQ(validation_error(c), "--chunk-size 0: must be > 0");
   c = TrainConfig{};
-  c.kernel_eps = -1;
+  c.model.kernel_eps = -1;
   EXPECT_EQ(validation_error(c), "--kernel-eps -1: must be finite and >= 0");
 }
 
@@ -341,13 +361,13 @@ TEST(TrainConfigModelFields, PresetsComeFromTheOneTable) {
   for (const ShapePreset& p : shape_presets()) {
     TrainConfig c;
     apply_preset(c, p.name);
-    EXPECT_EQ(c.dim, p.dim) << p.name;
-    EXPECT_EQ(c.depth, p.depth) << p.name;
-    EXPECT_EQ(c.heads, p.heads) << p.name;
-    EXPECT_EQ(c.ff_hidden, p.ff_hidden) << p.name;
-    EXPECT_EQ(c.features, p.features) << p.name;
-    EXPECT_EQ(c.seq_len, p.seq_len) << p.name;
-    EXPECT_EQ(c.batch_size, p.batch_size) << p.name;
+    EXPECT_EQ(c.model.dim, p.dim) << p.name;
+    EXPECT_EQ(c.model.depth, p.depth) << p.name;
+    EXPECT_EQ(c.model.heads, p.heads) << p.name;
+    EXPECT_EQ(c.model.ff_hidden, p.ff_hidden) << p.name;
+    EXPECT_EQ(c.model.features, p.features) << p.name;
+    EXPECT_EQ(c.data.seq_len, p.seq_len) << p.name;
+    EXPECT_EQ(c.data.batch_size, p.batch_size) << p.name;
   }
   EXPECT_EQ(shape_preset("b1").dim, 256);
   EXPECT_THROW(shape_preset("b3"), std::invalid_argument);
@@ -366,15 +386,15 @@ TEST(MemoryEstimate, CountsTheParametersAndRefusesWhatCannotFit) {
   for (const char* attention : {"favor", "favor-local", "softmax", "relu"})
     for (bool tied : {false, true})
       for (const char* positions : {"learned", "rotary"}) {
-        c.attention = attention;
-        c.tie_embeddings = tied;
-        c.positions = positions;
+        c.model.attention = parse_attention(attention);
+        c.model.tie_embeddings = tied;
+        c.model.positions = parse_positions(positions);
         PerformerLM model(c.model_config(258));
         EXPECT_EQ(estimate_memory(c).parameters, static_cast<double>(model.num_parameters()))
             << attention << " tied " << tied << " " << positions;
       }
   EXPECT_NO_THROW(check_memory(c, 1, 1e12));
-  c.batch_size = 10'000'000;
+  c.data.batch_size = 10'000'000;
   try {
     check_memory(c, 1, 1e12);
     ADD_FAILURE() << "a batch of ten million rows fits in 1 TB?";

@@ -110,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(RealValues, NonFiniteStep,
 
 TEST_F(TrainerTest, FitStopsAfterMaxNonFiniteInARow) {
   TrainConfig cfg = config();
-  cfg.max_nonfinite = 3;
+  cfg.run.max_nonfinite = 3;
   Trainer t(cfg);
   // Through FitOptions::after_step: a NaN parameter during steps 4, 6, 7 and 8 (4 alone, then 6, 7,
   // 8 in a row), put back after each of them.
@@ -144,10 +144,10 @@ TEST_F(TrainerTest, FitStopsAfterMaxNonFiniteInARow) {
 
 TEST_F(TrainerTest, FitKeepsLastKAndTheBest) {
   TrainConfig cfg = config();
-  cfg.steps = 12;
-  cfg.save_every = 2;
-  cfg.eval_every = 3;
-  cfg.keep = 2;
+  cfg.schedule.total_steps = 12;
+  cfg.run.save_every = 2;
+  cfg.run.eval_every = 3;
+  cfg.run.keep = 2;
   Trainer t(cfg);
   FitOptions o;
   o.out_dir = dir_.path("keep");
@@ -178,9 +178,9 @@ TEST_F(TrainerTest, FitKeepsLastKAndTheBest) {
 // (dropout on, so the replayed masks are exercised too).
 TEST_F(TrainerTest, RecomputeBlocksTrainsIdentically) {
   TrainConfig cfg = config();
-  cfg.dropout = 0.1;
+  cfg.model.dropout = 0.1;
   TrainConfig rec_cfg = cfg;
-  rec_cfg.recompute_blocks = true;
+  rec_cfg.run.recompute_blocks = true;
   Trainer plain(cfg), rec(rec_cfg);
   ASSERT_TRUE(rec.model().recompute_blocks());
   for (int s = 0; s < 4; ++s) EXPECT_EQ(rec.step().loss, plain.step().loss) << "step " << s;
@@ -190,8 +190,8 @@ TEST_F(TrainerTest, RecomputeBlocksTrainsIdentically) {
 
 TEST_F(TrainerTest, LearnsBelowUnigramEntropy) {
   TrainConfig cfg = config();
-  cfg.steps = 60;
-  cfg.eval_batches = 4;
+  cfg.schedule.total_steps = 60;
+  cfg.run.eval_batches = 4;
   Trainer t(cfg);
   const double unigram = unigram_entropy(t.eval_batches(), t.data().vocab().size());
   const double first = t.evaluate().loss;
@@ -254,11 +254,11 @@ TEST(TrainerPrecision, Bf16TrainingTracksFp32) {
   if (!bf16_supported()) GTEST_SKIP() << bf16_unsupported_reason();
   test::TempDir dir;
   TrainConfig cfg = test::tiny_train_config(dir.write("corpus.txt", test::word_text(3000, 9)));
-  cfg.steps = 60;
-  cfg.eval_batches = 4;
+  cfg.schedule.total_steps = 60;
+  cfg.run.eval_batches = 4;
   auto run = [&](const std::string& precision, std::vector<double>& losses) {
     TrainConfig c = cfg;
-    c.precision = precision;
+    set_field(c, "precision", precision);
     apply_process_settings(c);
     Trainer t(c);
     EXPECT_EQ(matmul_precision(), parse_precision(precision));
@@ -283,18 +283,18 @@ TEST(TrainerPrecision, Bf16TrainingTracksFp32) {
 TEST(TrainerPrecision, ConstructingATrainerChangesNoProcessWideSetting) {
   test::TempDir dir;
   TrainConfig c = test::tiny_train_config(dir.write("corpus.txt", test::word_text(500, 3)));
-  c.threads = 1;
-  c.precision = "fp32";
+  c.run.threads = 1;
+  c.run.precision = Precision::fp32;
   set_matmul_precision(Precision::fp32);
   const int threads = get_num_threads();
   TrainConfig other = c;
-  other.threads = threads == 1 ? 2 : 1;
-  if (bf16_supported()) other.precision = "bf16";
+  other.run.threads = threads == 1 ? 2 : 1;
+  if (bf16_supported()) other.run.precision = Precision::bf16;
   { Trainer t(other); }
   EXPECT_EQ(get_num_threads(), threads);
   EXPECT_EQ(matmul_precision(), Precision::fp32);
   apply_process_settings(other);
-  EXPECT_EQ(get_num_threads(), other.threads);
+  EXPECT_EQ(get_num_threads(), other.run.threads);
   if (bf16_supported()) {
     EXPECT_EQ(matmul_precision(), Precision::bf16);
   }
@@ -304,17 +304,16 @@ TEST(TrainerPrecision, ConstructingATrainerChangesNoProcessWideSetting) {
 
 TEST(TrainerPrecision, AutoAndUnsupportedBf16) {
   TrainConfig c;
-  c.precision = "auto";
+  c.run.precision = std::nullopt;
   EXPECT_EQ(c.matmul_precision(), bf16_supported() ? Precision::bf16 : Precision::fp32);
-  c.precision = "fp16";
   try {
-    c.validate();
+    set_field(c, "precision", "fp16");
     ADD_FAILURE() << "--precision fp16 accepted";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("--precision"), std::string::npos) << e.what();
   }
   if (!bf16_supported()) {
-    c.precision = "bf16";
+    c.run.precision = Precision::bf16;
     EXPECT_THROW(c.validate(), std::invalid_argument);
   }
 }

@@ -149,26 +149,26 @@ inline std::string directory_fingerprint(const std::string& dir) {
 // A model and run small enough for dozens of steps per second on one thread.
 inline TrainConfig tiny_train_config(const std::string& data_file) {
   TrainConfig c;
-  c.data = {data_file};
-  c.val_fraction = 0.1;
-  c.attention = "favor";  // the tests of the Trainer exercise FAVOR+ (its redraws, its buffers); mlm needs it
-  c.dim = 32;
-  c.depth = 1;
-  c.heads = 2;
-  c.ff_hidden = 64;
-  c.features = 16;
-  c.seq_len = 32;
-  c.batch_size = 4;
-  c.steps = 20;
-  c.warmup = 2;
-  c.lr = 3e-3;
-  c.eval_every = 5;
-  c.eval_batches = 2;
-  c.save_every = 5;
-  c.log_every = 1;
-  c.sample_tokens = 0;
-  c.threads = 1;
-  c.redraw_every = 3;
+  c.data.train_files = {data_file};
+  c.data.val_fraction = 0.1;
+  c.model.attention = AttentionKind::Favor;  // the tests of the Trainer exercise FAVOR+ (its redraws, its buffers); mlm needs it
+  c.model.dim = 32;
+  c.model.depth = 1;
+  c.model.heads = 2;
+  c.model.ff_hidden = 64;
+  c.model.features = 16;
+  c.data.seq_len = 32;
+  c.data.batch_size = 4;
+  c.schedule.total_steps = 20;
+  c.schedule.warmup = 2;
+  c.schedule.lr = 3e-3;
+  c.run.eval_every = 5;
+  c.run.eval_batches = 2;
+  c.run.save_every = 5;
+  c.run.log_every = 1;
+  c.run.sample_tokens = 0;
+  c.run.threads = 1;
+  c.model.redraw_every = 3;
   return c;
 }
 

@@ -1,0 +1,169 @@
+// Every setting travels unchanged through every place a setting goes: the command line, the config
+// file, the checkpoint, the resume merge and the safetensors metadata. The config below changes every
+// field away from its default (a test checks that, so a new field must be added here to pass), and
+// each path must give it back equal, field by field.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "train/checkpoint.h"
+#include "train/cli.h"
+#include "train/config_file.h"
+#include "train/interop.h"
+#include "train/train_config.h"
+
+namespace pf {
+namespace {
+
+TrainConfig every_field_changed() {
+  TrainConfig c;
+  DataConfig& d = c.data;
+  d.train_files = {"/corpus/a.txt", "/corpus/b c.txt"};
+  d.val_files = {"/corpus/v.txt"};
+  d.val_fraction = 0.2;
+  d.format = Format::Text;
+  d.objective = Objective::Mlm;
+  d.seq_len = 64;
+  d.batch_size = 8;
+  d.mask_prob = 0.3;
+  d.pack = true;
+  d.skip_bad_records = true;
+  d.cache_dir = "/tmp/the cache";
+  d.tokenizer.kind = TokenizerKind::SentencePiece;
+  d.tokenizer.model = "/models/m.model";
+  d.tokenizer.vocab_size = 300;
+  d.tokenizer.type = SentencePieceType::Unigram;
+  d.tokenizer.sample_bytes = int64_t{2} << 20;
+  d.tokenizer.sample_seed = 7;
+  ModelConfig& m = c.model;
+  m.dim = 96;
+  m.depth = 3;
+  m.heads = 3;
+  m.ff_hidden = 200;
+  m.features = 40;
+  m.attention = AttentionKind::Favor;
+  m.positions = PositionKind::Sinusoidal;
+  m.tie_embeddings = true;
+  m.dropout = 0.25f;
+  m.orthogonal_features = false;
+  m.redraw_every = 7;
+  m.kernel_eps = 1e-3f;
+  m.chunk_size = 16;
+  m.shared_key_shift = true;
+  m.antithetic_features = true;
+  m.local_window = 8;
+  m.feature_map = FeatureMapKind::FavorPlusPlus;
+  m.favorpp_z = 2.5f;
+  c.optimizer = {OptimizerKind::Sgd, 0.8, 0.95, 0.5, 0.05, 2.0};
+  c.schedule = {ScheduleKind::Linear, 1e-3f, 10, 300, 0.2f};
+  RunConfig& r = c.run;
+  r.preset = "small";
+  r.init_from = "/weights/w.safetensors";
+  r.grad_accum = 2;
+  r.time_limit = 60.5;
+  r.seed = 9;
+  r.threads = 2;
+  r.precision = Precision::fp32;
+  r.recompute_blocks = true;
+  r.eval_every = 20;
+  r.eval_batches = 3;
+  r.save_every = 30;
+  r.keep = 4;
+  r.log_every = 5;
+  r.sample_tokens = 10;
+  r.max_nonfinite = 2;
+  r.out = "/tmp/out dir";
+  c.distributed.world_size = 2;
+  return c;
+}
+
+// Field by field, naming the first that differs.
+void expect_same(const TrainConfig& got, const TrainConfig& want, const std::string& path) {
+  visit_fields([&](const FieldInfo& f, auto get) {
+    EXPECT_TRUE(get(got) == get(want)) << path << ": --" << f.key << " came back as " << field_text(get(got))
+                                       << ", not " << field_text(get(want));
+  });
+  EXPECT_TRUE(got == want) << path;
+}
+
+// The command line that asks for c.
+std::vector<std::string> command_line(const TrainConfig& c) {
+  std::vector<std::string> args = {"performer-train"};
+  visit_fields([&](const FieldInfo& f, auto get) {
+    const auto& v = get(c);
+    using T = std::remove_cvref_t<decltype(v)>;
+    const std::string flag = std::string("--") + f.key;
+    if constexpr (std::is_same_v<T, bool>) {
+      args.push_back(v ? flag : "--no-" + std::string(f.key));
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      args.push_back(flag);
+      for (const std::string& item : v) args.push_back(item);
+    } else {
+      args.push_back(flag);
+      args.push_back(flag_text(v));
+    }
+  });
+  return args;
+}
+
+TrainConfig parse(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  const ParseOutcome p = parse_train_cli(static_cast<int>(argv.size()), argv.data());
+  EXPECT_TRUE(p.ok);
+  return p.cli.fresh_config();
+}
+
+TEST(ConfigRoundTrip, TheTestConfigChangesEveryField) {
+  const TrainConfig c = every_field_changed(), defaults;
+  visit_fields([&](const FieldInfo& f, auto get) {
+    EXPECT_FALSE(get(c) == get(defaults)) << "--" << f.key << " keeps its default: change it in every_field_changed()";
+  });
+}
+
+TEST(ConfigRoundTrip, CommandLine) {
+  const TrainConfig c = every_field_changed();
+  expect_same(parse(command_line(c)), c, "command line");
+}
+
+TEST(ConfigRoundTrip, ConfigFile) {
+  const TrainConfig c = every_field_changed();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("pf-round-trip-" + std::to_string(::getpid()) + ".toml")).string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << to_config_file(c);
+  }
+  expect_same(parse({"performer-train", "--config", path}), c, "config file");
+  std::filesystem::remove(path);
+}
+
+TEST(ConfigRoundTrip, CheckpointAndResume) {
+  const TrainConfig c = every_field_changed();
+  Checkpoint ck;
+  ck.config = c;
+  ck.vocab = Vocab::bytes();
+  ck.model_config = c.model_config(ck.vocab.size());
+  ck.model_config.attention = AttentionKind::Favor;
+  const Checkpoint back = parse_checkpoint(serialize_checkpoint(ck), "round-trip.ckpt");
+  expect_same(back.config, c, "checkpoint");
+  EXPECT_TRUE(back.model_config == ck.model_config);
+  // Resuming with every flag given again, at the checkpoint's values: no conflict, nothing changes.
+  TrainCli cli;
+  visit_fields([&](const FieldInfo& f, auto get) { cli.requested[f.key] = field_text(get(c)); });
+  expect_same(merge_for_resume(back.config, cli, "round-trip.ckpt"), c, "resume");
+}
+
+TEST(ConfigRoundTrip, SafetensorsMetadata) {
+  const ModelConfig m = every_field_changed().model_config(300);
+  const ModelConfig back = model_config_from_metadata(model_metadata(m, "sentencepiece", 12), "w.safetensors");
+  ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+    EXPECT_TRUE(back.*member == m.*member) << f.name << " came back as " << flag_text(back.*member);
+  });
+}
+
+}  // namespace
+}  // namespace pf
