@@ -1,7 +1,7 @@
 // performer-train's config file (`--config FILE`): TOML, read by toml++ (Debian: libtomlplusplus-dev)
 // and held to the flag list (train_config.h visit_fields): every key is a flag name without "--", at the
 // top level (no tables), at most once, of the field's type (a list of strings, a string, true / false,
-// an integer, a number), within the field's NumericRule. Anything else is refused with
+// an integer, a number), within the field's range. Anything else is refused with
 // std::invalid_argument naming the file, the line and the key: unknown or misspelled keys, duplicates,
 // sections, wrong types, out-of-range values, text that is not TOML. A UTF-8 byte order mark is
 // accepted. to_config_file (below) writes files this reader takes back unchanged.

@@ -195,7 +195,7 @@ const std::map<std::string, std::map<std::string, std::string>>& presets();
 // Sets the preset's fields on c (throws std::invalid_argument naming --preset if unknown).
 void apply_preset(TrainConfig& c, const std::string& preset);
 // Sets one field from its text form, as the command line would: the text must be of the field's type,
-// whole, and within its NumericRule (throws FieldValueError naming the flag and the text as given).
+// whole, and within its range (throws FieldValueError naming the flag and the text as given).
 void set_field(TrainConfig& c, const std::string& key, const std::string& value);
 // The text form of one field ("128", "favor", "a.txt b.txt" for lists).
 std::string field_text(const TrainConfig& c, const std::string& key);

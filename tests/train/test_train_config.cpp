@@ -119,7 +119,7 @@ TEST(TrainConfig, MapRoundTripIsExact) {
   c.schedule.lr = 0.1 + 0.2;  // not exactly representable in short decimal
   c.model.dropout = 1.0 / 3.0;
   c.model.tie_embeddings = true;
-  c.run.seed = 9223372036854775807ull;  // the largest seed (a TOML integer; kNumericRules)
+  c.run.seed = 9223372036854775807ull;  // the largest seed (a TOML integer; kSeed)
   c.run.out = "/tmp/x";
   EXPECT_EQ(config_from_map(config_to_map(c)), c);
 }
