@@ -47,8 +47,8 @@ inline constexpr int64_t kMinSentencePieceVocab = 260;
 
 struct TokenizerConfig {
   TokenizerKind kind = TokenizerKind::Bytes;
-  std::string model;  // a SentencePiece .model file
-  std::string proto;  // the serialized model itself (wins over `model`); not a flag (checkpoints carry it)
+  std::string model{};  // a SentencePiece .model file
+  std::string proto{};  // the serialized model itself (wins over `model`); not a flag (checkpoints carry it)
   int64_t vocab_size = 0;  // pieces to train; with a given model, 0 or its size
   SentencePieceType type = SentencePieceType::Bpe;  // training only
   // Training a SentencePiece model: a stratified sample of this many bytes of the training part (all
@@ -93,7 +93,7 @@ struct TokenizerConfig {
 };
 
 struct DataConfig {
-  std::vector<std::string> train_files, val_files;
+  std::vector<std::string> train_files{}, val_files{};
   Format format = Format::Auto;  // Auto: decided per file (data/format.h); all files must agree
   double val_fraction = 0.05;    // in [0, 1); used only when val_files is empty
   Objective objective = Objective::Causal;
@@ -102,8 +102,8 @@ struct DataConfig {
   double mask_prob = 0.15;       // masked LM: selection probability per eligible token
   bool pack = false;             // proteins: pack records end to end (data/protein_batcher.h)
   bool skip_bad_records = false; // FASTA: skip malformed records instead of failing
-  std::string cache_dir;  // where corpora are prepared and .gz files decompressed ("" = data/corpus_file.h)
-  TokenizerConfig tokenizer;
+  std::string cache_dir{};  // where corpora are prepared and .gz files decompressed ("" = data/corpus_file.h)
+  TokenizerConfig tokenizer{};
   // Not flags of their own: performer-train sets them from --seed and --threads.
   uint64_t seed = 1;
   // Preparing the dataset (data/prepared.h): worker threads (0 = all cores) and a progress line on

@@ -26,27 +26,16 @@ int main(int argc, char** argv) {
   const std::string checkpoint_path = argc > 3 ? argv[3] : "distributed_lm.ckpt";
 
   // The same data stream on every rank: a global batch of 8 windows of 64 bytes.
-  pf::DataConfig data_cfg;
-  data_cfg.train_files = {argv[1]};
-  data_cfg.format = pf::Format::Text;
-  data_cfg.seq_len = 64;
-  data_cfg.batch_size = 8;
-  data_cfg.val_fraction = 0.1;
-  data_cfg.seed = 1;
+  const pf::DataConfig data_cfg{
+      .train_files = {argv[1]}, .format = pf::Format::Text, .val_fraction = 0.1, .seq_len = 64, .batch_size = 8};
   pf::DataModule data(data_cfg);
   if (data_cfg.batch_size % ranks != 0) {
     if (rank == 0) std::fprintf(stderr, "this example needs a rank count that divides 8\n");
     return 2;
   }
 
-  pf::ModelConfig model_cfg;
-  model_cfg.vocab_size = data.vocab().size();
-  model_cfg.dim = 64;
-  model_cfg.depth = 2;
-  model_cfg.heads = 4;
-  model_cfg.ff_hidden = 256;
-  model_cfg.features = 32;
-  model_cfg.max_seq_len = data_cfg.seq_len;
+  const pf::ModelConfig model_cfg{.vocab_size = data.vocab().size(), .dim = 64, .ff_hidden = 256, .features = 32,
+                                  .max_seq_len = data_cfg.seq_len, .attention = pf::AttentionKind::Favor};
   pf::PerformerLM model(model_cfg);
   model.dropout_generator().seed(1000 + static_cast<uint64_t>(rank));  // own dropout masks per rank
 

@@ -20,25 +20,15 @@ int main(int argc, char** argv) {
   const std::string checkpoint_path = argc > 3 ? argv[3] : "protein_lm.ckpt";
 
   // One record per row, framed as <bos> residues <eos>, cropped to 64 tokens, padded with a key mask.
-  pf::DataConfig data_cfg;
-  data_cfg.train_files = {argv[1]};
-  data_cfg.format = pf::Format::Fasta;
-  data_cfg.seq_len = 64;
-  data_cfg.batch_size = 8;
-  data_cfg.val_fraction = 0.1;
-  data_cfg.seed = 1;
+  const pf::DataConfig data_cfg{
+      .train_files = {argv[1]}, .format = pf::Format::Fasta, .val_fraction = 0.1, .seq_len = 64, .batch_size = 8};
   pf::DataModule data(data_cfg);
   std::printf("%s\n", data.describe().c_str());
 
-  pf::ModelConfig model_cfg;
-  model_cfg.vocab_size = data.vocab().size();  // 20 amino acids, 5 rare codes, pad, bos, eos, mask
-  model_cfg.dim = 64;
-  model_cfg.depth = 2;
-  model_cfg.heads = 4;
-  model_cfg.ff_hidden = 256;
-  model_cfg.features = 32;
-  model_cfg.max_seq_len = data_cfg.seq_len;
-  model_cfg.positions = pf::PositionKind::Rotary;
+  // The vocabulary: 20 amino acids, 5 rare codes, pad, bos, eos, mask. Depth 2 and 4 heads are the defaults.
+  const pf::ModelConfig model_cfg{.vocab_size = data.vocab().size(), .dim = 64, .ff_hidden = 256, .features = 32,
+                                  .max_seq_len = data_cfg.seq_len, .attention = pf::AttentionKind::Favor,
+                                  .positions = pf::PositionKind::Rotary};
   pf::PerformerLM model(model_cfg);
 
   pf::AdamOptions adam;

@@ -9,6 +9,7 @@
 #include "autograd/parallel.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
+#include "train/tool_main.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/run_directory.h"
@@ -174,17 +175,5 @@ int main(int argc, char** argv) {
   EvalArgs args;
   NumberTexts numbers;
   add_options(app, args, numbers);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return pf::usage_exit_code(app.exit(e));
-  }
-  try {
-    read_numbers(numbers, args);
-    if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
-    return run(args);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "performer-eval: error: %s\n", e.what());
-    return 2;
-  }
+  return pf::tool_main(app, argc, argv, args, numbers, read_numbers, run);
 }

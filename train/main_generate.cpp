@@ -10,6 +10,7 @@
 #include "performer/generate.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
+#include "train/tool_main.h"
 #include "train/run_directory.h"
 
 namespace {
@@ -149,17 +150,5 @@ int main(int argc, char** argv) {
   GenerateArgs args;
   NumberTexts numbers;
   add_options(app, args, numbers);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return pf::usage_exit_code(app.exit(e));
-  }
-  try {
-    read_numbers(numbers, args);
-    if (args.threads > 0) pf::set_num_threads(static_cast<int>(args.threads));
-    return run(args);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "performer-generate: error: %s\n", e.what());
-    return 2;
-  }
+  return pf::tool_main(app, argc, argv, args, numbers, read_numbers, run);
 }

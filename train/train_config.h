@@ -118,18 +118,16 @@ struct FieldInfo {
   FieldSpec spec() const { return FieldSpec{key, help, kind, range}; }
 };
 
+inline const FieldSpec& spec_of(const FieldSpec& s) { return s; }
+inline const FieldSpec& spec_of(const ModelField& f) { return f.spec; }
+
 // Calls v(FieldInfo, get) for every field with a flag, in the order of the config file, where
 // get(config) is the field of a (const or not) TrainConfig.
 template <class V>
 void visit_fields(V&& v) {
   auto each = [&](const char* group, auto part) {
     return [&v, group, part](const auto& spec, auto member) {
-      const FieldSpec& s = [&]() -> const FieldSpec& {
-        if constexpr (requires { spec.spec; })
-          return spec.spec;
-        else
-          return spec;
-      }();
+      const FieldSpec& s = spec_of(spec);
       if (!s.key) return;  // set from another field
       v(FieldInfo{s.key, group, s.resume, s.help, s.range}, [part, member](auto& c) -> auto& { return part(c).*member; });
     };

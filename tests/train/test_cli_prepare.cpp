@@ -173,9 +173,11 @@ TEST_F(PrepareCliTest, AKilledPreparationIsNeverTrustedAndTwoAtOnceDoTheWorkOnce
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
   ::kill(killed, SIGKILL);
   wait_for(killed);
-  for (const std::string& e : entries(out("cache/datasets")))  // only a lock, a temporary dir, or a finished dataset
-    if (!e.ends_with(".lock") && e.find(".tmp-") == std::string::npos)
+  for (const std::string& e : entries(out("cache/datasets"))) {  // only a lock, a temporary dir, or a finished dataset
+    if (!e.ends_with(".lock") && e.find(".tmp-") == std::string::npos) {
       EXPECT_TRUE(fs::exists(out("cache/datasets/" + e + "/manifest.json"))) << e;
+    }
+  }
   const pid_t a = spawn(args, out("a.err"));
   const pid_t b = spawn(args, out("b.err"));
   EXPECT_EQ(wait_for(a), 0) << test::read_file(out("a.err"));
