@@ -20,62 +20,34 @@ namespace {
 
 TrainConfig every_field_changed() {
   TrainConfig c;
-  DataConfig& d = c.data;
-  d.train_files = {"/corpus/a.txt", "/corpus/b c.txt"};
-  d.val_files = {"/corpus/v.txt"};
-  d.val_fraction = 0.2;
-  d.format = Format::Text;
-  d.objective = Objective::Mlm;
-  d.seq_len = 64;
-  d.batch_size = 8;
-  d.mask_prob = 0.3;
-  d.pack = true;
-  d.skip_bad_records = true;
-  d.cache_dir = "/tmp/the cache";
-  d.tokenizer.kind = TokenizerKind::SentencePiece;
-  d.tokenizer.model = "/models/m.model";
-  d.tokenizer.vocab_size = 300;
-  d.tokenizer.type = SentencePieceType::Unigram;
-  d.tokenizer.sample_bytes = int64_t{2} << 20;
-  d.tokenizer.sample_seed = 7;
-  ModelConfig& m = c.model;
-  m.dim = 96;
-  m.depth = 3;
-  m.heads = 3;
-  m.ff_hidden = 200;
-  m.features = 40;
-  m.attention = AttentionKind::Favor;
-  m.positions = PositionKind::Sinusoidal;
-  m.tie_embeddings = true;
-  m.dropout = 0.25f;
-  m.orthogonal_features = false;
-  m.redraw_every = 7;
-  m.kernel_eps = 1e-3f;
-  m.chunk_size = 16;
-  m.shared_key_shift = true;
-  m.antithetic_features = true;
-  m.local_window = 8;
-  m.feature_map = FeatureMapKind::FavorPlusPlus;
-  m.favorpp_z = 2.5f;
+  c.data = DataConfig{.train_files = {"/corpus/a.txt", "/corpus/b c.txt"},
+                      .val_files = {"/corpus/v.txt"},
+                      .format = Format::Text,
+                      .val_fraction = 0.2,
+                      .objective = Objective::Mlm,
+                      .seq_len = 64,
+                      .batch_size = 8,
+                      .mask_prob = 0.3,
+                      .pack = true,
+                      .skip_bad_records = true,
+                      .cache_dir = "/tmp/the cache",
+                      .tokenizer = {.kind = TokenizerKind::SentencePiece,
+                                    .model = "/models/m.model",
+                                    .vocab_size = 300,
+                                    .type = SentencePieceType::Unigram,
+                                    .sample_bytes = int64_t{2} << 20,
+                                    .sample_seed = 7}};
+  c.model = ModelConfig{.dim = 96, .depth = 3, .heads = 3, .ff_hidden = 200, .features = 40,
+                        .attention = AttentionKind::Favor, .positions = PositionKind::Sinusoidal,
+                        .tie_embeddings = true, .dropout = 0.25f, .orthogonal_features = false, .redraw_every = 7,
+                        .kernel_eps = 1e-3f, .chunk_size = 16, .shared_key_shift = true, .antithetic_features = true,
+                        .local_window = 8, .feature_map = FeatureMapKind::FavorPlusPlus, .favorpp_z = 2.5f};
   c.optimizer = {OptimizerKind::Sgd, 0.8, 0.95, 0.5, 0.05, 2.0};
   c.schedule = {ScheduleKind::Linear, 1e-3f, 10, 300, 0.2f};
-  RunConfig& r = c.run;
-  r.preset = "small";
-  r.init_from = "/weights/w.safetensors";
-  r.grad_accum = 2;
-  r.time_limit = 60.5;
-  r.seed = 9;
-  r.threads = 2;
-  r.precision = Precision::fp32;
-  r.recompute_blocks = true;
-  r.eval_every = 20;
-  r.eval_batches = 3;
-  r.save_every = 30;
-  r.keep = 4;
-  r.log_every = 5;
-  r.sample_tokens = 10;
-  r.max_nonfinite = 2;
-  r.out = "/tmp/out dir";
+  c.run = RunConfig{.preset = "small", .init_from = "/weights/w.safetensors", .grad_accum = 2, .time_limit = 60.5,
+                    .seed = 9, .threads = 2, .precision = Precision::fp32, .recompute_blocks = true,
+                    .eval_every = 20, .eval_batches = 3, .save_every = 30, .keep = 4, .log_every = 5,
+                    .sample_tokens = 10, .max_nonfinite = 2, .out = "/tmp/out dir"};
   c.distributed.world_size = 2;
   return c;
 }
