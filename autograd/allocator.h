@@ -29,6 +29,7 @@ struct LargeBlockStats {
   int64_t hits = 0;
   int64_t misses = 0;
   int64_t released_bytes = 0;
+  int64_t splits = 0;  // hits served by the front of a larger cached block (the rest stays cached)
 };
 LargeBlockStats large_block_stats();
 

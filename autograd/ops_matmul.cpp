@@ -247,6 +247,51 @@ Tensor gelu_dropout_values(const Tensor& h, bool drop, uint64_t base, float keep
   return a;
 }
 
+// The same activation as bf16 bits (dense), for a product that runs in bf16: computed in L1-sized
+// blocks and rounded as it is made, so the fp32 activation (the model's largest) is never stored
+// and read back. Bit for bit to_bf16(gelu_dropout_values(...)): the same parallel split, and blocks
+// of a multiple of the vector width inside it, so gelu's vectorized and scalar elements are the same.
+Tensor gelu_dropout_bf16(const Tensor& h, bool drop, uint64_t base, float keep, float scale) {
+  const int64_t n = h.numel();
+  Tensor bits = Tensor::empty({(n + 1) / 2});
+  uint16_t* out = reinterpret_cast<uint16_t*>(bits.data());
+  const float* ph = h.data();
+  parallel_for(n, [&](int64_t s, int64_t e) {
+    constexpr int64_t kBlock = 2048;
+    alignas(64) float buf[kBlock];
+    for (int64_t b = s; b < e; b += kBlock) {
+      const int64_t m = std::min(kBlock, e - b);
+      kernels::gelu(ph + b, buf, m);  // m < the parallel grain: runs on this thread
+      if (drop)
+        for (int64_t i = 0; i < m; ++i) buf[i] = kernels::dropout_keeps(base, b + i, keep) ? buf[i] * scale : 0.0f;
+      to_bf16(buf, 1, m, m, out + b);
+    }
+  });
+  return bits;
+}
+
+// The forward product of gelu_linear: out = a W^T + b with a = dropout(gelu(h)).
+Tensor gelu_linear_forward(const Tensor& h, const Var& w, const Var& b, bool drop, uint64_t base, float keep,
+                           float scale, bool bf16) {
+  const int64_t in = w.shape()[1], out_f = w.shape()[0], rows = h.numel() / in;
+  if (!bf16) {
+    NoGradGuard values_only;
+    return linear(Var(gelu_dropout_values(h, drop, base, keep, scale)), w, b).value();
+  }
+  const Tensor a16 = gelu_dropout_bf16(h, drop, base, keep, scale);
+  Shape os = h.shape();
+  os.back() = out_f;
+  Tensor out = Tensor::empty(os);
+  if (b.defined()) {
+    gemm_bias(false, true, rows, out_f, in, nullptr, bits_of(a16), in, w.value().data(), in, b.value().data(),
+              out.data(), out_f);
+  } else {
+    gemm_bf16(false, true, rows, out_f, in, 1.0f, nullptr, bits_of(a16), in, w.value().data(), nullptr, in, 0.0f,
+              out.data(), out_f);
+  }
+  return out;
+}
+
 }  // namespace
 
 Var gelu_linear(const Var& h, const Var& w, const Var& b, float p, bool training, Generator* gen) {
@@ -255,31 +300,47 @@ Var gelu_linear(const Var& h, const Var& w, const Var& b, float p, bool training
   if (drop && !gen) throw std::invalid_argument("gelu_linear: dropout in training needs a Generator");
   const float keep = 1.0f - p, scale = 1.0f / keep;
   const uint64_t base = drop ? gen->next_u64() : 0;  // the one draw dropout() would make
-  Tensor out;
-  {
-    NoGradGuard values_only;
-    out = linear(Var(gelu_dropout_values(h.value(), drop, base, keep, scale)), w, b).value();
-  }
   const bool has_bias = b.defined();
   const int64_t in = w.shape()[1], out_f = w.shape()[0], rows = h.numel() / in;
+  // In bf16 (all three products the same size, so all in bf16 or none): the activation is made in
+  // bf16 directly, forward and backward, and g is converted once for dW and da.
+  const bool bf16 = gemm_uses_bf16(rows, out_f, in) && gemm_uses_bf16(out_f, in, rows) &&
+                    gemm_uses_bf16(rows, in, out_f);
+  Tensor out = gelu_linear_forward(h.value(), w, b, drop, base, keep, scale, bf16);
   const bool rg = needs_grad({&h, &w, &b});
   // Saves h (and W when dh is wanted); gelu(h) and the mask are recomputed: dW = g^T a, db = sum of g
   // over rows, da = g W, dh = gelu'(h) (mask * scale * da): the separate ops' products and formulas.
   Tensor wv = rg && h.requires_grad() ? w.value() : Tensor();
   return make_result(std::move(out), rg, "gelu_linear",
                      [h = h.slot_ptr(), w = w.slot_ptr(), b = has_bias ? b.slot_ptr() : nullptr, hv = h.value(), wv,
-                      drop, base, keep, scale, rows, in, out_f](const Tensor& g) {
+                      drop, base, keep, scale, rows, in, out_f, bf16](const Tensor& g) {
                        const float* pg = g.data();
                        float beta = 1.0f;
+                       Tensor g16;
+                       if (bf16) {
+                         g16 = Tensor::empty({(rows * out_f + 1) / 2});
+                         to_bf16(pg, rows, out_f, out_f, reinterpret_cast<uint16_t*>(g16.data()));
+                       }
                        // dW first, so that the recomputed activation is freed before da is made.
                        if (w->requires_grad) {
-                         Tensor a = gelu_dropout_values(hv, drop, base, keep, scale);
                          float* dw = w->grad_for_overwrite(&beta).data();
-                         gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, a.data(), in, beta, dw, in);
+                         if (bf16) {
+                           const Tensor a16 = gelu_dropout_bf16(hv, drop, base, keep, scale);
+                           gemm_bf16(true, false, out_f, in, rows, 1.0f, nullptr, bits_of(g16), out_f, nullptr,
+                                     bits_of(a16), in, beta, dw, in);
+                         } else {
+                           const Tensor a = gelu_dropout_values(hv, drop, base, keep, scale);
+                           gemm(true, false, out_f, in, rows, 1.0f, pg, out_f, a.data(), in, beta, dw, in);
+                         }
                        }
                        if (h->requires_grad) {
                          Tensor da = Tensor::empty(hv.shape());
-                         gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, wv.data(), in, 0.0f, da.data(), in);
+                         if (bf16) {
+                           gemm_bf16(false, false, rows, in, out_f, 1.0f, nullptr, bits_of(g16), out_f, wv.data(),
+                                     nullptr, in, 0.0f, da.data(), in);
+                         } else {
+                           gemm(false, false, rows, in, out_f, 1.0f, pg, out_f, wv.data(), in, 0.0f, da.data(), in);
+                         }
                          float* pda = da.data();
                          if (drop) kernels::apply_dropout_mask(pda, da.numel(), base, keep, scale);
                          kernels::gelu_backward(hv.data(), pda, pda, da.numel());  // in place: d = g gelu'(x)

@@ -30,13 +30,23 @@ GradientHookGuard::GradientHookGuard(GradientHook hook) : hook_(std::move(hook))
 }
 GradientHookGuard::~GradientHookGuard() { g_gradient_hook = previous_; }
 
+// An intermediate value's first gradient shares the storage it was given (the residual add hands its
+// output's gradient to both inputs, a reshape hands it on as it is) instead of copying it: copy on
+// write. Anything that adds into a gradient in place (below, grad_buffer, grad_for_overwrite) first
+// copies a buffer that something else still holds. A leaf (a parameter) always gets its own copy:
+// optimizers and clipping modify those in place, outside this class.
 void GradSlot::accumulate_grad(const Tensor& g) {
   if (g.shape() != shape) throw_shape_error("backward", "gradient shape differs from value", g.shape(), shape);
   if (!grad.defined()) {
-    grad = g.clone();
+    grad = is_leaf ? g.clone() : g;
   } else {
+    own_grad();
     grad.add_(g);
   }
+}
+
+void GradSlot::own_grad() {
+  if (grad.defined() && !grad.sole_owner()) grad = grad.clone();
 }
 
 void GradSlot::accumulate_grad(Tensor&& g) {
@@ -50,11 +60,13 @@ void GradSlot::accumulate_grad(Tensor&& g) {
 Tensor& GradSlot::grad_for_overwrite(float* beta) {
   *beta = grad.defined() ? 1.0f : 0.0f;
   if (!grad.defined()) grad = Tensor::empty(shape);
+  own_grad();
   return grad;
 }
 
 Tensor& GradSlot::grad_buffer() {
   if (!grad.defined()) grad = Tensor(shape);
+  own_grad();
   return grad;
 }
 

@@ -62,6 +62,8 @@ struct GradSlot {
   // The gradient buffer for an op that computes grad = (its part) + beta * grad, like a GEMM: on first
   // use it is allocated uninitialized and *beta = 0 (overwrite, no zero-fill pass), else *beta = 1.
   Tensor& grad_for_overwrite(float* beta);
+  // Copies grad if its storage is shared (an intermediate value's first gradient is, see var.cpp).
+  void own_grad();
 };
 
 class Var {

@@ -25,7 +25,7 @@ void set_precision_from_env() {
   set_matmul_precision(s ? parse_precision(s) : Precision::fp32);
 }
 
-// C = A B for the B1 model's shapes: (B*T, C) x (C, 3C) and friends; range(3) = 1: C = A^T B with A
+// C = A B for the B1 model's shapes: (B*T, C) x (C, 3C) and friends, then B3's (C 512, ff 2048); range(3) = 1: C = A^T B with A
 // stored (K, M), the weight-gradient product of a linear layer. Small shapes: FAVOR+'s chunk products
 // (chunk 64, m 128, head dim 64 + 1).
 void BM_Matmul(benchmark::State& state) {
@@ -47,6 +47,7 @@ void BM_Matmul(benchmark::State& state) {
 }
 BENCHMARK(BM_Matmul)->Args({4096, 256, 768, 0})->Args({4096, 256, 1024, 0})->Args({4096, 1024, 256, 0})
     ->Args({1024, 4096, 256, 1})->Args({256, 4096, 1024, 1})->Args({2048, 2048, 2048, 0})
+    ->Args({4096, 512, 512, 0})->Args({4096, 512, 2048, 0})->Args({4096, 2048, 512, 0})->Args({512, 4096, 2048, 1})
     ->Args({64, 128, 64, 0})->Args({64, 64, 65, 0})->Args({128, 64, 65, 1})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 

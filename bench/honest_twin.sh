@@ -4,6 +4,7 @@
 # single key stabilizer (--key-shift global), and bench/torch_plain.py with B1's tanh GELU and with
 # nn.GELU()'s erf. One JSON line per run in OUT (BENCHMARKS.md, "An honest twin (2026-12-07)").
 #   bash bench/honest_twin.sh [ROUNDS] [OUT]      environment: STEPS (default "--steps 8 --warmup 2"),
+#   SIDES (default all six: "ours before after global plain plainerf"),
 #   OMP_WAIT_POLICY (default PASSIVE: on a loaded machine spinning OpenMP threads wait for descheduled
 #   ones; set it to ACTIVE, libgomp's default behaviour, on a quiet machine), BENCH_BIN, TWIN_PYTHON.
 set -u
@@ -14,6 +15,7 @@ OUT=${2:-/tmp/honest-twin-$(date +%s).jsonl}
 BENCH_BIN=${BENCH_BIN:-$ROOT/build/bench/performer-bench}
 PY=${TWIN_PYTHON:-/usr/bin/python3}
 ST=${STEPS:---steps 8 --warmup 2}
+SIDES=${SIDES:-ours before after global plain plainerf}  # e.g. SIDES="ours after": ours against the twin only
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 BEFORE=$(mktemp /tmp/torch_twin_before-XXXXXX.py)
@@ -22,7 +24,7 @@ git -C "$ROOT" show d2250f8:bench/torch_twin.py >"$BEFORE" || exit 1
 echo "results: $OUT" >&2
 for r in $(seq 1 "$ROUNDS"); do
   for p in bf16 fp32; do
-    for side in ours before after global plain plainerf; do
+    for side in $SIDES; do
       case $side in
         ours) cmd=("$BENCH_BIN" train --preset b1 --attention favor --threads 2 $ST --precision "$p") ;;
         before) cmd=("$PY" "$BEFORE" train --preset b1 --attention favor --threads 2 $ST --precision "$p") ;;

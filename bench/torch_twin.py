@@ -36,6 +36,8 @@ VOCAB = 256
 PRESETS = {
     "b1": dict(dim=256, depth=4, heads=4, ff=1024, features=128, seq=1024, batch=4),
     "b2": dict(dim=128, depth=2, heads=2, ff=512, features=64, seq=1024, batch=1),
+    # performer/presets.cpp b3: the wider and deeper shape of the scaling table (issue 28).
+    "b3": dict(dim=512, depth=8, heads=8, ff=2048, features=256, seq=1024, batch=4),
     # performer-train --preset small (train/train_config.cpp), for the `text` quality run.
     "small": dict(dim=128, depth=4, heads=4, ff=512, features=64, seq=256, batch=8),
 }

@@ -1,6 +1,7 @@
 // Named model and batch shapes, defined once: performer-train --preset, performer-bench --preset and
 // quality-run all read this table. b1 and b2 are the benchmark shapes (docs/ARCHITECTURE.md,
-// "Benchmark shapes"); tiny and small are quick starting points.
+// "Benchmark shapes"), b3 the wider and deeper one of the scaling table (BENCHMARKS.md, issue 28);
+// tiny and small are quick starting points.
 #pragma once
 
 #include <cstdint>
@@ -18,9 +19,9 @@ struct ShapePreset {
   int64_t batch_size = 0;  // sequences per step
 };
 
-// tiny, small, b1, b2 (in that order).
+// tiny, small, b1, b2, b3 (in that order).
 const std::vector<ShapePreset>& shape_presets();
-// "tiny, small, b1, b2": for messages and --help.
+// "tiny, small, b1, b2, b3": for messages and --help.
 std::string shape_preset_names();
 // The preset called `name`; throws std::invalid_argument listing the names if there is none.
 const ShapePreset& shape_preset(const std::string& name);

@@ -30,6 +30,34 @@ TEST(Tape, ValueUsedTwiceGetsBothContributions) {
   EXPECT_FLOAT_EQ(x.grad().item(), 26.0f);
 }
 
+// An intermediate value's first gradient shares its storage with the gradient it came from (copy on
+// write, autograd/var.cpp): y = a + b hands the same buffer to a and b. When a then receives a second
+// contribution (here from c = f(a), recorded after b, so c's backward runs before b's), the addition
+// must not write into the buffer b still holds: b's gradient, and so q's, must stay r * 3. Both ways
+// of adding in place are covered: accumulate_grad (mul_scalar) and a GEMM with beta = 1 (linear).
+TEST(Tape, SharedFirstGradientIsCopiedBeforeAnotherIsAddedInPlace) {
+  for (bool gemm : {false, true}) {
+    SCOPED_TRACE(gemm ? "linear" : "mul_scalar");
+    Var p(test::randn({3, 4}, 1), true), q(test::randn({3, 4}, 2), true);
+    const Tensor w = test::randn({4, 4}, 3), r = test::randn({3, 4}, 4);
+    Var a = mul_scalar(p, 2.0f), b = mul_scalar(q, 3.0f);
+    Var c = gemm ? linear(a, Var(w), Var()) : mul_scalar(a, 5.0f);
+    Var z = add(add(a, b), c);
+    sum(mul(z, Var(r))).backward();
+    for (int64_t i = 0; i < 12; ++i) EXPECT_FLOAT_EQ(q.grad().data()[i], 3.0f * r.data()[i]) << i;
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 4; ++j) {
+        float da = r.data()[i * 4 + j];  // dz/da = r + (r W or 5 r)
+        if (gemm) {
+          for (int64_t o = 0; o < 4; ++o) da += r.data()[i * 4 + o] * w.data()[o * 4 + j];
+        } else {
+          da += 5.0f * r.data()[i * 4 + j];
+        }
+        EXPECT_NEAR(p.grad().data()[i * 4 + j], 2.0f * da, 1e-5f) << i << "," << j;
+      }
+  }
+}
+
 TEST(Tape, NonScalarNeedsSeed) {
   Var x(Tensor::ones({2, 2}), true);
   Var y = x * 3.0f;

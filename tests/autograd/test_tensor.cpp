@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -163,6 +164,35 @@ TEST(Tensor, RepeatedStepPatternIsServedFromTheCache) {
   EXPECT_EQ(after.misses, before.misses);
   EXPECT_EQ(after.released_bytes, before.released_bytes);
   EXPECT_EQ(after.hits - before.hits, 3 * 4);
+}
+
+// A cached block larger than a request serves it with its front and keeps the rest cached, so that no
+// fresh pages are mapped (and cleared by the kernel) for a request a cached block can hold; the pieces
+// merge back when freed, so the next request for the whole size is served too. The pieces must not
+// overlap.
+TEST(Tensor, SplitCachedBlocksDoNotOverlapAndMergeBack) {
+  constexpr int64_t kMiB = (int64_t{1} << 20) / 4;  // floats per MiB
+  { Tensor big = Tensor::empty({64 * kMiB}); }
+  const LargeBlockStats before = large_block_stats();
+  for (int round = 0; round < 3; ++round) {
+    Tensor a = Tensor::empty({16 * kMiB}), b = Tensor::empty({40 * kMiB});
+    std::fill(a.data(), a.data() + a.numel(), 1.0f);
+    std::fill(b.data(), b.data() + b.numel(), 2.0f);
+    EXPECT_TRUE(a.data() + a.numel() <= b.data() || b.data() + b.numel() <= a.data());
+    EXPECT_EQ(a.data()[0], 1.0f);
+    EXPECT_EQ(a.data()[a.numel() - 1], 1.0f);
+    EXPECT_EQ(b.data()[0], 2.0f);
+    EXPECT_LE(live_tensor_bytes() + cached_tensor_bytes(), peak_live_tensor_bytes());
+    a = Tensor();
+    b = Tensor();
+    Tensor whole = Tensor::empty({64 * kMiB});
+    std::fill(whole.data(), whole.data() + whole.numel(), 3.0f);
+    EXPECT_LE(live_tensor_bytes() + cached_tensor_bytes(), peak_live_tensor_bytes());
+  }
+  const LargeBlockStats after = large_block_stats();
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(after.released_bytes, before.released_bytes);
+  EXPECT_GE(after.splits - before.splits, 3);
 }
 
 // Mid-sized activations (1 MiB to 32 MiB: a B2 activation at sequence 16384 is 8 MiB) come from the

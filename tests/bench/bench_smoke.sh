@@ -50,7 +50,7 @@ if [ "$mode" = ours ]; then
   if "$bench" attention --seq 64 --kind favor-local --bidirectional >/dev/null 2>&1; then
     fail "favor-local --bidirectional was accepted"
   fi
-  if "$bench" train --preset b3 >/dev/null 2>&1; then fail "--preset b3 was accepted"; fi
+  if "$bench" train --preset b9 >/dev/null 2>&1; then fail "--preset b9 was accepted"; fi
   if "$bench" train --seq 0 >/dev/null 2>&1; then fail "--seq 0 was accepted"; fi
   echo "performer-bench: all modes ok (initial loss $l0)"
   exit 0

@@ -70,7 +70,7 @@ TEST_F(TrainCliTest, BadFlagsAreRefusedWithTheFlagNamed) {
       {{"--data", text_, "--val-fraction", "1.5"}, "--val-fraction 1.5: must be in [0, 1)"},
       {{"--data", text_, "--lr", "-0.1"}, "--lr -0.1: must be finite and > 0"},
       {{"--data", dir_.path("missing.txt")}, "missing.txt: no such file"},
-      {{"--data", text_, "--preset", "huge"}, "--preset 'huge': unknown value (expected one of: tiny, small, b1, b2)"},
+      {{"--data", text_, "--preset", "huge"}, "--preset 'huge': unknown value (expected one of: tiny, small, b1, b2, b3)"},
       {{"--data", text_, "--dim", "abc"}, "--dim"},
       {{"--data", text_, "--no-such-flag"}, "--no-such-flag"},
       {{"--data", text_, "--time-limit", "-1"}, "--time-limit -1: must be a number of seconds >= 0"},

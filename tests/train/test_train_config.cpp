@@ -370,7 +370,8 @@ TEST(TrainConfigModelFields, PresetsComeFromTheOneTable) {
     EXPECT_EQ(c.data.batch_size, p.batch_size) << p.name;
   }
   EXPECT_EQ(shape_preset("b1").dim, 256);
-  EXPECT_THROW(shape_preset("b3"), std::invalid_argument);
+  EXPECT_EQ(shape_preset("b3").dim, 512);
+  EXPECT_THROW(shape_preset("b9"), std::invalid_argument);
 }
 
 }  // namespace
