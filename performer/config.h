@@ -10,7 +10,8 @@
 namespace pf {
 
 // FAVOR+ softmax kernel, generalized ReLU, exact, and favor-local: exact softmax over a window of recent
-// keys plus FAVOR+ for the keys before it (performer/favor_local.h; causal only).
+// keys plus FAVOR+ for the keys before it (performer/favor_local.h; causal, or a window on both sides for
+// bidirectional models).
 enum class AttentionKind { Favor, Relu, Softmax, FavorLocal };
 // Random features of the softmax kernel (favor, favor-local): FAVOR+ positive features, or FAVOR++
 // (optimal positive random features, performer/favor.h).
@@ -66,6 +67,12 @@ struct ModelConfig {
   // |q' + k'|^2 = favorpp_z (performer/favor.h, favorpp_optimal_a); >= 0, 0 gives A = 0 (FAVOR+).
   FeatureMapKind feature_map = FeatureMapKind::FavorPlus;
   float favorpp_z = 4.0f;
+  // Short depthwise convolution of q, k and v along time (performer/short_conv.h), kernel short_conv taps
+  // per channel, causal (or centered for bidirectional models); 0 = off. Initialized to the identity.
+  int64_t short_conv = 0;
+  // favor-local: a learned per-head log-gain on the far field inside the shared normalization
+  // (performer/favor_local.h, far_log_gain), initialized to 0 (the plain estimator).
+  bool local_mix = false;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -99,6 +106,8 @@ struct ModelConfig {
     v(ModelField{"local_window", "local-window", true, true, 2, R::Positive}, &C::local_window);
     v(ModelField{"feature_map", "feature-map", true, true, 2, R::None}, &C::feature_map);
     v(ModelField{"favorpp_z", "favorpp-z", true, true, 2, R::FiniteNonNegative}, &C::favorpp_z);
+    v(ModelField{"short_conv", "short-conv", true, true, 3, R::NonNegative}, &C::short_conv);
+    v(ModelField{"local_mix", "local-mix", true, true, 3, R::None}, &C::local_mix);
   }
 
   // Throws std::invalid_argument naming the field and its value, e.g.
@@ -130,5 +139,5 @@ void parse_model_field(const std::string& what, const std::string& text, T& out)
 }  // namespace pf
 
 // Version 1 added shared_key_shift and antithetic_features, version 2 local_window, feature_map and
-// favorpp_z; earlier archives (checkpoints) still load.
-CEREAL_CLASS_VERSION(pf::ModelConfig, 2);
+// favorpp_z, version 3 short_conv and local_mix; earlier archives (checkpoints) still load.
+CEREAL_CLASS_VERSION(pf::ModelConfig, 3);

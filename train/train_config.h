@@ -67,6 +67,8 @@ struct TrainConfig {
   int64_t local_window = 16;          // favor-local: recent keys scored exactly
   std::string feature_map = "favor+";  // favor, favor-local: favor+ | favor++
   double favorpp_z = 4.0;             // favor++: the |q' + k'|^2 its parameter A is optimal for
+  int64_t short_conv = 0;             // short convolution of q, k, v: taps (0 = off)
+  bool local_mix = false;             // favor-local: learned per-head far-field gain
   double dropout = 0.0;
   bool tie_embeddings = false;
   std::string init_from;  // safetensors file whose weights start a fresh run ("" = random initialization)
@@ -180,7 +182,7 @@ void visit_fields(V&& v) {
   f("ff-hidden", &C::ff_hidden, K::Model, "feed-forward width");
   f("features", &C::features, K::Model, "random features per head (M) for favor and relu");
   f("attention", &C::attention, K::Model,
-    "favor-local (exact softmax over the last --local-window keys, FAVOR+ before them; causal only), favor "
+    "favor-local (exact softmax over the last --local-window keys, FAVOR+ before them; both sides with mlm), favor "
     "(FAVOR+ softmax kernel), relu (generalized) or softmax (exact); the default is favor-local, and favor with "
     "--objective mlm");
   f("positions", &C::positions, K::Model, "learned, sinusoidal or rotary");
@@ -202,6 +204,9 @@ void visit_fields(V&& v) {
     "random features of favor and favor-local: favor+ (positive) or favor++ (optimal positive, lower variance)");
   f("favorpp-z", &C::favorpp_z, K::Model,
     "favor++: the mean |q' + k'|^2 (q' = q D^-1/4) its parameter A is chosen for; 0 = FAVOR+");
+  f("short-conv", &C::short_conv, K::Model,
+    "depthwise convolution of q, k and v along time with this many taps (0 = off; centered with mlm)");
+  f("local-mix", &C::local_mix, K::Model, "favor-local: learn a per-head gain of the far field (LoLCATs-style mixing)");
   f("dropout", &C::dropout, K::Free, "dropout probability in [0, 1)");
   f("tie-embeddings", &C::tie_embeddings, K::Model, "share the token embedding with the output head");
   f("init-from", &C::init_from, K::Free,
@@ -309,6 +314,7 @@ inline constexpr NumericRule kNumericRules[] = {
     {"chunk-size", 1, kMaxCount, false, false, "must be > 0"},
     {"local-window", 1, kMaxCount, false, false, "must be > 0"},
     {"favorpp-z", 0, 1e6, false, false, "must be in [0, 1000000]"},
+    {"short-conv", 0, 64, false, false, "must be in [0, 64]"},
     {"dropout", 0, 1, false, true, "must be in [0, 1)"},
     {"lr", 0, kMaxFloat, true, false, "must be finite and > 0 (a float: at most 3.4e38)"},
     {"beta1", 0, 1, false, true, "must be in [0, 1)"},
