@@ -30,7 +30,8 @@ PerformerAttention::PerformerAttention(const ModelConfig& cfg, Generator& init_g
   if (cfg.short_conv > 0) {
     const char* names[3] = {"q_conv", "k_conv", "v_conv"};
     for (int i = 0; i < 3; ++i)
-      conv_[i] = register_parameter(names[i], short_conv_identity(C, cfg.short_conv, cfg.causal));
+      conv_[i] = register_parameter(names[i], short_conv_identity(C, cfg.short_conv, cfg.causal)
+                                                  .reshape({C, 1, cfg.short_conv}));  // PyTorch's depthwise Conv1d
   }
   if (cfg.local_mix) {
     if (cfg.attention != AttentionKind::FavorLocal)
@@ -62,7 +63,7 @@ PerformerAttention::Heads PerformerAttention::project(const Var& x, const Rotary
   Var* out[3] = {&h.q, &h.k, &h.v};
   for (int i = 0; i < 3; ++i) {
     Var y = proj[i]->forward(x);  // (B,T,C)
-    if (conv_[i].defined()) y = short_conv(y, conv_[i], cfg_.causal);
+    if (conv_[i].defined()) y = short_conv(y, reshape(conv_[i], {cfg_.dim, cfg_.short_conv}), cfg_.causal);
     *out[i] = split_heads(y, cfg_.heads);  // (B,H,T,D)
   }
   if (rotary) {
@@ -81,7 +82,8 @@ PerformerAttention::Heads PerformerAttention::project_step(const Var& x, const R
   const Linear* proj[3] = {q_proj_.get(), k_proj_.get(), v_proj_.get()};
   Var* out[3] = {&h.q, &h.k, &h.v};
   for (int i = 0; i < 3; ++i) {
-    const Tensor y = short_conv_step(conv[i], proj[i]->forward(x).value().reshape({1, cfg_.dim}), conv_[i].value());
+    const Tensor y = short_conv_step(conv[i], proj[i]->forward(x).value().reshape({1, cfg_.dim}),
+                                     conv_[i].value().reshape({cfg_.dim, cfg_.short_conv}));
     *out[i] = split_heads(constant(y.reshape({1, 1, cfg_.dim})), cfg_.heads);
   }
   if (rotary) {

@@ -13,9 +13,10 @@
 // buffer "projection": saved in state dicts, never trained, redrawn only by redraw() between
 // optimizer steps (the model's maybe_redraw), never inside forward.
 //
-// Options: cfg.short_conv = K > 0 adds the parameters q_conv, k_conv, v_conv (C, K), depthwise
-// convolutions along time of the projections (performer/short_conv.h; causal, centered when bidirectional),
-// initialized to the identity. cfg.local_mix (favor-local) adds far_gain (H), the learned per-head log-gain
+// Options: cfg.short_conv = K > 0 adds the parameters q_conv, k_conv, v_conv (C, 1, K) (the shape of
+// PyTorch's depthwise Conv1d weight; not 2-D, so the model's N(0, 0.02) matrix initialization leaves them
+// alone), depthwise convolutions along time of the projections (performer/short_conv.h; causal, centered
+// when bidirectional), initialized to the identity. cfg.local_mix (favor-local) adds far_gain (H), the learned per-head log-gain
 // of the far field (performer/favor_local.h), initialized to 0.
 #pragma once
 
@@ -70,7 +71,7 @@ class PerformerAttention : public Module {
   ModelConfig cfg_;
   std::shared_ptr<Linear> q_proj_, k_proj_, v_proj_, out_proj_;
   Var projection_;  // buffer (M, D); undefined for softmax
-  Var conv_[3];     // q, k, v short convolutions (C, K); undefined without cfg.short_conv
+  Var conv_[3];     // q, k, v short convolutions (C, 1, K); undefined without cfg.short_conv
   Var far_gain_;    // (H); undefined without cfg.local_mix
 };
 

@@ -148,6 +148,22 @@ TEST(ShortConvModel, DecoderStepsMatchTheFullForwardPass) {
     }
 }
 
+// A fresh model with the options computes what one without them computes (identity convolutions, zero
+// gain), bit for bit, causal and bidirectional: the options start from the plain model.
+TEST(ShortConvModel, FreshOptionsChangeNothing) {
+  for (bool causal : {true, false}) {
+    const ModelConfig plain_cfg = test::tiny_config(AttentionKind::FavorLocal, PositionKind::Learned, causal);
+    ModelConfig cfg = plain_cfg;
+    cfg.short_conv = 4;
+    cfg.local_mix = true;
+    PerformerLM plain(plain_cfg), model(cfg);
+    const auto ids = test::random_ids(2 * 12, 11, 3);
+    NoGradGuard no_grad;
+    const Tensor a = plain.forward(ids, 2, 12).value(), b = model.forward(ids, 2, 12).value();
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * a.numel())) << "causal " << causal;
+  }
+}
+
 // A masked-LM favor-local model with both options: every new parameter gets a finite, non-zero
 // gradient, and the options add exactly their parameters (none without them).
 TEST(ShortConvModel, BidirectionalFavorLocalTrainsTheNewParameters) {
