@@ -2,7 +2,7 @@
 //
 //   performer-bench train --preset b1|b2|b3 [--seq N] [--batch N] [--attention favor|relu|softmax|favor-local]
 //                         [--local-window W] [--threads N] [--steps N] [--warmup N] [--recompute-blocks]
-//                         [--precision fp32|bf16]
+//                         [--precision fp32|bf16] [--short-conv K] [--local-mix]
 //   performer-bench attention --seq N [--batch 1 --heads 4 --head-dim 64 --features 128]
 //                         [--kind favor|relu|softmax|favor-local] [--local-window W] [--causal|--bidirectional]
 //                         [--threads N]
@@ -90,10 +90,12 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, Generator& gen) {
 }
 
 int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::string& attention, int64_t window,
-              int threads, int steps, int warmup, bool recompute_blocks) {
+              int threads, int steps, int warmup, bool recompute_blocks, int64_t short_conv, bool local_mix) {
   ModelConfig cfg = preset_config(preset);
   cfg.attention = parse_attention(attention);
   cfg.local_window = window;
+  cfg.short_conv = short_conv;
+  cfg.local_mix = local_mix;
   if (seq > 0) cfg.max_seq_len = seq;
   seq = cfg.max_seq_len;
   if (batch <= 0) batch = shape_preset(preset).batch_size;
@@ -157,7 +159,6 @@ int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::
 
 int run_attention(int64_t seq, int64_t batch, int64_t heads, int64_t head_dim, int64_t features,
                   const std::string& kind, int64_t window, bool causal, int threads, int steps, int warmup) {
-  if (kind == "favor-local" && !causal) throw std::invalid_argument("--kind favor-local is causal only");
   Generator gen(7);
   const Shape shape{batch, heads, seq, head_dim};
   // Realistic scale: entries N(0, 1) so q.k / sqrt(D) is O(1).
@@ -171,7 +172,8 @@ int run_attention(int64_t seq, int64_t batch, int64_t heads, int64_t head_dim, i
     Var vq(q, true), vk(k, true), vv(v, true);
     auto t0 = Clock::now();
     Var out = kind == "softmax"       ? softmax_attention(vq, vk, vv, causal)
-              : kind == "favor-local" ? favor_local_attention(vq, vk, vv, proj, window, fo)
+              : kind == "favor-local" ? (causal ? favor_local_attention(vq, vk, vv, proj, window, fo)
+                                                : favor_local_bidirectional(vq, vk, vv, proj, window, fo))
                                       : favor_attention(vq, vk, vv, proj, causal, fo);
     out.backward(r);
     const double ms = ms_since(t0);
@@ -253,7 +255,11 @@ int main(int argc, char** argv) {
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   train->add_option("--threads", threads, "threads")->check(thread_range());
   train->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
-  bool recompute_blocks = false;
+  bool recompute_blocks = false, local_mix = false;
+  int64_t short_conv = 0;
+  train->add_option("--short-conv", short_conv, "taps of the short convolution of q, k, v (0 = off)")
+      ->check(CLI::Range(0, 64));
+  train->add_flag("--local-mix", local_mix, "favor-local: learned per-head far-field gain");
   train->add_flag("--recompute-blocks", recompute_blocks,
                   "keep only each half-block's input and recompute the half-block in the backward (less memory)");
 
@@ -292,7 +298,9 @@ int main(int argc, char** argv) {
   try {
     set_num_threads(threads);
     set_matmul_precision(parse_precision(precision));
-    if (*train) return run_train(preset, seq, batch, attention, window, threads, steps, warmup, recompute_blocks);
+    if (*train)
+      return run_train(preset, seq, batch, attention, window, threads, steps, warmup, recompute_blocks, short_conv,
+                       local_mix);
     if (*attn) return run_attention(a_seq, a_batch, heads, head_dim, features, kind, window, causal, threads, a_steps, a_warmup);
     if (*gen) return run_generate(g_preset, g_attention, window, context, tokens, threads);
   } catch (const std::exception& e) {

@@ -27,6 +27,17 @@ PerformerAttention::PerformerAttention(const ModelConfig& cfg, Generator& init_g
   out_proj_ = register_module("out_proj", std::make_shared<Linear>(C, C, true, init_gen));
   if (cfg.attention != AttentionKind::Softmax)
     projection_ = register_buffer("projection", draw_projection(cfg, proj_gen));
+  if (cfg.short_conv > 0) {
+    const char* names[3] = {"q_conv", "k_conv", "v_conv"};
+    for (int i = 0; i < 3; ++i)
+      conv_[i] = register_parameter(names[i], short_conv_identity(C, cfg.short_conv, cfg.causal)
+                                                  .reshape({C, 1, cfg.short_conv}));  // PyTorch's depthwise Conv1d
+  }
+  if (cfg.local_mix) {
+    if (cfg.attention != AttentionKind::FavorLocal)
+      throw std::invalid_argument("PerformerAttention: local_mix needs favor-local attention");
+    far_gain_ = register_parameter("far_gain", Tensor::zeros({cfg.heads}));
+  }
 }
 
 FavorOptions PerformerAttention::favor_options() const {
@@ -48,9 +59,33 @@ PerformerAttention::Heads PerformerAttention::project(const Var& x, const Rotary
   if (x.dim() != 3 || x.size(2) != cfg_.dim)
     throw_shape_error("PerformerAttention", "x must be (B, T, C) with C = dim; x vs (C)", x.shape(), {cfg_.dim});
   Heads h;
-  h.q = split_heads(q_proj_->forward(x), cfg_.heads);  // (B,H,T,D)
-  h.k = split_heads(k_proj_->forward(x), cfg_.heads);  // (B,H,T,D)
-  h.v = split_heads(v_proj_->forward(x), cfg_.heads);  // (B,H,T,D)
+  const Linear* proj[3] = {q_proj_.get(), k_proj_.get(), v_proj_.get()};
+  Var* out[3] = {&h.q, &h.k, &h.v};
+  for (int i = 0; i < 3; ++i) {
+    Var y = proj[i]->forward(x);  // (B,T,C)
+    if (conv_[i].defined()) y = short_conv(y, reshape(conv_[i], {cfg_.dim, cfg_.short_conv}), cfg_.causal);
+    *out[i] = split_heads(y, cfg_.heads);  // (B,H,T,D)
+  }
+  if (rotary) {
+    h.q = apply_rotary(h.q, *rotary);
+    h.k = apply_rotary(h.k, *rotary);
+  }
+  return h;
+}
+
+PerformerAttention::Heads PerformerAttention::project_step(const Var& x, const RotaryTables* rotary,
+                                                           ShortConvState* conv) const {
+  if (!conv_[0].defined()) return project(x, rotary);
+  if (x.dim() != 3 || x.size(0) != 1 || x.size(1) != 1 || x.size(2) != cfg_.dim)
+    throw_shape_error("PerformerAttention::project_step", "x must be (1, 1, C)", x.shape(), {1, 1, cfg_.dim});
+  Heads h;
+  const Linear* proj[3] = {q_proj_.get(), k_proj_.get(), v_proj_.get()};
+  Var* out[3] = {&h.q, &h.k, &h.v};
+  for (int i = 0; i < 3; ++i) {
+    const Tensor y = short_conv_step(conv[i], proj[i]->forward(x).value().reshape({1, cfg_.dim}),
+                                     conv_[i].value().reshape({cfg_.dim, cfg_.short_conv}));
+    *out[i] = split_heads(constant(y.reshape({1, 1, cfg_.dim})), cfg_.heads);
+  }
   if (rotary) {
     h.q = apply_rotary(h.q, *rotary);
     h.k = apply_rotary(h.k, *rotary);
@@ -70,7 +105,10 @@ Var PerformerAttention::forward(const Var& x, const RotaryTables* rotary, const 
   if (cfg_.attention == AttentionKind::Softmax) {
     out = softmax_attention(h.q, h.k, h.v, cfg_.causal, mask);
   } else if (cfg_.attention == AttentionKind::FavorLocal) {
-    out = favor_local_attention(h.q, h.k, h.v, projection(), cfg_.local_window, favor_options());  // causal only
+    out = cfg_.causal ? favor_local_attention(h.q, h.k, h.v, projection(), cfg_.local_window, favor_options(),
+                                              far_gain_)
+                      : favor_local_bidirectional(h.q, h.k, h.v, projection(), cfg_.local_window, favor_options(),
+                                                  mask, far_gain_);
   } else {
     out = favor_attention(h.q, h.k, h.v, projection(), cfg_.causal, favor_options(), mask);
   }

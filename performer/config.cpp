@@ -42,8 +42,9 @@ void check(const ModelConfig& c, bool as_flags) {
                                    std::to_string(c.head_dim()));
   if (c.antithetic_features && c.features % 2 != 0)
     reject(named["antithetic_features"], "needs an even number of features, got " + named["features"]);
-  if (c.attention == AttentionKind::FavorLocal && !c.causal)
-    reject(named["attention"], as_flags ? "is causal only, but --objective is mlm" : "is causal only, but causal = false");
+  if (c.local_mix && c.attention != AttentionKind::FavorLocal)
+    reject(named["local_mix"], std::string(as_flags ? "needs --attention" : "needs attention") + " favor-local, got " +
+                                   to_string(c.attention));
   if (c.feature_map == FeatureMapKind::FavorPlusPlus && c.attention != AttentionKind::Favor &&
       c.attention != AttentionKind::FavorLocal)
     reject(named["feature_map"], std::string(as_flags ? "needs --attention" : "needs attention") +

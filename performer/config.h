@@ -15,7 +15,8 @@
 namespace pf {
 
 // FAVOR+ softmax kernel, generalized ReLU, exact, and favor-local: exact softmax over a window of recent
-// keys plus FAVOR+ for the keys before it (performer/favor_local.h; causal only).
+// keys plus FAVOR+ for the keys before it (performer/favor_local.h; causal, or a window on both sides for
+// bidirectional models).
 enum class AttentionKind { Favor, Relu, Softmax, FavorLocal };
 // Random features of the softmax kernel (favor, favor-local): FAVOR+ positive features, or FAVOR++
 // (optimal positive random features, performer/favor.h).
@@ -93,6 +94,12 @@ struct ModelConfig {
   // |q' + k'|^2 = favorpp_z (performer/favor.h, favorpp_optimal_a); >= 0, 0 gives A = 0 (FAVOR+).
   FeatureMapKind feature_map = FeatureMapKind::FavorPlus;
   float favorpp_z = 4.0f;
+  // Short depthwise convolution of q, k and v along time (performer/short_conv.h), kernel short_conv taps
+  // per channel, causal (or centered for bidirectional models); 0 = off. Initialized to the identity.
+  int64_t short_conv = 0;
+  // favor-local: a learned per-head log-gain on the far field inside the shared normalization
+  // (performer/favor_local.h, far_log_gain), initialized to 0 (the plain estimator).
+  bool local_mix = false;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -118,7 +125,7 @@ struct ModelConfig {
     f(nullptr, "max_seq_len", &C::max_seq_len, "the longest sequence (learned positions)", M, kPositive, 0, true,
       "seq-len");
     f("attention", "attention", &C::attention,
-      "favor-local (exact softmax over the last --local-window keys, FAVOR+ before them; causal only), favor "
+      "favor-local (exact softmax over the --local-window nearest keys, FAVOR+ for the others), favor "
       "(FAVOR+ softmax kernel), relu (generalized) or softmax (exact); the default is favor-local, and favor with "
       "--objective mlm");
     f(nullptr, "causal", &C::causal, "causal (next token) or bidirectional (masked LM)", M, {}, 0, true, "objective");
@@ -150,6 +157,11 @@ struct ModelConfig {
     f("favorpp-z", "favorpp_z", &C::favorpp_z,
       "favor++: the mean |q' + k'|^2 (q' = q D^-1/4) its parameter A is chosen for; 0 = FAVOR+", M,
       Range{0, 1e6, false, false, "must be in [0, 1000000]"}, 2);
+    f("short-conv", "short_conv", &C::short_conv,
+      "depthwise convolution of q, k and v along time with this many taps (0 = off; centered with mlm)", M,
+      Range{0, 64, false, false, "must be in [0, 64]"}, 3);
+    f("local-mix", "local_mix", &C::local_mix,
+      "favor-local: learn a per-head gain of the far field (LoLCATs-style mixing)", M, {}, 3);
   }
 
   // Throws std::invalid_argument naming the field and its value, e.g.
@@ -176,5 +188,5 @@ struct ModelConfig {
 }  // namespace pf
 
 // Version 1 added shared_key_shift and antithetic_features, version 2 local_window, feature_map and
-// favorpp_z; earlier archives (checkpoints) still load.
-CEREAL_CLASS_VERSION(pf::ModelConfig, 2);
+// favorpp_z, version 3 short_conv and local_mix; earlier archives (checkpoints) still load.
+CEREAL_CLASS_VERSION(pf::ModelConfig, 3);

@@ -25,6 +25,7 @@
 #include "base/format.h"
 #include "autograd/gemm.h"
 #include "performer/favor_kernels.h"
+#include "performer/favor_local_detail.h"
 
 namespace pf {
 
@@ -32,19 +33,13 @@ using favor_detail::Buffer;
 using favor_detail::FavorDims;
 using favor_detail::FeatureMap;
 using favor_detail::kNegInf;
+using favor_local_detail::check_local_options;
+using favor_local_detail::shared_scale;
 
 namespace {
 
 using ArrayXfMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayXfMap = Eigen::Map<const Eigen::ArrayXf>;
-
-void check_local_options(const char* op, int64_t window, const FavorOptions& opt) {
-  if (window < 1)
-    throw std::invalid_argument(std::string(op) + ": window must be >= 1, got " + std::to_string(window));
-  if (opt.kind != FeatureKind::Softmax)
-    throw std::invalid_argument(std::string(op) +
-                                ": the far field must estimate the softmax kernel (FeatureKind::Softmax), got relu");
-}
 
 // Positions of one chunk of queries [t0, t0 + n).
 struct Chunk {
@@ -166,10 +161,12 @@ void near_weights(const Chunk& ch, int64_t w, const float* c, Buffers& b) {
   }
 }
 
-// Forward of one (batch, head). Writes O (T, Dv), den (T), c (T), g (T); with `states` not null also the
-// state Saug (M, Dv + 1) and its shift R entering every chunk.
-void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t Dv, const float* Q, const float* K,
-                  const float* V, float* O, float* den, float* c, float* g, float* states, float* shifts) {
+// Forward of one (batch, head), the far field weighted by exp(lam). Writes O (T, Dv), den (T), c (T), g (T);
+// with `states` not null also the state Saug (M, Dv + 1) and its shift R entering every chunk, with gNF not
+// null the far part g_i NF_i of every row (T, Dv + 1).
+void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t Dv, float lam, const float* Q,
+                  const float* K, const float* V, float* O, float* den, float* c, float* g, float* states,
+                  float* shifts, float* gNF) {
   const int64_t M = fm.M, D = fm.D, E = Dv + 1;
   Buffers b(C, w, M, E, false);
   Buffer S(M * E, 0.0f);  // Saug at shift R
@@ -196,16 +193,15 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t
       const float* row = b.Pn.data() + i * ch.nk;
       const int64_t lo = near_lo(ch, i, w), hi = near_hi(ch, i);
       const float m = ConstArrayXfMap(row + lo, hi + 1 - lo).maxCoeff();
-      const float denF = b.NF[i * E + Dv];
-      const bool far = b.r[i] > kNegInf && denF >= kFavorDenominatorFloor;
-      const float lF = far ? b.aq[i] + b.r[i] + std::log(denF) : kNegInf;
-      c[t0 + i] = std::max(m, lF);
-      g[t0 + i] = far ? std::exp(b.aq[i] + b.r[i] - c[t0 + i]) : 0.0f;
+      shared_scale(m, b.NF[i * E + Dv], b.aq[i] + b.r[i] + lam, b.r[i] > kNegInf, c[t0 + i], g[t0 + i]);
     }
     near_weights(ch, w, c + t0, b);
     gemm(false, false, n, E, ch.nk, 1.0f, b.Pn.data(), ch.nk, b.VN.data(), E, 0.0f, b.NA.data(), E);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t e = 0; e < E; ++e) b.NA[i * E + e] += g[t0 + i] * b.NF[i * E + e];
+    if (gNF)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t e = 0; e < E; ++e) gNF[(t0 + i) * E + e] = g[t0 + i] * b.NF[i * E + e];
     favor_detail::finish_rows(b.NA.data(), n, Dv, O + t0 * Dv, den + t0);
     if (t0 + n >= T) break;  // no later chunk reads the state
     // The delayed keys of this chunk join the state.
@@ -223,10 +219,12 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t
   }
 }
 
-// Backward of one (batch, head); dQ, dK, dV (+=), null targets skipped.
+// Backward of one (batch, head); dQ, dK, dV (+=), null targets skipped; with gNF (the forward's far parts)
+// not null, *dlam receives the gradient of the log-gain, sum_i dNA_i . g_i NF_i.
 void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t Dv, const float* Q, const float* K,
                    const float* V, const float* gout, const float* O, const float* den, const float* c,
-                   const float* g, const float* states, const float* shifts, float* dQ, float* dK, float* dV) {
+                   const float* g, const float* states, const float* shifts, const float* gNF, float* dQ, float* dK,
+                   float* dV, float* dlam) {
   const int64_t M = fm.M, D = fm.D, E = Dv + 1;
   const int64_t nc = (T + C - 1) / C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -243,6 +241,8 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_
     near_logits(Q, K, V, ch, D, Dv, b);
     near_weights(ch, w, c + t0, b);
     favor_detail::finish_rows_backward(gout + t0 * Dv, O + t0 * Dv, den + t0, n, Dv, dNA.data());
+    if (gNF)
+      for (int64_t i = 0; i < n * E; ++i) *dlam += dNA[i] * gNF[t0 * E + i];
     // Near field: dLn = Pn o (dNA VN^T); Ln = scale Q K^T.
     gemm(false, true, n, nk, E, 1.0f, dNA.data(), E, b.VN.data(), E, 0.0f, dPn.data(), nk);
     for (int64_t i = 0; i < n * nk; ++i) dPn[i] *= b.Pn[i];
@@ -302,150 +302,59 @@ int64_t chunk_length(const FavorOptions& opt, int64_t T) { return std::max<int64
 }  // namespace
 
 Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
-                          const FavorOptions& opt) {
+                          const FavorOptions& opt, const Var& far_log_gain) {
   check_local_options("favor_local_attention", window, opt);
   const FavorDims d = favor_detail::check_favor_args("favor_local_attention", q.value(), k.value(), &v.value(),
                                                      projection, opt, nullptr, true);
+  favor_local_detail::check_gain("favor_local_attention", far_log_gain, d.H);
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, w = window;
   const int64_t C = chunk_length(opt, T), nc = (T + C - 1) / C;
-  const bool grad = needs_grad({&q, &k, &v});
+  const bool grad = far_log_gain.defined() ? needs_grad({&q, &k, &v, &far_log_gain}) : needs_grad({&q, &k, &v});
+  const bool gain_grad = grad && far_log_gain.defined();
   Tensor out = Tensor::empty({d.B, d.H, T, Dv});
   Tensor den = Tensor::empty({BH, T}), c = Tensor::empty({BH, T}), g = Tensor::empty({BH, T});
-  Tensor states, shifts;
+  Tensor states, shifts, gNF;
   if (grad) {
     states = Tensor::empty({BH, nc, M, E});
     shifts = Tensor::empty({BH, nc});
   }
+  if (gain_grad) gNF = Tensor::empty({BH, T, E});
   const FeatureMap fm(opt, D, M, projection.data());
   const float *pq = q.value().data(), *pk = k.value().data(), *pv = v.value().data();
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < BH; ++bh)
-    forward_head(fm, T, C, w, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv, out.data() + bh * T * Dv,
-                 den.data() + bh * T, c.data() + bh * T, g.data() + bh * T,
-                 grad ? states.data() + bh * nc * M * E : nullptr, grad ? shifts.data() + bh * nc : nullptr);
+    forward_head(fm, T, C, w, Dv, favor_local_detail::head_log_gain(far_log_gain, bh, d.H), pq + bh * T * D,
+                 pk + bh * T * D, pv + bh * T * Dv, out.data() + bh * T * Dv, den.data() + bh * T,
+                 c.data() + bh * T, g.data() + bh * T, grad ? states.data() + bh * nc * M * E : nullptr,
+                 grad ? shifts.data() + bh * nc : nullptr, gain_grad ? gNF.data() + bh * T * E : nullptr);
   if (!grad) return make_result(std::move(out), false, "favor_local", nullptr);
-  // Saves: the input handles, a copy of W, the output, den, c, g (B*H, T each) and the chunk-boundary
-  // states (B*H, ceil(T/C), M, Dv + 1) with their shifts.
+  // Saves: the input handles, a copy of W, the output, den, c, g (B*H, T each), the chunk-boundary
+  // states (B*H, ceil(T/C), M, Dv + 1) with their shifts, and with a learned gain the far parts g NF.
   Tensor wc = projection.clone();
   Tensor saved_out = out;
+  std::shared_ptr<GradSlot> lam = far_log_gain.defined() ? far_log_gain.slot_ptr() : nullptr;
   return make_result(
       std::move(out), true, "favor_local",
-      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), qv = q.value(), kv = k.value(), vv = v.value(), wc, opt, d, C, w, saved_out, den, c, g, states,
-       shifts](const Tensor& grad_out) {
+      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), lam, qv = q.value(), kv = k.value(), vv = v.value(), wc,
+       opt, d, C, w, saved_out, den, c, g, states, shifts, gNF](const Tensor& grad_out) {
         const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, nc = (T + C - 1) / C;
         const FeatureMap fm(opt, D, M, wc.data());
         float* dq = q->requires_grad ? q->grad_buffer().data() : nullptr;
         float* dk = k->requires_grad ? k->grad_buffer().data() : nullptr;
         float* dv = v->requires_grad ? v->grad_buffer().data() : nullptr;
+        const bool dgain = lam && lam->requires_grad;
+        Buffer dl(BH, 0.0f);
         const float *pq = qv.data(), *pk = kv.data(), *pv = vv.data();
 #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; ++bh)
           backward_head(fm, T, C, w, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv,
                         grad_out.data() + bh * T * Dv, saved_out.data() + bh * T * Dv, den.data() + bh * T,
                         c.data() + bh * T, g.data() + bh * T, states.data() + bh * nc * M * E,
-                        shifts.data() + bh * nc, dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr,
-                        dv ? dv + bh * T * Dv : nullptr);
+                        shifts.data() + bh * nc, dgain ? gNF.data() + bh * T * E : nullptr,
+                        dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr,
+                        dv ? dv + bh * T * Dv : nullptr, dl.data() + bh);
+        if (dgain) favor_local_detail::add_gain_grad(dl.data(), BH, d.H, lam->grad_buffer().data());
       });
-}
-
-void FavorLocalState::reset(int64_t B, int64_t H, int64_t M, int64_t D, int64_t Dv, int64_t w) {
-  if (w < 1) throw std::invalid_argument("FavorLocalState::reset: window must be >= 1, got " + std::to_string(w));
-  if (D < 1) throw std::invalid_argument("FavorLocalState::reset: D must be >= 1, got " + std::to_string(D));
-  far.reset(B, H, M, Dv);
-  keys = Tensor({B, H, w, D});
-  values = Tensor({B, H, w, Dv});
-  window = w;
-  position = 0;
-}
-
-Tensor favor_local_step(FavorLocalState& state, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
-                        const Tensor& projection, const FavorOptions& opt) {
-  opt.validate();
-  check_local_options("favor_local_step", state.window, opt);
-  if (q_t.dim() != 3) throw_shape_error("favor_local_step", "q_t must be (B, H, D)", q_t.shape(), k_t.shape());
-  if (k_t.shape() != q_t.shape())
-    throw_shape_error("favor_local_step", "k_t must have the shape of q_t", k_t.shape(), q_t.shape());
-  const int64_t B = q_t.size(0), H = q_t.size(1), D = q_t.size(2);
-  if (v_t.dim() != 3 || v_t.size(0) != B || v_t.size(1) != H)
-    throw_shape_error("favor_local_step", "v_t must be (B, H, Dv) with the B, H of q_t", v_t.shape(), q_t.shape());
-  const int64_t Dv = v_t.size(2);
-  if (projection.dim() != 2 || projection.size(1) != D)
-    throw_shape_error("favor_local_step", "projection must be (M, D) with the D of q_t", projection.shape(),
-                      q_t.shape());
-  const int64_t M = projection.size(0), w = state.window;
-  if (!state.far.S.defined() || state.far.S.shape() != Shape{B, H, M, Dv} || state.keys.shape() != Shape{B, H, w, D})
-    throw_shape_error("favor_local_step",
-                      "state does not match the inputs; call state.reset(B, H, M, D, Dv, window)",
-                      state.far.S.defined() ? state.far.S.shape() : Shape{}, Shape{B, H, M, Dv});
-  const FeatureMap fm(opt, D, M, projection.data());
-  const int64_t t = state.position, BH = B * H, E = Dv + 1;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  Tensor out({B, H, Dv});
-#pragma omp parallel for schedule(static) if (BH * (M + w) * (D + Dv) > (1 << 16))
-  for (int64_t bh = 0; bh < BH; ++bh) {
-    float* S = state.far.S.data() + bh * M * Dv;
-    float* z = state.far.z.data() + bh * M;
-    float& R = state.far.shift.data()[bh];
-    float* keys = state.keys.data() + bh * w * D;
-    float* values = state.values.data() + bh * w * Dv;
-    Buffer pk(M), pq(M), num(E);
-    float hk, ak, hq, aq;
-    // 1. The key at t - w leaves the window and joins the far state (the same shifts as the batch kernel).
-    if (t >= w) {
-      const float* k_old = keys + (t % w) * D;
-      const float* v_old = values + (t % w) * Dv;
-      fm.project(k_old, 1, pk.data(), &hk, &ak);
-      const float r = std::max(R, ak);
-      const float s = opt.key_shift == KeyShift::Shared ? r : ak;
-      fm.features(pk.data(), &hk, &s, 1, pk.data(), nullptr);
-      const float beta = std::exp(R - r), kw = std::exp(s - r);  // beta = 0 for the first far key
-      for (int64_t f = 0; f < M; ++f) {
-        const float wf = kw * pk[f];
-        z[f] = beta * z[f] + wf;
-        for (int64_t e = 0; e < Dv; ++e) S[f * Dv + e] = beta * S[f * Dv + e] + wf * v_old[e];
-      }
-      R = r;
-    }
-    // 2. The new key enters the window, in the slot of the one that left.
-    std::copy(k_t.data() + bh * D, k_t.data() + (bh + 1) * D, keys + (t % w) * D);
-    std::copy(v_t.data() + bh * Dv, v_t.data() + (bh + 1) * Dv, values + (t % w) * Dv);
-    // 3. The query: far part at (a, R), near logits, the shared scale.
-    const float* q = q_t.data() + bh * D;
-    fm.project(q, 1, pq.data(), &hq, &aq);
-    fm.features(pq.data(), &hq, &aq, 1, pq.data(), nullptr);
-    std::fill(num.begin(), num.end(), 0.0f);
-    float lF = kNegInf;
-    if (R > kNegInf) {
-      for (int64_t f = 0; f < M; ++f) {
-        for (int64_t e = 0; e < Dv; ++e) num[e] += pq[f] * S[f * Dv + e];
-        num[Dv] += pq[f] * z[f];
-      }
-      if (num[Dv] >= kFavorDenominatorFloor) lF = aq + R + std::log(num[Dv]);
-    }
-    const int64_t first = std::max<int64_t>(0, t - w + 1);
-    Buffer logit(t + 1 - first);
-    float m = kNegInf;
-    for (int64_t p = first; p <= t; ++p) {
-      const float* kp = keys + (p % w) * D;
-      float dot = 0.0f;
-      for (int64_t e = 0; e < D; ++e) dot += q[e] * kp[e];
-      logit[p - first] = dot * scale;
-      m = std::max(m, logit[p - first]);
-    }
-    const float c = std::max(m, lF);
-    const float gF = lF > kNegInf ? std::exp(aq + R - c) : 0.0f;
-    for (int64_t e = 0; e < E; ++e) num[e] *= gF;
-    for (int64_t p = first; p <= t; ++p) {
-      const float wgt = std::exp(logit[p - first] - c);
-      const float* vp = values + (p % w) * Dv;
-      for (int64_t e = 0; e < Dv; ++e) num[e] += wgt * vp[e];
-      num[Dv] += wgt;
-    }
-    const float inv = 1.0f / std::max(num[Dv], kFavorDenominatorFloor);
-    for (int64_t e = 0; e < Dv; ++e) out.data()[bh * Dv + e] = num[e] * inv;
-  }
-  ++state.position;
-  return out;
 }
 
 }  // namespace pf

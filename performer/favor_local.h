@@ -1,7 +1,8 @@
 // favor-local attention: exact softmax attention over a window of recent keys plus FAVOR+ (or FAVOR++)
 // for every key before the window, in one normalization (docs/ARCHITECTURE.md, "favor-local").
 //
-// Causal. For query i with window w >= 1:
+// Causal (favor_local_attention) and bidirectional (favor_local_bidirectional, below). For causal query i
+// with window w >= 1:
 //   near keys  N(i) = { j : i - w < j <= i }   scored exactly: exp(q_i.k_j / sqrt(D))
 //   far keys   F(i) = { j : j <= i - w }       scored by the random features of performer/favor.h
 //   out_i = ( sum_{N(i)} exp(l_ij) v_j + sum_{F(i)} phi(q_i).phi(k_j) e^(a_i + s_j) v_j )
@@ -42,13 +43,37 @@ namespace pf {
 
 // q, k: (B, H, T, D); v: (B, H, T, Dv); projection W (M, D); window w >= 1; opt.kind must be Softmax
 // (FAVOR+ with feature_a = 0, FAVOR++ otherwise). Returns (B, H, T, Dv). A fused autograd node.
+// far_log_gain (optional, (H), trainable): learned per-head mixing of the two fields (LoLCATs-style): head h's
+// far sums are weighted by exp(far_log_gain[h]) inside the shared normalization, numerator and denominator
+//   out_i = ( sum_N exp(l_ij) v_j + e^lambda_h sum_F phi.phi e^(a_i + s_j) v_j ) / ( the same with v_j = 1 ),
+// so lambda = 0 is the plain estimator, lambda < 0 leans on the window, lambda > 0 on the far field (in
+// favor_local.h's scaled form: lF_i and g_i take a_i + r_i + lambda_h for a_i + r_i).
 Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
-                          const FavorOptions& opt);
+                          const FavorOptions& opt, const Var& far_log_gain = Var());
 
-// Composed reference of the same computation (plain autograd ops, T x T matrices; shifts, c and g read
-// off the forward values as constants, exactly as in the fused node). For tests. O(T^2) memory.
+// Bidirectional favor-local, for masked-LM (non-causal) models:
+//   near keys  N(i) = { j : |i - j| < w }    scored exactly (2w - 1 keys for a query away from the ends)
+//   far keys   F(i) = { j : |i - j| >= w }   scored by bidirectional FAVOR+ features
+// in one normalization as above. Keys are stabilized as in bidirectional FAVOR+ (favor.h): one shift R per
+// (batch, head), the max of the key shifts s_j over the real keys, so the far sums are at shift a_i + R;
+// c_i = max(m_i, lF_i), g_i = exp(a_i + R (+ lambda_h) - c_i) as in the causal node. key_mask (B, T)
+// (1 = real, 0 = pad; optional) removes padded keys from both fields (their k, v are never read).
+// With w >= T it is exact bidirectional softmax attention. Computed per chunk of C queries as
+//   far_i = phi(q_i) Stot - sum_{near real j} phi(q_i).phi(k_j) e^(s_j - R) [v_j 1],
+//   Stot  = sum_{real j} e^(s_j - R) phi(k_j)^T [v_j 1]                                    (M, Dv + 1)
+// (the near terms that the total holds are subtracted: a sum of positive terms minus some of them, exact
+// up to a rounding of ~1e-7 of the total far estimate; a query without any far key has no far part).
+// A fused autograd node (gradients for q, k, v and the gain).
+Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+                              const FavorOptions& opt, const Tensor* key_mask = nullptr,
+                              const Var& far_log_gain = Var());
+
+// Composed reference of the same computations (plain autograd ops, T x T matrices; shifts, c and g read
+// off the forward values as constants, exactly as in the fused nodes): causal (favor_local_attention) or
+// bidirectional (favor_local_bidirectional, with key_mask). For tests. O(T^2) memory.
 Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
-                                    int64_t window, const FavorOptions& opt);
+                                    int64_t window, const FavorOptions& opt, bool causal = true,
+                                    const Tensor* key_mask = nullptr, const Var& far_log_gain = Var());
 
 // Recurrent form for generation: the far-field state (S, z, shift) of the keys that have left the window,
 // and a ring buffer of the last w keys and values (position p in slot p % w). Per token
@@ -64,6 +89,6 @@ struct FavorLocalState {
 // q_t, k_t: (B, H, D); v_t: (B, H, Dv) -> (B, H, Dv) (no grad). Advances the state by one position;
 // equals row `position` of favor_local_attention (to rounding).
 Tensor favor_local_step(FavorLocalState& state, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
-                        const Tensor& projection, const FavorOptions& opt);
+                        const Tensor& projection, const FavorOptions& opt, const Tensor* far_log_gain = nullptr);
 
 }  // namespace pf

@@ -4,6 +4,7 @@
 // constants, exactly as in the fused nodes.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 #include "autograd/ops.h"
@@ -154,68 +155,108 @@ Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Te
   return num / den_guarded;
 }
 
+namespace {
+
+// favor-local's key shifts s (B, H, T) and far shifts rF (B, H, T) (favor_local.h): causal, rF_i = max of s
+// over the keys j <= i - w (-inf when there is none); bidirectional, one R per (batch, head), the max
+// over the real keys, for every query. With Shared key shifts s_j is the running max (causal) or R.
+void local_shifts(const Tensor& a, int64_t BH, int64_t T, int64_t w, bool causal, bool shared,
+                  const std::function<bool(int64_t, int64_t)>& real, Tensor& s, Tensor& rF) {
+  for (int64_t bh = 0; bh < BH; ++bh) {
+    const float* ab = a.data() + bh * T;
+    float* sb = s.data() + bh * T;
+    float* rb = rF.data() + bh * T;
+    float run = kNegInf;
+    if (!causal) {
+      for (int64_t j = 0; j < T; ++j)
+        if (real(bh, j)) run = std::max(run, ab[j]);
+      for (int64_t j = 0; j < T; ++j) {
+        sb[j] = shared && real(bh, j) ? run : ab[j];
+        rb[j] = run;
+      }
+      continue;
+    }
+    for (int64_t j = 0; j < T; ++j) {
+      run = std::max(run, ab[j]);
+      sb[j] = shared ? run : ab[j];
+    }
+    run = kNegInf;
+    for (int64_t i = 0; i < T; ++i) {
+      if (i - w >= 0) run = std::max(run, ab[i - w]);
+      rb[i] = run;
+    }
+  }
+}
+
+}  // namespace
+
 Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
-                                    int64_t window, const FavorOptions& opt) {
+                                    int64_t window, const FavorOptions& opt, bool causal, const Tensor* key_mask,
+                                    const Var& far_log_gain) {
   const FavorDims d = favor_detail::check_favor_args("favor_local_attention_reference", q.value(), k.value(),
-                                                     &v.value(), projection, opt, nullptr, true);
+                                                     &v.value(), projection, opt, causal ? nullptr : key_mask, causal);
   if (window < 1 || opt.kind != FeatureKind::Softmax)
     throw std::invalid_argument("favor_local_attention_reference: needs window >= 1 and softmax features");
   const int64_t B = d.B, H = d.H, T = d.T, M = d.M, BH = d.BH(), w = window;
+  if (causal) key_mask = nullptr;
   const float sigma = static_cast<float>(std::pow(static_cast<double>(d.D), -0.25));
   Tensor w_used, bias;
   favorpp_weights(projection, opt, w_used, bias);
   const Var wv = constant(w_used);
+  auto real = [&](int64_t bh, int64_t j) { return !key_mask || key_mask->data()[(bh / H) * T + j] != 0.0f; };
+  Var km = k, vm = v;  // padded keys and values SET to 0
+  if (key_mask) {
+    Tensor pad({B, 1, T, 1});
+    for (int64_t i = 0; i < B * T; ++i) pad.data()[i] = key_mask->data()[i] == 0.0f ? 1.0f : 0.0f;
+    km = masked_fill(k, pad, 0.0f);
+    vm = masked_fill(v, pad, 0.0f);
+  }
   const Projected pq = project(q, wv, sigma, true, bias);
   const Var phi_q = features(pq, pq.a, opt, M);  // (B, H, T, M), at the query shifts a_i
-  const Projected pk = project(k, wv, sigma, true, bias);
-  // Key shifts s_j as in causal FAVOR+; the far field of query i reads the keys j <= i - w at
-  // rF_i = max_{j <= i - w} s_j (-inf when there is none).
+  const Projected pk = project(km, wv, sigma, true, bias);
   Tensor s({B, H, T}), rF({B, H, T});
-  for (int64_t bh = 0; bh < BH; ++bh) {
-    float run = kNegInf;
-    for (int64_t j = 0; j < T; ++j) {
-      run = std::max(run, pk.a.data()[bh * T + j]);
-      s.data()[bh * T + j] = opt.key_shift == KeyShift::Shared ? run : pk.a.data()[bh * T + j];
-    }
-    run = kNegInf;
-    for (int64_t i = 0; i < T; ++i) {
-      if (i - w >= 0) run = std::max(run, pk.a.data()[bh * T + i - w]);
-      rF.data()[bh * T + i] = run;
-    }
-  }
+  local_shifts(pk.a, BH, T, w, causal, opt.key_shift == KeyShift::Shared, real, s, rF);
   const Var phi_k = features(pk, s, opt, M);
-  // Far weights exp(s_j - rF_i) for j <= i - w; the far mask (1 = not a far key) and the near mask.
-  Tensor wgt({B, H, T, T}), not_far({T, T}), not_near({T, T});
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = 0; j < T; ++j) {
-      not_far.data()[i * T + j] = j <= i - w ? 0.0f : 1.0f;
-      not_near.data()[i * T + j] = (j > i - w && j <= i) ? 0.0f : 1.0f;
-    }
-  for (int64_t bh = 0; bh < BH; ++bh)
+  // Near: causal i - w < j <= i, bidirectional |i - j| < w; far: every other earlier (causal) or any key;
+  // padded keys are neither. Far weights exp(s_j - rF_i).
+  auto near = [&](int64_t i, int64_t j) { return causal ? (j > i - w && j <= i) : (j > i - w && j < i + w); };
+  Tensor wgt({B, H, T, T}), not_far({B, 1, T, T}), not_near({B, 1, T, T});
+  for (int64_t b = 0; b < B; ++b)
     for (int64_t i = 0; i < T; ++i)
-      for (int64_t j = 0; j <= i - w; ++j)
-        wgt.data()[(bh * T + i) * T + j] = std::exp(s.data()[bh * T + j] - rF.data()[bh * T + i]);
+      for (int64_t j = 0; j < T; ++j) {
+        const bool r = real(b * H, j), nr = near(i, j), fr = r && !nr && (!causal || j <= i - w);
+        not_far.data()[(b * T + i) * T + j] = fr ? 0.0f : 1.0f;
+        not_near.data()[(b * T + i) * T + j] = r && nr ? 0.0f : 1.0f;
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t bh = b * H + h;
+          wgt.data()[(bh * T + i) * T + j] = fr ? std::exp(s.data()[bh * T + j] - rF.data()[bh * T + i]) : 0.0f;
+        }
+      }
   const Var lf = masked_fill(matmul(phi_q, phi_k, false, true) * constant(wgt), not_far, 0.0f);  // (B, H, T, T)
-  const Var num_f = matmul(lf, v);
+  const Var num_f = matmul(lf, vm);
   const Var den_f = sum(lf, -1, true);  // (B, H, T, 1)
-  // Near logits and the shared scale c_i = max(m_i, lF_i), g_i = exp(a_i + rF_i - c_i), as constants.
-  const Var logits = matmul(q, k, false, true) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.D)));
+  // Near logits and the shared scale c_i = max(m_i, lF_i), g_i = exp(a_i + rF_i + lambda_h - c_i), as constants.
+  const Var logits = matmul(q, km, false, true) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.D)));
   Tensor c({B, H, T, 1}), g({B, H, T, 1});
   for (int64_t bh = 0; bh < BH; ++bh)
     for (int64_t i = 0; i < T; ++i) {
       float m = kNegInf;
-      for (int64_t j = std::max<int64_t>(0, i - w + 1); j <= i; ++j)
-        m = std::max(m, logits.value().data()[(bh * T + i) * T + j]);
+      for (int64_t j = 0; j < T; ++j)
+        if (not_near.data()[((bh / H) * T + i) * T + j] == 0.0f)
+          m = std::max(m, logits.value().data()[(bh * T + i) * T + j]);
+      const float lam = far_log_gain.defined() ? far_log_gain.value().data()[bh % H] : 0.0f;
       const float dF = den_f.value().data()[bh * T + i], r = rF.data()[bh * T + i], a = pq.a.data()[bh * T + i];
       const bool far = r > kNegInf && dF >= kFavorDenominatorFloor;
-      const float lF = far ? a + r + std::log(dF) : kNegInf;
+      const float lF = far ? a + r + lam + std::log(dF) : kNegInf;
       c.data()[bh * T + i] = std::max(m, lF);
-      g.data()[bh * T + i] = far ? std::exp(a + r - c.data()[bh * T + i]) : 0.0f;
+      g.data()[bh * T + i] = far ? std::exp(a + r - c.data()[bh * T + i]) : 0.0f;  // times e^lambda below
     }
   // Logits outside the window are SET to -1e30 before exp (weight 0, gradient 0).
   const Var pn = exp(masked_fill(logits - constant(c), not_near, -1e30f));
-  const Var num = matmul(pn, v) + num_f * constant(g);
-  const Var den = sum(pn, -1, true) + den_f * constant(g);
+  Var gain = constant(g);
+  if (far_log_gain.defined()) gain = gain * exp(reshape(far_log_gain, {1, H, 1, 1}));
+  const Var num = matmul(pn, vm) + num_f * gain;
+  const Var den = sum(pn, -1, true) + den_f * gain;
   const Var den_guarded = den + relu(add_scalar(neg(den), kFavorDenominatorFloor));
   return num / den_guarded;
 }

@@ -23,6 +23,12 @@ void Decoder::reset() {
   local_.clear();
   keys_.clear();
   values_.clear();
+  conv_.clear();
+  if (cfg.short_conv > 0) {
+    conv_.resize(L);
+    for (auto& layer : conv_)
+      for (auto& s : layer) s.reset(1, cfg.dim, cfg.short_conv);
+  }
   if (cfg.attention == AttentionKind::Softmax) {
     keys_.assign(L, std::vector<Cache>(H));
     values_.assign(L, std::vector<Cache>(H));
@@ -69,7 +75,8 @@ Tensor Decoder::step(int32_t token) {
   for (int64_t l = 0; l < model_.num_blocks(); ++l) {
     const PerformerBlock& block = model_.block(l);
     const PerformerAttention& attn = block.attn();
-    const PerformerAttention::Heads heads = attn.project(block.ln1().forward(x), rot);  // (1,H,1,D) each
+    const PerformerAttention::Heads heads =
+        attn.project_step(block.ln1().forward(x), rot, conv_.empty() ? nullptr : conv_[l].data());  // (1,H,1,D) each
     const Tensor q = heads.q.value().reshape({1, H, D});
     const Tensor k = heads.k.value().reshape({1, H, D});
     const Tensor v = heads.v.value().reshape({1, H, D});
@@ -77,7 +84,7 @@ Tensor Decoder::step(int32_t token) {
     if (cfg.attention == AttentionKind::Softmax) {
       o = softmax_step(l, q, k, v);
     } else if (cfg.attention == AttentionKind::FavorLocal) {
-      o = favor_local_step(local_[l], q, k, v, attn.projection(), attn.favor_options());
+      o = favor_local_step(local_[l], q, k, v, attn.projection(), attn.favor_options(), attn.far_gain());
     } else {
       o = favor_step(favor_[l], q, k, v, attn.projection(), attn.favor_options());
     }

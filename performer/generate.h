@@ -4,7 +4,8 @@
 // head carries the prefix state (S (M, Dv), z (M), the running key shift), so each new token costs O(L (C^2 + H M D))
 // whatever the context length; there is no key/value cache. favor-local carries the same state for the
 // keys that have left its window plus a ring buffer of the last local_window keys and values
-// (FavorLocalState), so its cost per token is bounded too. The exact softmax kind keeps a
+// (FavorLocalState), so its cost per token is bounded too. With short convolutions (cfg.short_conv = K) each
+// layer also keeps the last K - 1 projections of q, k and v (ShortConvState). The exact softmax kind keeps a
 // key/value cache instead (O(t) per token at position t).
 //
 // The decoder runs the model's own pieces (PerformerLM::embed, the blocks' LayerNorms, projections
@@ -13,6 +14,7 @@
 // a Decoder is in use (reset() after doing so).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -46,6 +48,7 @@ class Decoder {
   int64_t position_ = 0;
   std::vector<FavorState> favor_;         // favor / relu: one per layer
   std::vector<FavorLocalState> local_;    // favor-local: one per layer
+  std::vector<std::array<ShortConvState, 3>> conv_;  // with short convolutions: q, k, v per layer
   // softmax: per layer, per head, the keys and values seen so far, (t, D) row-major. 64-byte aligned
   // storage so Eigen's vectorized products take the same path on every run (bit-reproducible sampling).
   using Cache = std::vector<float, Eigen::aligned_allocator<float>>;

@@ -49,8 +49,9 @@ std::string shell_quote(const std::string& arg) {
 
 // Defaults that depend on another flag adapt to it, so that a default never makes an explicit command
 // fail: --heads (4 unless given) becomes the largest count <= 4 that divides --dim (and leaves an even
-// head dim for rotary positions); --attention (favor-local unless given, which is causal only) becomes
-// favor for --objective mlm. --warmup adapts by itself (TrainConfig::effective_warmup).
+// head dim for rotary positions); --attention (favor-local unless given) becomes favor for --objective
+// mlm (bidirectional favor-local measured level with favor on proteins, at twice its attention cost:
+// QUALITY.md). --warmup adapts by itself (TrainConfig::effective_warmup).
 namespace {
 void adapt_defaults(TrainConfig& c, const std::map<std::string, std::string>& requested) {
   ModelConfig& m = c.model;

@@ -47,9 +47,8 @@ if [ "$mode" = ours ]; then
   j=$(last_json "$bench" generate --preset b2 --attention favor-local --local-window 4 --context 16 --tokens 4 \
     --threads 1) || exit 1
   has_keys "$j" mode context tokens_per_s local_window
-  if "$bench" attention --seq 64 --kind favor-local --bidirectional >/dev/null 2>&1; then
-    fail "favor-local --bidirectional was accepted"
-  fi
+  j=$(last_json "$bench" attention --seq 64 --kind favor-local --local-window 8 --bidirectional --threads 1) || exit 1
+  [ "$(number "$j" local_window)" = 8 ] || fail "bidirectional favor-local attention: window not reported as 8: $j"
   if "$bench" train --preset b9 >/dev/null 2>&1; then fail "--preset b9 was accepted"; fi
   if "$bench" train --seq 0 >/dev/null 2>&1; then fail "--seq 0 was accepted"; fi
   echo "performer-bench: all modes ok (initial loss $l0)"

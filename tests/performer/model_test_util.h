@@ -41,7 +41,7 @@ inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) 
 }
 
 inline const AttentionKind kAllAttention[] = {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax};
-// The kinds a causal model may use (favor-local is causal only).
+// The kinds a causal model may use (all four; favor-local is also bidirectional since issue 29).
 inline const AttentionKind kCausalAttention[] = {AttentionKind::Favor, AttentionKind::Relu, AttentionKind::Softmax,
                                                  AttentionKind::FavorLocal};
 inline const PositionKind kAllPositions[] = {PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::Rotary};

@@ -89,12 +89,21 @@ TEST(ModelConfig, RangesAreChecked) {
 }
 
 TEST(ModelConfig, FavorLocalAndFavorPlusPlusCombinations) {
+  {  // bidirectional favor-local (masked LM) is valid; the learned far-field gain needs favor-local
+    ModelConfig c;
+    c.attention = AttentionKind::FavorLocal;
+    c.causal = false;
+    c.local_mix = true;
+    c.short_conv = 3;
+    EXPECT_NO_THROW(c.validate());
+  }
   expect_rejected(
       [](ModelConfig& c) {
-        c.attention = AttentionKind::FavorLocal;
-        c.causal = false;
+        c.attention = AttentionKind::Favor;
+        c.local_mix = true;
       },
-      {"favor-local", "causal"});
+      {"local_mix", "favor-local"});
+  expect_rejected([](ModelConfig& c) { c.short_conv = -1; }, {"short_conv"});
   for (auto kind : {AttentionKind::Relu, AttentionKind::Softmax})
     expect_rejected(
         [&](ModelConfig& c) {
@@ -162,7 +171,11 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   a.local_window = 17;
   a.feature_map = FeatureMapKind::FavorPlusPlus;
   a.favorpp_z = 9.5f;
+  a.short_conv = 4;
+  a.local_mix = true;
   const ModelConfig b = round_trip(a);
+  EXPECT_EQ(b.short_conv, 4);
+  EXPECT_TRUE(b.local_mix);
   EXPECT_EQ(b.dim, 96);
   EXPECT_EQ(b.heads, 3);
   EXPECT_TRUE(b.shared_key_shift);
@@ -187,6 +200,8 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   c.local_window = 5;
   c.feature_map = FeatureMapKind::FavorPlusPlus;
   c.favorpp_z = 1.0f;
+  c.short_conv = 4;
+  c.local_mix = true;
   {
     cereal::BinaryInputArchive in(s0);
     in(c);
@@ -198,6 +213,8 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   EXPECT_EQ(c.local_window, ModelConfig().local_window);  // version < 2: the defaults
   EXPECT_EQ(c.feature_map, FeatureMapKind::FavorPlus);
   EXPECT_EQ(c.favorpp_z, ModelConfig().favorpp_z);
+  EXPECT_EQ(c.short_conv, 0);  // version < 3: off
+  EXPECT_FALSE(c.local_mix);
   EXPECT_EQ(c.seed, old.c.seed);
 }
 
