@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/random.h"
+#include "tests/archive_round_trip.h"
 
 
 using namespace pf;
@@ -37,16 +38,7 @@ TEST(Generator, StateRestoresMidStream) {
 TEST(Generator, CerealRoundTrip) {
   Generator a(11);
   a.normal();
-  std::stringstream ss;
-  {
-    cereal::BinaryOutputArchive ar(ss);
-    ar(a);
-  }
-  Generator b;
-  {
-    cereal::BinaryInputArchive ar(ss);
-    ar(b);
-  }
+  Generator b = test::archive_round_trip(a);
   EXPECT_TRUE(a == b);
   EXPECT_EQ(a.normal(), b.normal());
   EXPECT_EQ(a.below(1000), b.below(1000));

@@ -9,6 +9,7 @@
 #include "data/data_module.h"
 #include "base/random.h"
 #include "tests/temp_dir.h"
+#include "tests/archive_round_trip.h"
 
 namespace pf {
 namespace {
@@ -52,19 +53,7 @@ bool same(const Batch& a, const Batch& b) {
          a.key_mask == b.key_mask;
 }
 
-DataCursor cereal_round_trip(const DataCursor& c) {
-  std::stringstream ss;
-  {
-    cereal::BinaryOutputArchive ar(ss);
-    ar(c);
-  }
-  DataCursor out;
-  {
-    cereal::BinaryInputArchive ar(ss);
-    ar(out);
-  }
-  return out;
-}
+DataCursor cereal_round_trip(const DataCursor& c) { return test::archive_round_trip(c); }
 
 // Runs `total` batches uninterrupted, and again with a save after `cut` batches and a restore into a
 // fresh module (cursor passed through a cereal binary archive); the batches after the cut must match.

@@ -17,6 +17,7 @@
 #include "data/vocab.h"
 #include "tests/temp_dir.h"
 #include "tests/text_samples.h"
+#include "tests/archive_round_trip.h"
 
 namespace pf {
 namespace {
@@ -156,30 +157,12 @@ TEST_F(Tokenizer, VocabAppendsPadAndMaskAndSerializesTheModel) {
   EXPECT_THROW(v.decode(std::vector<int32_t>{322}), std::out_of_range);
   for (int32_t id : v.mlm_replacement_ids()) EXPECT_FALSE(model_->is_control(id) || model_->is_unknown(id));
 
-  std::stringstream ss;
-  {
-    cereal::BinaryOutputArchive ar(ss);
-    ar(v);
-  }
-  Vocab back;
-  {
-    cereal::BinaryInputArchive ar(ss);
-    ar(back);
-  }
+  const Vocab back = test::archive_round_trip(v);
   EXPECT_TRUE(back == v);
   EXPECT_EQ(back.model_proto(), model_->proto());
   EXPECT_FALSE(back == Vocab::bytes());
   // Text archives too (the model's bytes as a JSON string).
-  std::stringstream js;
-  {
-    cereal::JSONOutputArchive ar(js);
-    ar(v);
-  }
-  Vocab from_json;
-  {
-    cereal::JSONInputArchive ar(js);
-    ar(from_json);
-  }
+  const Vocab from_json = test::archive_round_trip<cereal::JSONOutputArchive, cereal::JSONInputArchive>(v);
   EXPECT_TRUE(from_json == v);
   // Another model with the same pieces count is a different vocabulary.
   const Vocab other = Vocab::sentencepiece(SentencePieceModel::train(syllable_text(1500, 8), {.vocab_size = 320}));

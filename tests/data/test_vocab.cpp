@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "data/vocab.h"
+#include "tests/archive_round_trip.h"
 
 namespace pf {
 namespace {
@@ -91,17 +92,7 @@ TEST(Vocab, FromNameRejectsUnknown) {
 
 template <class Out, class In>
 Vocab round_trip(const Vocab& v) {
-  std::stringstream ss;
-  {
-    Out ar(ss);
-    ar(v);
-  }
-  Vocab loaded;
-  {
-    In ar(ss);
-    ar(loaded);
-  }
-  return loaded;
+  return test::archive_round_trip<Out, In>(v);
 }
 
 TEST(Vocab, CerealRoundTripBinaryAndJson) {

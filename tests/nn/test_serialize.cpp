@@ -11,21 +11,14 @@
 #include "autograd/serialize.h"
 #include "base/file_header.h"
 #include "nn_test_util.h"
+#include "tests/archive_round_trip.h"
 
 using namespace pf;
 
 namespace {
 template <class Out, class In>
 Tensor round_trip(const Tensor& t) {
-  std::stringstream ss;
-  {
-    Out ar(ss);
-    ar(t);
-  }
-  Tensor back;
-  In ar(ss);
-  ar(back);
-  return back;
+  return test::archive_round_trip<Out, In>(t);
 }
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "performer/config.h"
+#include "tests/archive_round_trip.h"
 
 using namespace pf;
 
@@ -26,19 +27,7 @@ struct ModelConfigV0 {
 namespace {
 
 // The config written to a binary archive and read back into a default one.
-ModelConfig round_trip(const ModelConfig& a) {
-  std::stringstream ss;
-  {
-    cereal::BinaryOutputArchive out(ss);
-    out(a);
-  }
-  ModelConfig b;
-  {
-    cereal::BinaryInputArchive in(ss);
-    in(b);
-  }
-  return b;
-}
+ModelConfig round_trip(const ModelConfig& a) { return test::archive_round_trip(a); }
 
 // Expects cfg.validate() to throw std::invalid_argument whose message contains every `needle`.
 void expect_rejected(const std::function<void(ModelConfig&)>& change, std::initializer_list<std::string> needles) {
