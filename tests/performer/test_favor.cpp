@@ -17,17 +17,9 @@ using pf::test::rel_max_diff;
 
 namespace {
 
-constexpr int64_t kB = 2, kH = 2, kD = 8, kDv = 6, kM = 16, kChunk = 16;
-
-struct Inputs {
-  Tensor q, k, v, w;  // (B, H, T, D) x2, (B, H, T, Dv), (M, D)
-};
-
-Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
-  Generator gen(seed);
-  const test::QKV d = test::random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
-  return Inputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen)};
-}
+using namespace pf::test::favor_shapes;
+using Inputs = test::FavorInputs;
+Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) { return test::make_favor_inputs(T, seed, qk_scale); }
 
 FavorOptions options(FeatureKind kind, KeyShift shift, int64_t chunk = kChunk) {
   FavorOptions opt;

@@ -17,25 +17,13 @@ using pf::test::rel_max_diff;
 
 namespace {
 
-constexpr int64_t kB = 2, kH = 2, kD = 8, kDv = 6, kM = 16, kChunk = 16;
-
-struct Inputs {
-  Tensor q, k, v, w;  // (B, H, T, D) x2, (B, H, T, Dv), (M, D)
-};
-
-Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
-  Generator gen(seed);
-  const test::QKV d = test::random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
-  return Inputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen)};
-}
+using namespace pf::test::favor_shapes;
+using Inputs = test::FavorInputs;
+Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) { return test::make_favor_inputs(T, seed, qk_scale); }
 
 // FAVOR+ (a = 0) or FAVOR++ (a = -0.1: sqrt(1 - 4A) = 1.18, log-weights A |w|^2 ~ -0.8).
 FavorOptions options(KeyShift shift, float a = 0.0f, int64_t chunk = kChunk) {
-  FavorOptions opt;
-  opt.key_shift = shift;
-  opt.chunk_size = chunk;
-  opt.feature_a = a;
-  return opt;
+  return test::favor_options(shift, a, chunk);
 }
 
 std::string name(int64_t window, KeyShift shift, float a, int64_t T) {

@@ -17,27 +17,21 @@ using pf::test::rel_max_diff;
 
 namespace {
 
-constexpr int64_t kB = 2, kH = 2, kD = 8, kDv = 6, kM = 16, kChunk = 16;
+using namespace pf::test::favor_shapes;
 
-struct Inputs {
-  Tensor q, k, v, w, gain;  // (B, H, T, D) x2, (B, H, T, Dv), (M, D), (H)
+struct Inputs : test::FavorInputs {
+  Tensor gain;  // (H): the far field's log-gain per head
 };
 
 Inputs make_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
-  Generator gen(seed);
-  const test::QKV d = test::random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
-  Tensor gain({kH});
-  gain.data()[0] = 0.4f;
-  gain.data()[1] = -0.9f;
-  return Inputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen), gain};
+  Inputs in{test::make_favor_inputs(T, seed, qk_scale), Tensor({kH})};
+  in.gain.data()[0] = 0.4f;
+  in.gain.data()[1] = -0.9f;
+  return in;
 }
 
 FavorOptions options(KeyShift shift, float a = 0.0f, int64_t chunk = kChunk) {
-  FavorOptions opt;
-  opt.key_shift = shift;
-  opt.chunk_size = chunk;
-  opt.feature_a = a;
-  return opt;
+  return test::favor_options(shift, a, chunk);
 }
 
 // Batch 0 all real; batch 1 with pads at positions 2 and from T - 4 on (when T allows).

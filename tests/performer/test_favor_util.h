@@ -95,6 +95,30 @@ inline QKV random_qkv(int64_t B, int64_t H, int64_t T, int64_t D, int64_t Dv, fl
   return d;
 }
 
+// The shapes of the FAVOR+ and favor-local kernel tests, and their random inputs: q, k, v of
+// (B, H, T, D) x2 and (B, H, T, Dv), entries N(0, qk_scale^2) for q and k, and (M, D) orthogonal features.
+namespace favor_shapes {
+inline constexpr int64_t kB = 2, kH = 2, kD = 8, kDv = 6, kM = 16, kChunk = 16;
+}
+struct FavorInputs {
+  Tensor q, k, v, w;
+};
+inline FavorInputs make_favor_inputs(int64_t T, uint64_t seed, float qk_scale = 0.7f) {
+  using namespace favor_shapes;
+  Generator gen(seed);
+  const QKV d = random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
+  return FavorInputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen)};
+}
+
+// Kernel options with the given key stabilizer, FAVOR++ parameter (0: FAVOR+) and chunk length.
+inline FavorOptions favor_options(KeyShift shift, float a = 0.0f, int64_t chunk = favor_shapes::kChunk) {
+  FavorOptions opt;
+  opt.key_shift = shift;
+  opt.chunk_size = chunk;
+  opt.feature_a = a;
+  return opt;
+}
+
 // The output of fn(q, k, v) and the gradients of q, k, v for a fixed random output gradient.
 struct Grads {
   Tensor out, dq, dk, dv;
