@@ -46,12 +46,6 @@ void expect_grad_close(const Tensor& fused, const Tensor& ref, const std::string
   EXPECT_LE(max_abs_diff(fused, ref), 1e-4f * scale + 1e-5f) << what << " (largest entry " << scale << ")";
 }
 
-Tensor row(const Tensor& x, int64_t t) {  // (B, H, T, E) -> (B, H, E) at position t
-  const int64_t BH = x.size(0) * x.size(1), T = x.size(2), E = x.size(3);
-  Tensor r({x.size(0), x.size(1), E});
-  for (int64_t bh = 0; bh < BH; ++bh) std::memcpy(r.data() + bh * E, x.data() + (bh * T + t) * E, sizeof(float) * E);
-  return r;
-}
 
 }  // namespace
 
@@ -204,13 +198,9 @@ TEST(FavorLocal, RecurrentStepEqualsBatch) {
         const Tensor batch = favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, opt).value();
         FavorLocalState state;
         state.reset(kB, kH, kM, kD, kDv, window);
-        Tensor rec({kB, kH, T, kDv});
-        for (int64_t t = 0; t < T; ++t) {
-          const Tensor o = favor_local_step(state, row(in.q, t), row(in.k, t), row(in.v, t), in.w, opt);
-          ASSERT_EQ(o.shape(), (Shape{kB, kH, kDv}));
-          for (int64_t bh = 0; bh < kB * kH; ++bh)
-            std::memcpy(rec.data() + (bh * T + t) * kDv, o.data() + bh * kDv, sizeof(float) * kDv);
-        }
+        const Tensor rec = test::run_recurrent(in.q, in.k, in.v, [&](const Tensor& qt, const Tensor& kt, const Tensor& vt) {
+          return favor_local_step(state, qt, kt, vt, in.w, opt);
+        });
         EXPECT_EQ(state.position, T);
         EXPECT_LT(rel_max_diff(rec, batch), 1e-5) << name(window, shift, a, T);
       }
@@ -225,6 +215,6 @@ TEST(FavorLocal, RejectsBadArguments) {
   EXPECT_THROW(favor_local_attention(q, k, v, in.w, 4, relu), std::invalid_argument);
   FavorLocalState state;
   EXPECT_THROW(state.reset(kB, kH, kM, kD, kDv, 0), std::invalid_argument);
-  EXPECT_THROW(favor_local_step(state, row(in.q, 0), row(in.k, 0), row(in.v, 0), in.w, FavorOptions()),
-               std::invalid_argument);  // never reset
+  const Tensor q0 = test::position(in.q, 0), k0 = test::position(in.k, 0), v0 = test::position(in.v, 0);
+  EXPECT_THROW(favor_local_step(state, q0, k0, v0, in.w, FavorOptions()), std::invalid_argument);  // never reset
 }

@@ -240,18 +240,9 @@ TEST(FavorLocalGain, RecurrentStepEqualsBatch) {
         favor_local_attention(Var(in.q), Var(in.k), Var(in.v), in.w, window, opt, Var(in.gain)).value();
     FavorLocalState state;
     state.reset(kB, kH, kM, kD, kDv, window);
-    Tensor rec({kB, kH, T, kDv});
-    for (int64_t t = 0; t < T; ++t) {
-      Tensor qt({kB, kH, kD}), kt({kB, kH, kD}), vt({kB, kH, kDv});
-      for (int64_t bh = 0; bh < kB * kH; ++bh) {
-        std::memcpy(qt.data() + bh * kD, in.q.data() + (bh * T + t) * kD, sizeof(float) * kD);
-        std::memcpy(kt.data() + bh * kD, in.k.data() + (bh * T + t) * kD, sizeof(float) * kD);
-        std::memcpy(vt.data() + bh * kDv, in.v.data() + (bh * T + t) * kDv, sizeof(float) * kDv);
-      }
-      const Tensor o = favor_local_step(state, qt, kt, vt, in.w, opt, &in.gain);
-      for (int64_t bh = 0; bh < kB * kH; ++bh)
-        std::memcpy(rec.data() + (bh * T + t) * kDv, o.data() + bh * kDv, sizeof(float) * kDv);
-    }
+    const Tensor rec = test::run_recurrent(in.q, in.k, in.v, [&](const Tensor& qt, const Tensor& kt, const Tensor& vt) {
+      return favor_local_step(state, qt, kt, vt, in.w, opt, &in.gain);
+    });
     EXPECT_LT(rel_max_diff(rec, batch), 1e-5) << "window " << window;
   }
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "base/random.h"
@@ -108,6 +109,29 @@ inline FavorInputs make_favor_inputs(int64_t T, uint64_t seed, float qk_scale = 
   Generator gen(seed);
   const QKV d = random_qkv(kB, kH, T, kD, kDv, qk_scale, gen);
   return FavorInputs{d.q, d.k, d.v, orthogonal_random_features(kM, kD, gen)};
+}
+
+// Position t of a (B, H, T, E) tensor: (B, H, E).
+inline Tensor position(const Tensor& x, int64_t t) {
+  const int64_t BH = x.size(0) * x.size(1), T = x.size(2), E = x.size(3);
+  Tensor r({x.size(0), x.size(1), E});
+  for (int64_t bh = 0; bh < BH; ++bh) std::memcpy(r.data() + bh * E, x.data() + (bh * T + t) * E, sizeof(float) * E);
+  return r;
+}
+
+// A recurrent form run over positions 0..T-1: step(q_t, k_t, v_t) -> (B, H, Dv) for each position of
+// the inputs, gathered into (B, H, T, Dv) to compare with the batch node.
+template <class Step>
+Tensor run_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, Step step) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dv = v.size(3);
+  Tensor rec({B, H, T, Dv});
+  for (int64_t t = 0; t < T; ++t) {
+    const Tensor o = step(position(q, t), position(k, t), position(v, t));
+    EXPECT_EQ(o.shape(), (Shape{B, H, Dv}));
+    for (int64_t bh = 0; bh < B * H; ++bh)
+      std::memcpy(rec.data() + (bh * T + t) * Dv, o.data() + bh * Dv, sizeof(float) * Dv);
+  }
+  return rec;
 }
 
 // Kernel options with the given key stabilizer, FAVOR++ parameter (0: FAVOR+) and chunk length.
