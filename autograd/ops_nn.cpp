@@ -32,71 +32,58 @@ using CArr = Eigen::Map<const Eigen::ArrayXf>;
 
 // ------------------------------------------------------------------ softmax
 
-Var softmax(const Var& a) {
+namespace {
+
+// A row-wise op over the last axis whose backward reads its own output y: fwd(x_row, y_row) and
+// bwd(y_row, dy_row, dx_row), each row on its own, rows in parallel.
+template <class Fwd, class Bwd>
+Var rowwise(const Var& a, const char* name, Fwd fwd, Bwd bwd) {
   int64_t rows, cols;
-  rows_cols(a.value(), "softmax", rows, cols);
+  rows_cols(a.value(), name, rows, cols);
   Tensor out = Tensor::empty(a.shape());
   const float* px = a.value().data();
   float* py = out.data();
-  parallel_for(
-      rows,
-      [&](int64_t s, int64_t e) {
-        for (int64_t r = s; r < e; ++r) {
-          CArr x(px + r * cols, cols);
-          Arr y(py + r * cols, cols);
-          y = (x - x.maxCoeff()).exp();
-          y /= y.sum();
-        }
-      },
-      row_grain(cols));
-  // Saves the output: dx = y * (dy - sum(dy * y)).
-  return make_result(out, needs_grad({&a}), "softmax", [a = a.slot_ptr(), y = out, rows, cols](const Tensor& g) {
+  auto each_row = [cols](int64_t rows, auto f) {
+    parallel_for(rows, [&](int64_t s, int64_t e) { for (int64_t r = s; r < e; ++r) f(r); }, row_grain(cols));
+  };
+  each_row(rows, [&](int64_t r) {
+    CArr x(px + r * cols, cols);
+    Arr y(py + r * cols, cols);
+    fwd(x, y);
+  });
+  return make_result(out, needs_grad({&a}), name, [a = a.slot_ptr(), y = out, rows, cols, bwd, each_row](const Tensor& g) {
     float* dx = a->grad_buffer().data();
-    parallel_for(
-        rows,
-        [&](int64_t s, int64_t e) {
-          for (int64_t r = s; r < e; ++r) {
-            CArr yr(y.data() + r * cols, cols), gr(g.data() + r * cols, cols);
-            Arr d(dx + r * cols, cols);
-            d += yr * (gr - (gr * yr).sum());
-          }
-        },
-        row_grain(cols));
+    each_row(rows, [&](int64_t r) {
+      CArr yr(y.data() + r * cols, cols), gr(g.data() + r * cols, cols);
+      Arr d(dx + r * cols, cols);
+      bwd(yr, gr, d);
+    });
   });
 }
 
-Var log_softmax(const Var& a) {
-  int64_t rows, cols;
-  rows_cols(a.value(), "log_softmax", rows, cols);
-  Tensor out = Tensor::empty(a.shape());
-  const float* px = a.value().data();
-  float* py = out.data();
-  parallel_for(
-      rows,
-      [&](int64_t s, int64_t e) {
-        for (int64_t r = s; r < e; ++r) {
-          CArr x(px + r * cols, cols);
-          Arr y(py + r * cols, cols);
-          // (x - m) - log(sum exp(x - m)): subtracting a rounded lse from a large x would lose digits.
-          const float m = x.maxCoeff();
-          y = (x - m) - std::log((x - m).exp().sum());
-        }
+}  // namespace
+
+// Saves the output: dx = y * (dy - sum(dy * y)).
+Var softmax(const Var& a) {
+  return rowwise(
+      a, "softmax",
+      [](const CArr& x, Arr& y) {
+        y = (x - x.maxCoeff()).exp();
+        y /= y.sum();
       },
-      row_grain(cols));
-  // Saves the output: dx = dy - softmax * sum(dy), softmax = exp(y).
-  return make_result(out, needs_grad({&a}), "log_softmax", [a = a.slot_ptr(), y = out, rows, cols](const Tensor& g) {
-    float* dx = a->grad_buffer().data();
-    parallel_for(
-        rows,
-        [&](int64_t s, int64_t e) {
-          for (int64_t r = s; r < e; ++r) {
-            CArr yr(y.data() + r * cols, cols), gr(g.data() + r * cols, cols);
-            Arr d(dx + r * cols, cols);
-            d += gr - yr.exp() * gr.sum();
-          }
-        },
-        row_grain(cols));
-  });
+      [](const CArr& y, const CArr& g, Arr& d) { d += y * (g - (g * y).sum()); });
+}
+
+// Saves the output: dx = dy - softmax * sum(dy), softmax = exp(y).
+Var log_softmax(const Var& a) {
+  return rowwise(
+      a, "log_softmax",
+      [](const CArr& x, Arr& y) {
+        // (x - m) - log(sum exp(x - m)): subtracting a rounded lse from a large x would lose digits.
+        const float m = x.maxCoeff();
+        y = (x - m) - std::log((x - m).exp().sum());
+      },
+      [](const CArr& y, const CArr& g, Arr& d) { d += g - y.exp() * g.sum(); });
 }
 
 // ------------------------------------------------------------------ layer norm
