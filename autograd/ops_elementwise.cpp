@@ -88,31 +88,24 @@ Tensor binary_map(const Tensor& a, const Tensor& b, const char* op, F f) {
   const float *pa = a.data(), *pb = b.data();
   float* po = out.data();
   const int64_t n = out.numel(), na = a.numel(), nb = b.numel();
+  // One operand has the output's shape and the other repeats every m elements (a bias over rows):
+  // rows of m, the inner loop vectorizes. g(full element, repeated element).
+  auto repeat_rows = [&](const float* full, const float* rep, int64_t m, auto g) {
+    parallel_for(
+        n / m,
+        [&](int64_t s, int64_t e) {
+          for (int64_t r = s; r < e; ++r) {
+            const float* fr = full + r * m;
+            float* orow = po + r * m;
+            for (int64_t j = 0; j < m; ++j) orow[j] = g(fr[j], rep[j]);
+          }
+        },
+        std::max<int64_t>(1, kParallelGrain / m));
+  };
   if (a.shape() == shape && is_suffix(b.shape(), shape)) {
-    // b repeats every nb elements (a bias over rows): rows of nb, inner loop vectorizes.
-    const int64_t rows = n / nb;
-    parallel_for(
-        rows,
-        [&](int64_t s, int64_t e) {
-          for (int64_t r = s; r < e; ++r) {
-            const float* ar = pa + r * nb;
-            float* orow = po + r * nb;
-            for (int64_t j = 0; j < nb; ++j) orow[j] = f(ar[j], pb[j]);
-          }
-        },
-        std::max<int64_t>(1, kParallelGrain / nb));
+    repeat_rows(pa, pb, nb, [&](float x, float y) { return f(x, y); });
   } else if (b.shape() == shape && is_suffix(a.shape(), shape)) {
-    const int64_t rows = n / na;
-    parallel_for(
-        rows,
-        [&](int64_t s, int64_t e) {
-          for (int64_t r = s; r < e; ++r) {
-            const float* br = pb + r * na;
-            float* orow = po + r * na;
-            for (int64_t j = 0; j < na; ++j) orow[j] = f(pa[j], br[j]);
-          }
-        },
-        std::max<int64_t>(1, kParallelGrain / na));
+    repeat_rows(pb, pa, na, [&](float y, float x) { return f(x, y); });
   } else {
     auto sa = broadcast_strides(a.shape(), shape), sb = broadcast_strides(b.shape(), shape);
     for_each_broadcast(shape, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) { po[i] = f(pa[ia], pb[ib]); });
