@@ -41,7 +41,8 @@ void report(benchmark::State& state, int64_t T) {
       static_cast<double>(kB * T), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
-void BM_FavorCausal(benchmark::State& state) {
+// One forward and backward of FAVOR+, causal or bidirectional, per iteration.
+void favor_forward_backward(benchmark::State& state, bool causal) {
   const int64_t T = state.range(0);
   Inputs in = make_inputs(T);
   FavorOptions opt;
@@ -49,12 +50,14 @@ void BM_FavorCausal(benchmark::State& state) {
     in.q.zero_grad();
     in.k.zero_grad();
     in.v.zero_grad();
-    Var out = favor_attention(in.q, in.k, in.v, in.w, true, opt);
+    Var out = favor_attention(in.q, in.k, in.v, in.w, causal, opt);
     out.backward(in.g);
     benchmark::DoNotOptimize(in.q.grad().data());
   }
   report(state, T);
 }
+
+void BM_FavorCausal(benchmark::State& state) { favor_forward_backward(state, true); }
 
 void BM_FavorCausalForward(benchmark::State& state) {
   const int64_t T = state.range(0);
@@ -68,20 +71,7 @@ void BM_FavorCausalForward(benchmark::State& state) {
   report(state, T);
 }
 
-void BM_FavorBidirectional(benchmark::State& state) {
-  const int64_t T = state.range(0);
-  Inputs in = make_inputs(T);
-  FavorOptions opt;
-  for (auto _ : state) {
-    in.q.zero_grad();
-    in.k.zero_grad();
-    in.v.zero_grad();
-    Var out = favor_attention(in.q, in.k, in.v, in.w, false, opt);
-    out.backward(in.g);
-    benchmark::DoNotOptimize(in.q.grad().data());
-  }
-  report(state, T);
-}
+void BM_FavorBidirectional(benchmark::State& state) { favor_forward_backward(state, false); }
 
 // softmax(q k^T / sqrt(D) with the upper triangle masked) v, from pf ops: the quadratic baseline.
 void BM_ExactSoftmaxCausal(benchmark::State& state) {
