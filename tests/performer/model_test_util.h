@@ -1,11 +1,14 @@
 // Tiny configurations and helpers shared by the model and generation tests.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "base/random.h"
+#include "autograd/tensor.h"
 #include "performer/config.h"
 
 namespace pf::test {
@@ -48,6 +51,17 @@ inline const PositionKind kAllPositions[] = {PositionKind::Learned, PositionKind
 
 inline std::string describe(const ModelConfig& c) {
   return to_string(c.attention) + "/" + to_string(c.positions) + (c.causal ? "/causal" : "/bidirectional");
+}
+
+// max |a - b| / max(1, max |b|) between one decoder step's logits (V) and position t of the full
+// forward pass's logits (T, V): how the recurrent decoder is compared with the full forward pass.
+inline float relative_diff(const Tensor& step_logits, const Tensor& full, int64_t t, int64_t V) {
+  float diff = 0.0f, scale = 1.0f;
+  for (int64_t v = 0; v < V; ++v) {
+    diff = std::max(diff, std::abs(step_logits.data()[v] - full.data()[t * V + v]));
+    scale = std::max(scale, std::abs(full.data()[t * V + v]));
+  }
+  return diff / scale;
 }
 
 }  // namespace pf::test

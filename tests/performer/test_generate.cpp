@@ -17,15 +17,7 @@ using test::tiny_config;
 
 namespace {
 
-// max |a - b| / max(1, max |b|) over the logits of position t.
-float relative_diff(const Tensor& step_logits, const Tensor& full, int64_t t, int64_t V) {
-  float diff = 0.0f, scale = 1.0f;
-  for (int64_t v = 0; v < V; ++v) {
-    diff = std::max(diff, std::abs(step_logits.data()[v] - full.data()[t * V + v]));
-    scale = std::max(scale, std::abs(full.data()[t * V + v]));
-  }
-  return diff / scale;
-}
+using test::relative_diff;
 
 }  // namespace
 
