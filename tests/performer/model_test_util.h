@@ -10,6 +10,7 @@
 #include "base/random.h"
 #include "autograd/tensor.h"
 #include "performer/config.h"
+#include "performer/model.h"
 
 namespace pf::test {
 
@@ -62,6 +63,12 @@ inline float relative_diff(const Tensor& step_logits, const Tensor& full, int64_
     scale = std::max(scale, std::abs(full.data()[t * V + v]));
   }
   return diff / scale;
+}
+
+// The logits (1, T, V) of one full forward pass over ids (no tape).
+inline Tensor full_logits(PerformerLM& model, const std::vector<int32_t>& ids) {
+  NoGradGuard no_grad;
+  return model.forward(ids, 1, static_cast<int64_t>(ids.size())).value();
 }
 
 }  // namespace pf::test

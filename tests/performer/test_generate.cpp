@@ -28,11 +28,7 @@ TEST(Decoder, StepsMatchTheFullForwardPass) {
       PerformerLM model(tiny_config(kind, pos));
       model.eval();
       const auto ids = test::random_ids(T, V, 21);
-      Tensor full;
-      {
-        NoGradGuard no_grad;
-        full = model.forward(ids, 1, T).value();  // (1,T,V)
-      }
+      const Tensor full = test::full_logits(model, ids);  // (1, T, V)
       Decoder decoder(model);
       for (int64_t t = 0; t < T; ++t) {
         EXPECT_EQ(decoder.position(), t);

@@ -130,11 +130,7 @@ TEST(ShortConvModel, DecoderStepsMatchTheFullForwardPass) {
       perturb_new_parameters(model, 40);
       model.eval();
       const auto ids = test::random_ids(T, V, 21);
-      Tensor full;
-      {
-        NoGradGuard no_grad;
-        full = model.forward(ids, 1, T).value();  // (1,T,V)
-      }
+      const Tensor full = test::full_logits(model, ids);  // (1, T, V)
       Decoder decoder(model);
       for (int64_t t = 0; t < T; ++t) {
         EXPECT_LE(test::relative_diff(decoder.step(ids[t]), full, t, V), 1e-4f)
