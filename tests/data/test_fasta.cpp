@@ -52,31 +52,25 @@ TEST(Fasta, OneLineRecords) {
   EXPECT_EQ(residues(c, 2), "W");
 }
 
-TEST(Fasta, BlankLinesAnywhere) {
-  const ProteinCorpus c = parse("\n\n>a\n\nMKV\n\n  \nLA\n\n>b\nAC\n\n\n");
-  ASSERT_EQ(c.size(), 2);
-  EXPECT_EQ(residues(c, 0), "MKVLA");
-  EXPECT_EQ(residues(c, 1), "AC");
-}
-
-TEST(Fasta, CrlfLineEnds) {
-  const ProteinCorpus c = parse(">a desc\r\nMKV\r\nLA\r\n\r\n>b\r\nAC\r\n");
-  ASSERT_EQ(c.size(), 2);
-  EXPECT_EQ(c.id(0), "a");
-  EXPECT_EQ(residues(c, 0), "MKVLA");
-  EXPECT_EQ(residues(c, 1), "AC");
+// Blank lines anywhere, CRLF line ends and a terminal '*' are layouts of the same two records.
+TEST(Fasta, LayoutsOfTheSameRecords) {
+  const std::pair<const char*, const char*> layouts[] = {
+      {"blank lines anywhere", "\n\n>a\n\nMKV\n\n  \nLA\n\n>b\nAC\n\n\n"},
+      {"CRLF line ends", ">a desc\r\nMKV\r\nLA\r\n\r\n>b\r\nAC\r\n"},
+      {"terminal stars", ">a\nMKV\nLA*\n>b\nAC\n*\n"},
+  };
+  for (const auto& [layout, text] : layouts) {
+    const ProteinCorpus c = parse(text);
+    ASSERT_EQ(c.size(), 2) << layout;
+    EXPECT_EQ(c.id(0), "a") << layout;
+    EXPECT_EQ(residues(c, 0), "MKVLA") << layout;
+    EXPECT_EQ(residues(c, 1), "AC") << layout;
+  }
 }
 
 TEST(Fasta, LowercaseResiduesAreUppercased) {
   const ProteinCorpus c = parse(">a\nmkvLAt\nxbzuo\n");
   EXPECT_EQ(residues(c, 0), "MKVLATXBZUO");
-}
-
-TEST(Fasta, TerminalStarIsDropped) {
-  const ProteinCorpus c = parse(">a\nMKV\nLA*\n>b\nAC\n*\n");
-  ASSERT_EQ(c.size(), 2);
-  EXPECT_EQ(residues(c, 0), "MKVLA");
-  EXPECT_EQ(residues(c, 1), "AC");
 }
 
 TEST(Fasta, StarInTheMiddleIsAnErrorWithLine) {
