@@ -19,22 +19,9 @@ namespace pf::test {
 // (so its far field is in use from position 3 on).
 inline ModelConfig tiny_config(AttentionKind attention, PositionKind positions = PositionKind::Learned,
                                bool causal = true, uint64_t seed = 7) {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.dim = 16;
-  c.depth = 2;
-  c.heads = 2;
-  c.ff_hidden = 32;
-  c.features = 16;
-  c.max_seq_len = 32;
-  c.attention = attention;
-  c.positions = positions;
-  c.causal = causal;
-  c.chunk_size = 4;
-  c.local_window = 3;
-  c.redraw_every = 0;
-  c.seed = seed;
-  return c;
+  return ModelConfig{.vocab_size = 11, .dim = 16, .depth = 2, .heads = 2, .ff_hidden = 32, .features = 16,
+                     .max_seq_len = 32, .attention = attention, .causal = causal, .positions = positions,
+                     .redraw_every = 0, .chunk_size = 4, .local_window = 3, .seed = seed};
 }
 
 inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {

@@ -78,19 +78,8 @@ double bag_bound(int64_t samples) {
 }
 
 ModelConfig copy_config(AttentionKind kind) {
-  ModelConfig c;
-  c.vocab_size = kSymbols + 1;
-  c.dim = 64;
-  c.depth = 2;
-  c.heads = 2;
-  c.ff_hidden = 128;
-  c.features = 64;
-  c.max_seq_len = kT;
-  c.attention = kind;
-  c.chunk_size = 8;
-  c.redraw_every = 0;
-  c.seed = 3;
-  return c;
+  return ModelConfig{.vocab_size = kSymbols + 1, .dim = 64, .depth = 2, .heads = 2, .ff_hidden = 128, .features = 64,
+                     .max_seq_len = kT, .attention = kind, .redraw_every = 0, .chunk_size = 8, .seed = 3};
 }
 
 // Trains on fresh rows for `steps` AdamW steps and returns the copy loss on 8 held-out batches.

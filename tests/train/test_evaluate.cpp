@@ -54,16 +54,9 @@ Batch batch_with_targets(int64_t B, int64_t T, int64_t vocab, int64_t targets_ke
 }
 
 TEST(Evaluate, LossIsTotalCrossEntropyOverTotalTargets) {
-  ModelConfig mc;
-  mc.vocab_size = 30;
-  mc.dim = 16;
-  mc.depth = 1;
-  mc.heads = 2;
-  mc.ff_hidden = 32;
-  mc.features = 8;
-  mc.max_seq_len = 8;
-  mc.seed = 3;
-  PerformerLM model(mc);
+  PerformerLM model(
+      ModelConfig{.vocab_size = 30, .dim = 16, .depth = 1, .heads = 2, .ff_hidden = 32, .features = 8, .max_seq_len = 8,
+                  .attention = AttentionKind::Favor, .seed = 3});
   // One target in the first batch, 24 in the second, 5 in the third.
   const std::vector<Batch> batches = {batch_with_targets(1, 8, 30, 1, 1), batch_with_targets(3, 8, 30, 24, 2),
                                       batch_with_targets(2, 8, 30, 5, 3)};
