@@ -66,6 +66,22 @@ class TrainFaultTest : public ::testing::Test {
     }
     return false;
   }
+  // A long run into out(name) (far more steps than any test needs) that checkpoints every `save_every`
+  // steps, frozen with SIGSTOP once it has a checkpoint, so that it meets whatever the test does next
+  // whatever the machine's speed. Its pid, or -1 after a fatal failure.
+  pid_t start_frozen(const std::string& name, const std::string& save_every, const std::string& err_path) {
+    const pid_t pid = spawn(train_args({"--data", text_, "--steps", "100000", "--save-every", save_every,
+                                        "--eval-every", "0", "--out", out(name)}),
+                            err_path);
+    EXPECT_GT(pid, 0);
+    if (pid <= 0) return -1;
+    const RunDirectory run(out(name));
+    const bool ready = wait_until(pid, [&] { return !run.latest().empty(); });
+    EXPECT_TRUE(ready) << test::read_file(err_path);
+    if (!ready) return -1;
+    ::kill(pid, SIGSTOP);
+    return pid;
+  }
 
  protected:
   test::TempDir dir_;
@@ -161,15 +177,9 @@ TEST_F(TrainFaultTest, OutputDirectoryThatCannotBeWrittenIsRefusedBeforeTraining
 // a crash.
 TEST_F(TrainFaultTest, OutputDirectoryRemovedDuringTheRunIsAClearError) {
   const std::string err_path = out("gone.err");
-  // Far more steps than the test needs: the run is frozen (SIGSTOP) while its directory is removed,
-  // then continued, so it meets the missing directory at its next save whatever the machine's speed.
-  const pid_t pid = spawn(train_args({"--data", text_, "--steps", "100000", "--save-every", "4", "--eval-every", "0",
-                                      "--out", out("gone")}),
-                          err_path);
+  // Frozen while its directory is removed, then continued: it meets the missing directory at its next save.
+  const pid_t pid = start_frozen("gone", "4", err_path);
   ASSERT_GT(pid, 0);
-  const RunDirectory run(out("gone"));
-  ASSERT_TRUE(wait_until(pid, [&] { return !run.latest().empty(); })) << test::read_file(err_path);
-  ::kill(pid, SIGSTOP);
   std::error_code ec;
   for (int i = 0; i < 50 && fs::exists(out("gone")); ++i) fs::remove_all(out("gone"), ec);
   ASSERT_FALSE(fs::exists(out("gone")));
@@ -186,14 +196,10 @@ TEST_F(TrainFaultTest, OutputDirectoryRemovedDuringTheRunIsAClearError) {
 // with --overwrite), performer-eval may still read; after kill -9 of the first, resume works.
 TEST_F(TrainFaultTest, SecondWriterIsRefusedAndKillNineReleasesTheLock) {
   const std::string err_path = out("first.err");
-  // A long run, frozen with SIGSTOP once it has a checkpoint: it holds its lock while the others try.
-  const pid_t first = spawn(train_args({"--data", text_, "--steps", "100000", "--save-every", "2", "--eval-every", "0",
-                                        "--out", out("busy")}),
-                            err_path);
+  // Frozen once it has a checkpoint: it holds its lock while the others try.
+  const pid_t first = start_frozen("busy", "2", err_path);
   ASSERT_GT(first, 0);
   const RunDirectory run(out("busy"));
-  ASSERT_TRUE(wait_until(first, [&] { return !run.latest().empty(); })) << test::read_file(err_path);
-  ::kill(first, SIGSTOP);
 
   const std::string in_use = "the output directory " + out("busy") + " is in use: another performer-train is writing";
   const test::CommandResult resume = test::run_command({PF_TRAIN_BIN, "--resume", out("busy")});
