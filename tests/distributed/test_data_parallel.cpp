@@ -201,6 +201,8 @@ class DataParallel2 : public ::testing::Test {
     run.params = snapshot(t.model());
     return run;
   }
+  // Two ranks train the config as one process does: the same losses and parameters (to 1e-5).
+  static void expect_same_as_one_process(const TrainConfig& c);
   static TrainRun one_process(const TrainConfig& c, FitOptions opt = {}) {
     apply_process_settings(c);
     Trainer t(c);
@@ -247,6 +249,13 @@ void expect_bit_identical(const StateDict& a, const StateDict& b) {
 void expect_losses_close(const std::vector<double>& a, const std::vector<double>& b, double tol) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], tol * std::fabs(b[i])) << "step " << i + 1;
+}
+
+void DataParallel2::expect_same_as_one_process(const TrainConfig& c) {
+  const TrainRun ref = one_process(c);
+  const TrainRun dp = data_parallel(c);
+  expect_losses_close(dp.losses, ref.losses, 1e-5);
+  expect_close(dp.params, ref.params, 1e-5);
 }
 
 TEST_F(DataParallel2, TwoRanksOfFourRowsEqualOneProcessOfEight) {
@@ -297,20 +306,14 @@ TEST_F(DataParallel2, MaskedLmWithUnequalTargetsPerRankEqualsOneProcess) {
   c.data.train_files = {path("p.fasta")};
   c.data.objective = Objective::Mlm;
   c.model.redraw_every = 0;
-  const TrainRun ref = one_process(c);
-  const TrainRun dp = data_parallel(c);
-  expect_losses_close(dp.losses, ref.losses, 1e-5);
-  expect_close(dp.params, ref.params, 1e-5);
+  expect_same_as_one_process(c);
 }
 
 TEST_F(DataParallel2, GradAccumulationSynchronizesOnlyTheStep) {
   TrainConfig c = config();
   c.run.grad_accum = 2;
   c.data.batch_size = 6;  // 3 rows per rank per micro-batch
-  const TrainRun ref = one_process(c);
-  const TrainRun dp = data_parallel(c);
-  expect_losses_close(dp.losses, ref.losses, 1e-5);
-  expect_close(dp.params, ref.params, 1e-5);
+  expect_same_as_one_process(c);
 }
 
 TEST_F(DataParallel2, ReplicasStayBitIdenticalWithPerRankDropout) {
