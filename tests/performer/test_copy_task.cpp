@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <cstdio>
 #include <vector>
 
@@ -112,6 +113,13 @@ double train_copy(ModelConfig cfg, int steps, bool uniform_attention = false) {
 
 constexpr int kSteps = 200;
 
+// Trains kSteps on the copy task: the held-out loss must be under half the bag-of-symbols bound.
+void expect_copies(const ModelConfig& cfg, const std::string& what) {
+  const double loss = train_copy(cfg, kSteps);
+  std::printf("%s copy loss %.4f\n", what.c_str(), loss);
+  EXPECT_LT(loss, 0.5 * bag_bound(20000)) << what;
+}
+
 }  // namespace
 
 TEST(CopyTask, BagBoundIsBelowLnK) {
@@ -122,15 +130,11 @@ TEST(CopyTask, BagBoundIsBelowLnK) {
 }
 
 TEST(CopyTask, Favor) {
-  const double loss = train_copy(copy_config(AttentionKind::Favor), kSteps);
-  std::printf("favor copy loss %.4f\n", loss);
-  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+  expect_copies(copy_config(AttentionKind::Favor), "favor");
 }
 
 TEST(CopyTask, Relu) {
-  const double loss = train_copy(copy_config(AttentionKind::Relu), kSteps);
-  std::printf("relu copy loss %.4f\n", loss);
-  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+  expect_copies(copy_config(AttentionKind::Relu), "relu");
 }
 
 // favor-local with a window of 4 (of 32 positions): every copied symbol is 16 positions back, far
@@ -138,9 +142,7 @@ TEST(CopyTask, Relu) {
 TEST(CopyTask, FavorLocal) {
   ModelConfig cfg = copy_config(AttentionKind::FavorLocal);
   cfg.local_window = 4;
-  const double loss = train_copy(cfg, kSteps);
-  std::printf("favor-local (window 4) copy loss %.4f\n", loss);
-  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+  expect_copies(cfg, "favor-local (window 4)");
 }
 
 // The same with FAVOR++ features (at the default z) in the far field.
@@ -148,15 +150,11 @@ TEST(CopyTask, FavorLocalWithFavorPlusPlusFeatures) {
   ModelConfig cfg = copy_config(AttentionKind::FavorLocal);
   cfg.local_window = 4;
   cfg.feature_map = FeatureMapKind::FavorPlusPlus;
-  const double loss = train_copy(cfg, kSteps);
-  std::printf("favor-local (window 4, favor++) copy loss %.4f\n", loss);
-  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+  expect_copies(cfg, "favor-local (window 4, favor++)");
 }
 
 TEST(CopyTask, Softmax) {
-  const double loss = train_copy(copy_config(AttentionKind::Softmax), kSteps);
-  std::printf("softmax copy loss %.4f\n", loss);
-  EXPECT_LT(loss, 0.5 * bag_bound(20000));
+  expect_copies(copy_config(AttentionKind::Softmax), "softmax");
 }
 
 // The control: attention forced to a uniform average of the prefix cannot beat the bag bound.
