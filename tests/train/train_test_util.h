@@ -18,8 +18,12 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "base/random.h"
 #include "tests/temp_dir.h"
+#include "train/checkpoint.h"
+#include "train/run_directory.h"
 #include "train/train_config.h"
 
 namespace pf::test {
@@ -130,6 +134,18 @@ inline std::vector<std::string> metrics_lines(const std::string& path) {
   while (std::getline(in, line))
     if (!line.empty()) out.push_back(std::regex_replace(line, wall, ""));
   return out;
+}
+
+// A resumed run in `resumed` ended exactly as the uninterrupted run in `straight`: the same metrics
+// lines and the same final checkpoint, but for the wall time and the output directory it records.
+inline void expect_same_run(const std::string& straight, const std::string& resumed) {
+  const RunDirectory a_dir(straight), b_dir(resumed);
+  EXPECT_EQ(metrics_lines(b_dir.metrics_path()), metrics_lines(a_dir.metrics_path()));
+  Checkpoint a = load_checkpoint(a_dir.latest());
+  Checkpoint b = load_checkpoint(b_dir.latest());
+  a.progress.elapsed_s = b.progress.elapsed_s = 0;
+  a.config.run.out = b.config.run.out = "";
+  EXPECT_EQ(serialize_checkpoint(a), serialize_checkpoint(b));
 }
 
 // Names, sizes and contents of every file under dir, as one string (for "nothing changed" checks).
