@@ -156,12 +156,8 @@ TEST(Split, SeparateValidationFilesReplaceTheFraction) {
 
 TEST(Split, NoValidationWhenFractionIsZero) {
   TempDir dir;
-  DataConfig cfg;
-  cfg.train_files = {dir.write("train.fa", ">a\nMKVLA\n>b\nACDEF\n")};
-  cfg.val_fraction = 0.0;
-  cfg.seq_len = 8;
-  cfg.batch_size = 2;
-  DataModule m(cfg);
+  DataModule m(DataConfig{
+      .train_files = {dir.write("train.fa", ">a\nMKVLA\n>b\nACDEF\n")}, .val_fraction = 0.0, .seq_len = 8, .batch_size = 2});
   EXPECT_TRUE(m.eval_batches(0).empty());
 }
 
@@ -183,12 +179,9 @@ TEST(Split, ATinyCorpusAlwaysKeepsATrainingRecord) {
   EXPECT_EQ(s.val, (std::vector<int64_t>{1, 2}));
 
   TempDir dir;
-  DataConfig cfg;
-  cfg.train_files = {dir.write("one.fa", ">only\nMKVLA\n")};
-  cfg.val_fraction = 0.999999;
-  cfg.seq_len = 8;
-  cfg.batch_size = 4;
-  DataModule m(cfg);  // used to throw "no training records"
+  // This used to throw "no training records".
+  DataModule m(
+      DataConfig{.train_files = {dir.write("one.fa", ">only\nMKVLA\n")}, .val_fraction = 0.999999, .seq_len = 8, .batch_size = 4});
   EXPECT_EQ(m.next_train_batch().batch, 4);
   EXPECT_TRUE(m.eval_batches(0).empty());
 }
