@@ -67,6 +67,14 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 class InteropTest : public ::testing::Test {
  protected:
+  // The twin writes a model like the safetensors file `like` into `weights` (seed 7) and the logits it
+  // computes for ids_ into `logits_out`; returns those logits (empty after a failure, which is reported).
+  std::vector<float> torch_write(const std::string& like, const std::string& weights, const std::string& logits_out) {
+    const test::CommandResult r = test::run_command({PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "write", "--like", like, "--out",
+                                                     weights, "--ids", ids_file_, "--logits-out", logits_out, "--seed", "7"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? read_floats(logits_out) : std::vector<float>{};
+  }
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     train_ = dir_->write("train.txt", test::word_text(3000, 21));
@@ -475,11 +483,8 @@ TEST_F(InteropTest, TorchTwinRoundTripsAFavorLocalModel) {
   // from our export's config (so the twin's metadata must agree with it, local_window included).
   const std::string weights = dir_->path("favor_local_from_torch.safetensors");
   const std::string written = dir_->path("favor_local_torch_written.f32");
-  const test::CommandResult w =
-      test::run_command({PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "write", "--like", file, "--out", weights, "--ids",
-                         ids_file_, "--logits-out", written, "--seed", "7"});
-  ASSERT_EQ(w.exit_code, 0) << w.err;
-  const std::vector<float> twin_logits = read_floats(written);
+  const std::vector<float> twin_logits = torch_write(file, weights, written);
+  ASSERT_FALSE(twin_logits.empty());
   const Safetensors from_torch = load_safetensors(weights);
   EXPECT_EQ(from_torch.metadata.at("producer"), "torch_twin");
   EXPECT_EQ(from_torch.metadata.at("attention"), "favor-local");
@@ -514,11 +519,8 @@ TEST_F(InteropTest, FileWrittenByTorchGivesTheTwinsLogitsHere) {
   if (const std::string why = torch_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string weights = dir_->path("from_torch.safetensors");
   const std::string out = dir_->path("torch_written_logits.f32");
-  const test::CommandResult r =
-      test::run_command({PF_TEST_PYTHON, PF_INTEROP_SCRIPT, "write", "--like", exported_, "--out", weights, "--ids",
-                         ids_file_, "--logits-out", out, "--seed", "7"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::vector<float> torch_logits = read_floats(out);
+  const std::vector<float> torch_logits = torch_write(exported_, weights, out);
+  ASSERT_FALSE(torch_logits.empty());
 
   const Safetensors file = load_safetensors(weights);
   EXPECT_EQ(file.metadata.at("producer"), "torch_twin");
