@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pf {
 
@@ -43,6 +44,14 @@ template <NamedEnum E>
 std::string enum_choices() {
   std::string out;
   for (const auto& [value, name] : EnumNames<E>::table) out += (out.empty() ? "" : ", ") + std::string(name);
+  return out;
+}
+
+// The names in table order, for command-line checks (CLI11's IsMember).
+template <NamedEnum E>
+std::vector<std::string> enum_names() {
+  std::vector<std::string> out;
+  for (const auto& [value, name] : EnumNames<E>::table) out.emplace_back(name);
   return out;
 }
 

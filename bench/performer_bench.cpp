@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (one OpenMP pool: our loops and oneDNN)")->check(thread_range());
   std::string precision = "fp32";
   app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+      ->check(CLI::IsMember(pf::enum_names<pf::Precision>()));
 
   auto* train = app.add_subcommand("train", "full training steps on random tokens");
   std::string preset = "b1", attention = "favor";
@@ -247,14 +247,14 @@ int main(int argc, char** argv) {
   train->add_option("--seq", seq, "sequence length (default: the preset's 1024)")->check(CLI::PositiveNumber);
   train->add_option("--batch", batch, "batch size (default: b1 4, b2 1)")->check(CLI::PositiveNumber);
   train->add_option("--attention", attention, "favor | relu | softmax | favor-local")
-      ->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+      ->check(CLI::IsMember(pf::enum_names<pf::AttentionKind>()));
   int64_t window = ModelConfig{}.local_window;
   const char* window_help = "favor-local: recent keys scored exactly (the query's own included)";
   train->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   train->add_option("--steps", steps, "timed steps")->check(CLI::PositiveNumber);
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   train->add_option("--threads", threads, "threads")->check(thread_range());
-  train->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
+  train->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember(pf::enum_names<pf::Precision>()));
   bool recompute_blocks = false, local_mix = false;
   int64_t short_conv = 0;
   train->add_option("--short-conv", short_conv, "taps of the short convolution of q, k, v (0 = off)")
@@ -273,13 +273,13 @@ int main(int argc, char** argv) {
   attn->add_option("--heads", heads)->check(CLI::PositiveNumber);
   attn->add_option("--head-dim", head_dim)->check(CLI::PositiveNumber);
   attn->add_option("--features", features)->check(CLI::PositiveNumber);
-  attn->add_option("--kind", kind, "favor | relu | softmax | favor-local")->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  attn->add_option("--kind", kind, "favor | relu | softmax | favor-local")->check(CLI::IsMember(pf::enum_names<pf::AttentionKind>()));
   attn->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   attn->add_flag("--causal,!--bidirectional", bidirectional, "causal (default) or bidirectional");
   attn->add_option("--steps", a_steps)->check(CLI::PositiveNumber);
   attn->add_option("--warmup", a_warmup)->check(CLI::NonNegativeNumber);
   attn->add_option("--threads", threads, "threads")->check(thread_range());
-  attn->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
+  attn->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember(pf::enum_names<pf::Precision>()));
 
   auto* gen = app.add_subcommand("generate", "recurrent sampling after a prompt");
   int64_t context = 256, tokens = 256;
@@ -287,10 +287,10 @@ int main(int argc, char** argv) {
   gen->add_option("--context", context, "prompt length")->check(CLI::PositiveNumber);
   gen->add_option("--tokens", tokens, "tokens to sample (timed)")->check(CLI::PositiveNumber);
   gen->add_option("--preset", g_preset)->check(CLI::IsMember({"b1", "b2", "b3"}));
-  gen->add_option("--attention", g_attention)->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  gen->add_option("--attention", g_attention)->check(CLI::IsMember(pf::enum_names<pf::AttentionKind>()));
   gen->add_option("--local-window", window, window_help)->check(CLI::PositiveNumber);
   gen->add_option("--threads", threads, "threads")->check(thread_range());
-  gen->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
+  gen->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember(pf::enum_names<pf::Precision>()));
 
   CLI11_PARSE(app, argc, argv);
   // --causal,!--bidirectional: the flag value is true for --causal, false for --bidirectional.

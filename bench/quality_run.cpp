@@ -115,11 +115,11 @@ int main(int argc, char** argv) {
   int threads = 1;
   uint64_t seed = 1;
   app.add_option("--data", data, "text file")->required()->check(CLI::ExistingFile);
-  app.add_option("--attention", attention)->check(CLI::IsMember({"favor", "relu", "softmax", "favor-local"}));
+  app.add_option("--attention", attention)->check(CLI::IsMember(pf::enum_names<pf::AttentionKind>()));
   app.add_option("--local-window", local_window, "favor-local: recent keys scored exactly")
       ->check(CLI::PositiveNumber);
   app.add_option("--feature-map", feature_map, "favor, favor-local: favor+ or favor++")
-      ->check(CLI::IsMember({"favor+", "favor++"}));
+      ->check(CLI::IsMember(pf::enum_names<pf::FeatureMapKind>()));
   app.add_option("--favorpp-z", favorpp_z, "favor++: the |q' + k'|^2 its parameter A is optimal for")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--short-conv", short_conv, "taps of a causal depthwise convolution of q, k, v (0 = off)")
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed);
   std::string precision = "fp32";
   app.add_option("--precision", precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+      ->check(CLI::IsMember(pf::enum_names<pf::Precision>()));
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
   try {
