@@ -215,7 +215,7 @@ void convert_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint
     for (int64_t r = s; r < e; ++r) convert_row_bf16(src + r * ld, dst + r * cols, cols);
   };
   if (outer_parallel) body(0, rows);
-  else parallel_for(rows, body, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(cols, 1)));
+  else parallel_for(rows, body, rows_grain(cols));
 }
 
 // Room for n bf16 values: the thread's kept scratch when small (the many small products of a FAVOR+

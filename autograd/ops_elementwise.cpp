@@ -100,7 +100,7 @@ Tensor binary_map(const Tensor& a, const Tensor& b, const char* op, F f) {
             for (int64_t j = 0; j < m; ++j) orow[j] = g(fr[j], rep[j]);
           }
         },
-        std::max<int64_t>(1, kParallelGrain / m));
+        rows_grain(m));
   };
   if (a.shape() == shape && is_suffix(b.shape(), shape)) {
     repeat_rows(pa, pb, nb, [&](float x, float y) { return f(x, y); });

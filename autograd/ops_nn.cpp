@@ -23,8 +23,6 @@ void rows_cols(const Tensor& t, const char* op, int64_t& rows, int64_t& cols) {
   rows = cols ? t.numel() / cols : 0;
 }
 
-int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, cols)); }
-
 using Arr = Eigen::Map<Eigen::ArrayXf>;
 using CArr = Eigen::Map<const Eigen::ArrayXf>;
 
@@ -44,7 +42,7 @@ Var rowwise(const Var& a, const char* name, Fwd fwd, Bwd bwd) {
   const float* px = a.value().data();
   float* py = out.data();
   auto each_row = [cols](int64_t rows, auto f) {
-    parallel_for(rows, [&](int64_t s, int64_t e) { for (int64_t r = s; r < e; ++r) f(r); }, row_grain(cols));
+    parallel_for(rows, [&](int64_t s, int64_t e) { for (int64_t r = s; r < e; ++r) f(r); }, rows_grain(cols));
   };
   each_row(rows, [&](int64_t r) {
     CArr x(px + r * cols, cols);
@@ -114,7 +112,7 @@ Var layer_norm(const Var& x, const Var& gain, const Var& bias, float eps) {
           Arr(py + r * C, C) = (xr - m) * rs * CArr(pw, C) + CArr(pb, C);
         }
       },
-      row_grain(C));
+      rows_grain(C));
   // Saves x and the gain (shared, not copied), the per-row mean and reciprocal std (B*T floats each);
   // xhat is recomputed.
   return make_result(
@@ -138,7 +136,7 @@ Var layer_norm(const Var& x, const Var& gain, const Var& bias, float eps) {
                   Arr(dx + r * C, C) += rs * (dxhat - m1 - xhat * m2);
                 }
               },
-              row_grain(C));
+              rows_grain(C));
         }
         if (w->requires_grad || b->requires_grad) {
           // Column sums over the rows, one serial pass in row order (a fixed order: the same bits at any
@@ -180,7 +178,7 @@ Var embedding(const Var& weight, const std::vector<int32_t>& ids, const Shape& i
       n, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) std::copy(pw + ids[i] * C, pw + (ids[i] + 1) * C, po + i * C);
       },
-      row_grain(C));
+      rows_grain(C));
   // Saves the ids; the backward scatter-adds rows (repeated ids accumulate). Parallel over
   // column blocks so each thread owns its columns and the order of additions is fixed.
   return make_result(std::move(out), needs_grad({&weight}), "embedding",
@@ -230,7 +228,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
           if (targets[r] != ignore_index) row_loss[r] = static_cast<double>(log_sum) - (px[r * V + targets[r]] - m);
         }
       },
-      row_grain(V));
+      rows_grain(V));
   double total = 0.0;
   for (double v : row_loss) total += v;
   const float loss = count ? static_cast<float>(total / static_cast<double>(count)) : 0.0f;
@@ -253,7 +251,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
                                dx[r * V + targets[r]] -= scale;
                              }
                            },
-                           row_grain(V));
+                           rows_grain(V));
                      });
 }
 

@@ -55,7 +55,7 @@ Tensor sum_axis(const Tensor& a, int64_t axis, bool keepdim) {
             for (int64_t i = 0; i < inner; ++i) dst[i] += row[i];
           }
       },
-      std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n * inner)));
+      rows_grain(n * inner));
   return out;
 }
 
@@ -73,7 +73,7 @@ Tensor expand_axis(const Tensor& g, const Shape& shape, int64_t axis, float scal
           for (int64_t k = 0; k < n; ++k)
             for (int64_t i = 0; i < inner; ++i) po[(o * n + k) * inner + i] = pg[o * inner + i] * scale;
       },
-      std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n * inner)));
+      rows_grain(n * inner));
   return out;
 }
 

@@ -78,7 +78,7 @@ Tensor permute_tensor(const Tensor& t, const std::vector<int64_t>& order) {
           }
         }
       },
-      std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, inner_n)));
+      rows_grain(inner_n));
   return out;
 }
 

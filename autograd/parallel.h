@@ -18,6 +18,12 @@ bool in_parallel_region();
 
 constexpr int64_t kParallelGrain = 32768;
 
+// The grain of a loop over rows of `cols` elements each: enough rows for kParallelGrain elements.
+constexpr int64_t rows_grain(int64_t cols) {
+  const int64_t rows = kParallelGrain / (cols > 1 ? cols : 1);
+  return rows > 1 ? rows : 1;
+}
+
 template <class F>
 void parallel_for(int64_t n, F&& body, int64_t grain = kParallelGrain) {
   if (n <= 0) return;

@@ -155,16 +155,12 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const
   }
 }
 
-int64_t chunk_length(const FavorOptions& opt, int64_t T) {
-  return std::max<int64_t>(1, std::min(opt.chunk_size, T));
-}
-
 }  // namespace
 
 Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, const FavorOptions& opt,
                         const FavorDims& d, const Tensor* key_mask) {
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, H = d.H, BH = d.BH(), E = Dv + 1;
-  const int64_t C = chunk_length(opt, T);
+  const int64_t C = opt.chunk_length(T);
   const bool grad = needs_grad({&q, &k, &v});
   Tensor out = Tensor::empty({d.B, H, T, Dv});  // (B, H, T, Dv)
   Tensor den = Tensor::empty({BH, T});          // (B*H, T) before the guard
@@ -206,7 +202,7 @@ Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& 
 
 void favor_bidirectional_denominator(const Tensor& q, const Tensor& k, const Tensor& projection,
                                      const FavorOptions& opt, const FavorDims& d, const Tensor* key_mask, float* den) {
-  const int64_t T = d.T, D = d.D, M = d.M, H = d.H, BH = d.BH(), C = chunk_length(opt, T);
+  const int64_t T = d.T, D = d.D, M = d.M, H = d.H, BH = d.BH(), C = opt.chunk_length(T);
   const FeatureMap fm(opt, D, M, projection.data());
   const float* pm = key_mask ? key_mask->data() : nullptr;
 #pragma omp parallel for schedule(static)

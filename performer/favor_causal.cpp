@@ -18,88 +18,20 @@
 #include <vector>
 
 #include "autograd/gemm.h"
+#include "performer/favor_chunk.h"
 #include "performer/favor_kernels.h"
 
 namespace pf::favor_detail {
 
 namespace {
 
-using ArrayXfMap = Eigen::Map<Eigen::ArrayXf>;
-using ConstArrayXfMap = Eigen::Map<const Eigen::ArrayXf>;
-
-// Key shifts s_j and running maxima r_j = max(R, s_0 .. s_j) for the n keys of a chunk, given their
-// a_j = max_f u_jf - |k'_j|^2/2 and the running max R before the chunk. Relu: all zero.
-void chunk_key_shifts(const FeatureMap& fm, const float* a, int64_t n, float R, float* s, float* r) {
-  if (!fm.shifted()) {
-    std::fill(s, s + n, 0.0f);
-    std::fill(r, r + n, 0.0f);
-    return;
-  }
-  float run = R;
-  for (int64_t j = 0; j < n; ++j) {
-    run = std::max(run, a[j]);
-    s[j] = fm.key_shift == KeyShift::Shared ? run : a[j];
-    r[j] = run;
-  }
-}
-
-// Scratch of one (batch, head); C is the chunk length, E = Dv + 1.
-struct ChunkBuffers {
-  Buffer PQ, PK, DrQ, DrK, Wgt, G, L, Vaug, NA, tmp;
-  Buffer hq, aq, hk, ak, s, r, alpha, kw;
-  ChunkBuffers(int64_t C, int64_t M, int64_t E, bool backward)
-      : PQ(C * M),
-        PK(C * M),
-        DrQ(backward ? C * M : 0),
-        DrK(backward ? C * M : 0),
-        Wgt(C * C),
-        G(C * C),
-        L(C * C),
-        Vaug(C * E),
-        NA(C * E),
-        tmp(C * M),
-        hq(C),
-        aq(C),
-        hk(C),
-        ak(C),
-        s(C),
-        r(C),
-        alpha(C),
-        kw(C) {}
-};
-
-// Everything a chunk needs from its inputs, forward or backward: features (and their derivatives when
-// with_dr), shifts, the weights Wgt, L = (PQ PK^T) o Wgt, and Vaug.
+// Features, weights and Vaug of the chunk [t0, t0 + n) (favor_chunk.h), R the running max before it.
 void prepare_chunk(const FeatureMap& fm, const float* Q, const float* K, const float* V, int64_t n, int64_t Dv, float R,
                    bool with_dr, ChunkBuffers& b) {
-  const int64_t M = fm.M, E = Dv + 1;
-  fm.project(Q, n, b.PQ.data(), b.hq.data(), b.aq.data());
-  fm.features(b.PQ.data(), b.hq.data(), b.aq.data(), n, b.PQ.data(), with_dr ? b.DrQ.data() : nullptr);
-  fm.project(K, n, b.PK.data(), b.hk.data(), b.ak.data());
-  chunk_key_shifts(fm, b.ak.data(), n, R, b.s.data(), b.r.data());
-  fm.features(b.PK.data(), b.hk.data(), b.s.data(), n, b.PK.data(), with_dr ? b.DrK.data() : nullptr);
-  // Wgt_ij = exp(s_j - r_i) on and below the diagonal; SET to 0 above (never a multiplied mask).
-  for (int64_t i = 0; i < n; ++i) {
-    float* w = b.Wgt.data() + i * n;
-    if (fm.shifted()) {
-      ArrayXfMap(w, i + 1) = (ConstArrayXfMap(b.s.data(), i + 1) - b.r[i]).exp();
-    } else {
-      std::fill(w, w + i + 1, 1.0f);
-    }
-    std::fill(w + i + 1, w + n, 0.0f);
-  }
-  gemm(false, true, n, n, M, 1.0f, b.PQ.data(), M, b.PK.data(), M, 0.0f, b.G.data(), n);  // (n, n)
-  for (int64_t i = 0; i < n; ++i) {
-    const float* g = b.G.data() + i * n;
-    const float* w = b.Wgt.data() + i * n;
-    float* l = b.L.data() + i * n;
-    for (int64_t j = 0; j <= i; ++j) l[j] = g[j] * w[j];
-    std::fill(l + i + 1, l + n, 0.0f);  // G above the diagonal holds later keys: overwritten, never read
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    if (Dv > 0) std::copy(V + i * Dv, V + (i + 1) * Dv, b.Vaug.data() + i * E);
-    b.Vaug[i * E + Dv] = 1.0f;
-  }
+  chunk_query_features(fm, Q, n, with_dr, b);
+  chunk_key_features(fm, K, n, 0, R, with_dr, b);
+  chunk_weights(fm, n, 0, b);
+  chunk_values(V, n, 0, Dv, b);
 }
 
 // Forward of one (batch, head): Q, K (T, D), V (T, Dv) -> O (T, Dv) and den (T). With Dv = 0, V and O
@@ -118,24 +50,11 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const 
       shifts[c] = R;
     }
     prepare_chunk(fm, Q + t0 * D, K + t0 * D, V ? V + t0 * Dv : nullptr, n, Dv, R, false, b);
-    gemm(false, false, n, E, n, 1.0f, b.L.data(), n, b.Vaug.data(), E, 0.0f, b.NA.data(), E);  // intra-chunk
-    if (c > 0) {  // the carried state, read at each query's shift r_i
-      for (int64_t i = 0; i < n; ++i) b.alpha[i] = std::exp(R - b.r[i]);
-      UnalignedMatrixMap(b.tmp.data(), n, M) =
-          Eigen::Map<Eigen::VectorXf>(b.alpha.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PQ.data(), n, M);
-      gemm(false, false, n, E, M, 1.0f, b.tmp.data(), M, S.data(), E, 1.0f, b.NA.data(), E);
-    }
-    finish_rows(b.NA.data(), n, Dv, O ? O + t0 * Dv : nullptr, den + t0);
+    chunk_numerators(n, M, E, S.data(), R, c > 0, b);
+    finish_rows(b.N.data(), n, Dv, O ? O + t0 * Dv : nullptr, den + t0);
     if (t0 + n >= T) break;  // no later chunk reads the state
     const float R_new = b.r[n - 1];
-    if (c > 0) {
-      const float beta = std::exp(R - R_new);
-      for (float& x : S) x *= beta;
-    }
-    for (int64_t j = 0; j < n; ++j) b.kw[j] = std::exp(b.s[j] - R_new);
-    UnalignedMatrixMap(b.tmp.data(), n, M) =
-        Eigen::Map<Eigen::VectorXf>(b.kw.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PK.data(), n, M);
-    gemm(true, false, M, E, n, 1.0f, b.tmp.data(), M, b.Vaug.data(), E, 1.0f, S.data(), E);
+    add_keys_to_state(n, M, E, 0, R, R_new, c > 0, S.data(), b);
     R = R_new;
   }
 }
@@ -148,61 +67,19 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const
   const int64_t M = fm.M, D = fm.D, E = Dv + 1;
   const int64_t nc = (T + C - 1) / C;
   ChunkBuffers b(C, M, E, true);
-  Buffer dNA(C * E), dPQ(C * M), dPK(C * M), dG(C * C), dVaug(C * E);
-  Buffer dS(M * E, 0.0f);  // gradient of Saug leaving the current chunk
+  ChunkGrads gr(C, M, E);
+  Buffer dNA(C * E);
   for (int64_t c = nc - 1; c >= 0; --c) {
     const int64_t t0 = c * C, n = std::min(C, T - t0);
-    const float* S_prev = states + c * M * E;
-    const float R = shifts[c];
-    prepare_chunk(fm, Q + t0 * D, K + t0 * D, V + t0 * Dv, n, Dv, R, true, b);
+    prepare_chunk(fm, Q + t0 * D, K + t0 * D, V + t0 * Dv, n, Dv, shifts[c], true, b);
     finish_rows_backward(g + t0 * Dv, O + t0 * Dv, den + t0, n, Dv, dNA.data());
-    // Queries reading the carried state: dPQ = diag(alpha) dNA Saug^T.
-    if (c > 0) {
-      for (int64_t i = 0; i < n; ++i) b.alpha[i] = std::exp(R - b.r[i]);
-      gemm(false, true, n, M, E, 1.0f, dNA.data(), E, S_prev, E, 0.0f, dPQ.data(), M);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t f = 0; f < M; ++f) dPQ[i * M + f] *= b.alpha[i];
-    }
-    // Intra-chunk: dL = dNA Vaug^T on and below the diagonal; dG = dL o Wgt (SET to 0 above).
-    gemm(false, true, n, n, E, 1.0f, dNA.data(), E, b.Vaug.data(), E, 0.0f, dG.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      float* dg = dG.data() + i * n;
-      const float* w = b.Wgt.data() + i * n;
-      for (int64_t j = 0; j <= i; ++j) dg[j] *= w[j];
-      std::fill(dg + i + 1, dg + n, 0.0f);
-    }
-    gemm(false, false, n, M, n, 1.0f, dG.data(), n, b.PK.data(), M, c > 0 ? 1.0f : 0.0f, dPQ.data(), M);
-    gemm(true, false, n, M, n, 1.0f, dG.data(), n, b.PQ.data(), M, 0.0f, dPK.data(), M);
-    gemm(true, false, n, E, n, 1.0f, b.L.data(), n, dNA.data(), E, 0.0f, dVaug.data(), E);
-    const float R_new = b.r[n - 1];
-    // Keys feeding the state read by later chunks: Saug' = ... + (diag(kw) PK)^T Vaug.
-    if (c < nc - 1) {
-      for (int64_t j = 0; j < n; ++j) b.kw[j] = std::exp(b.s[j] - R_new);
-      gemm(false, true, n, M, E, 1.0f, b.Vaug.data(), E, dS.data(), E, 0.0f, b.tmp.data(), M);  // Vaug dS^T
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t f = 0; f < M; ++f) dPK[j * M + f] += b.kw[j] * b.tmp[j * M + f];
-      UnalignedMatrixMap(b.tmp.data(), n, M) =
-          Eigen::Map<Eigen::VectorXf>(b.kw.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PK.data(), n, M);
-      gemm(false, false, n, E, M, 1.0f, b.tmp.data(), M, dS.data(), E, 1.0f, dVaug.data(), E);
-    }
-    // Carry to the state entering this chunk: dS <- exp(R - R') dS + (diag(alpha) PQ)^T dNA.
-    if (c > 0) {
-      const float beta = std::exp(R - R_new);
-      for (float& x : dS) x *= beta;
-      UnalignedMatrixMap(b.tmp.data(), n, M) =
-          Eigen::Map<Eigen::VectorXf>(b.alpha.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PQ.data(), n, M);
-      gemm(true, false, M, E, n, 1.0f, b.tmp.data(), M, dNA.data(), E, 1.0f, dS.data(), E);
-    }
+    chunk_backward(n, M, E, 0, dNA.data(), states + c * M * E, shifts[c], c > 0, c < nc - 1, b, gr);
     if (dV)
       for (int64_t i = 0; i < n; ++i)
-        for (int64_t e = 0; e < Dv; ++e) dV[(t0 + i) * Dv + e] += dVaug[i * E + e];
-    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), dPQ.data(), n, dQ + t0 * D, true);
-    if (dK) fm.backward(K + t0 * D, b.DrK.data(), dPK.data(), n, dK + t0 * D, true);
+        for (int64_t e = 0; e < Dv; ++e) dV[(t0 + i) * Dv + e] += gr.dVaug[i * E + e];
+    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), gr.dPQ.data(), n, dQ + t0 * D, true);
+    if (dK) fm.backward(K + t0 * D, b.DrK.data(), gr.dPK.data(), n, dK + t0 * D, true);
   }
-}
-
-int64_t chunk_length(const FavorOptions& opt, int64_t T) {
-  return std::max<int64_t>(1, std::min(opt.chunk_size, T));
 }
 
 }  // namespace
@@ -210,7 +87,7 @@ int64_t chunk_length(const FavorOptions& opt, int64_t T) {
 Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& projection, const FavorOptions& opt,
                  const FavorDims& d) {
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1;
-  const int64_t C = chunk_length(opt, T), nc = (T + C - 1) / C;
+  const int64_t C = opt.chunk_length(T), nc = (T + C - 1) / C;
   const bool grad = needs_grad({&q, &k, &v});
   Tensor out = Tensor::empty({d.B, d.H, T, Dv});  // (B, H, T, Dv)
   Tensor den = Tensor::empty({BH, T});            // (B*H, T) before the guard
@@ -254,7 +131,7 @@ Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& project
 
 void favor_causal_denominator(const Tensor& q, const Tensor& k, const Tensor& projection, const FavorOptions& opt,
                               const FavorDims& d, float* den) {
-  const int64_t T = d.T, D = d.D, BH = d.BH(), C = chunk_length(opt, T);
+  const int64_t T = d.T, D = d.D, BH = d.BH(), C = opt.chunk_length(T);
   const FeatureMap fm(opt, D, d.M, projection.data());
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < BH; ++bh)

@@ -24,12 +24,15 @@
 
 #include "base/format.h"
 #include "autograd/gemm.h"
+#include "performer/favor_chunk.h"
 #include "performer/favor_kernels.h"
 #include "performer/favor_local_detail.h"
 
 namespace pf {
 
 using favor_detail::Buffer;
+using favor_detail::ChunkBuffers;
+using favor_detail::ChunkGrads;
 using favor_detail::FavorDims;
 using favor_detail::FeatureMap;
 using favor_detail::kNegInf;
@@ -54,83 +57,24 @@ struct Chunk {
   int64_t present() const { return n - j0; }
 };
 
-// Scratch of one (batch, head); C is the chunk length, E = Dv + 1.
-struct Buffers {
-  Buffer PQ, PK, DrQ, DrK, Wgt, G, LF, VF, NF, tmp;
-  Buffer hq, aq, hk, ak, s, r, alpha, kw;
+// Scratch of one (batch, head): the far field's chunk step (favor_chunk.h; its N is the far NF) and the
+// near field. C is the chunk length, E = Dv + 1.
+struct Buffers : ChunkBuffers {
   Buffer Pn, VN, NA;
   Buffers(int64_t C, int64_t w, int64_t M, int64_t E, bool backward)
-      : PQ(C * M),
-        PK(C * M),
-        DrQ(backward ? C * M : 0),
-        DrK(backward ? C * M : 0),
-        Wgt(C * C),
-        G(C * C),
-        LF(C * C),
-        VF(C * E),
-        NF(C * E),
-        tmp(C * M),
-        hq(C),
-        aq(C),
-        hk(C),
-        ak(C),
-        s(C),
-        r(C),
-        alpha(C),
-        kw(C),
-        Pn(C * (C + w - 1)),
-        VN((C + w - 1) * E),
-        NA(C * E) {}
+      : ChunkBuffers(C, M, E, backward), Pn(C * (C + w - 1)), VN((C + w - 1) * E), NA(C * E) {}
 };
 
-// The far-field pieces of a chunk: query features (shift a_i in b.aq), delayed-key features, shifts,
-// Wgt, LF = (PQ PK^T) o Wgt and VF = [Vd 1] (absent rows 0).
+// The far-field pieces of a chunk (favor_chunk.h): query features (shift a_i in b.aq), the delayed keys'
+// features, shifts, Wgt, L = (PQ PK^T) o Wgt and Vaug = [Vd 1] (absent rows 0).
 void prepare_far(const FeatureMap& fm, const float* Q, const float* K, const float* V, const Chunk& ch, int64_t w,
                  int64_t Dv, float R, bool with_dr, Buffers& b) {
-  const int64_t M = fm.M, D = fm.D, E = Dv + 1, n = ch.n, j0 = ch.j0, np = ch.present();
-  fm.project(Q + ch.t0 * D, n, b.PQ.data(), b.hq.data(), b.aq.data());
-  fm.features(b.PQ.data(), b.hq.data(), b.aq.data(), n, b.PQ.data(), with_dr ? b.DrQ.data() : nullptr);
-  std::fill(b.PK.begin(), b.PK.begin() + j0 * M, 0.0f);
-  float run = R;
-  for (int64_t j = 0; j < j0; ++j) {
-    b.s[j] = kNegInf;
-    b.r[j] = R;
-  }
-  if (np > 0) {
-    const int64_t p0 = ch.t0 - w + j0;  // position of the first present delayed key
-    fm.project(K + p0 * D, np, b.PK.data() + j0 * M, b.hk.data() + j0, b.ak.data() + j0);
-    for (int64_t j = j0; j < n; ++j) {
-      run = std::max(run, b.ak[j]);
-      b.s[j] = fm.key_shift == KeyShift::Shared ? run : b.ak[j];
-      b.r[j] = run;
-    }
-    fm.features(b.PK.data() + j0 * M, b.hk.data() + j0, b.s.data() + j0, np, b.PK.data() + j0 * M,
-                with_dr ? b.DrK.data() + j0 * M : nullptr);
-  }
-  // Wgt_ij = exp(s_j - r_i) for present j <= i; SET to 0 elsewhere.
-  for (int64_t i = 0; i < n; ++i) {
-    float* wr = b.Wgt.data() + i * n;
-    std::fill(wr, wr + n, 0.0f);
-    if (i >= j0) ArrayXfMap(wr + j0, i + 1 - j0) = (ConstArrayXfMap(b.s.data() + j0, i + 1 - j0) - b.r[i]).exp();
-  }
-  gemm(false, true, n, n, M, 1.0f, b.PQ.data(), M, b.PK.data(), M, 0.0f, b.G.data(), n);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* g = b.G.data() + i * n;
-    const float* wr = b.Wgt.data() + i * n;
-    float* l = b.LF.data() + i * n;
-    std::fill(l, l + n, 0.0f);
-    for (int64_t j = j0; j <= i; ++j) l[j] = g[j] * wr[j];
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    float* row = b.VF.data() + j * E;
-    if (j < j0) {
-      std::fill(row, row + E, 0.0f);
-    } else {
-      const int64_t p = ch.t0 - w + j;
-      std::copy(V + p * Dv, V + (p + 1) * Dv, row);
-      row[Dv] = 1.0f;
-    }
-  }
+  const int64_t D = fm.D, p0 = ch.t0 - w + ch.j0;  // position of the first present delayed key
+  const bool any = ch.present() > 0;
+  chunk_query_features(fm, Q + ch.t0 * D, ch.n, with_dr, b);
+  chunk_key_features(fm, any ? K + p0 * D : nullptr, ch.n, ch.j0, R, with_dr, b);
+  chunk_weights(fm, ch.n, ch.j0, b);
+  chunk_values(any ? V + p0 * Dv : nullptr, ch.n, ch.j0, Dv, b);
 }
 
 // Near-field keys of query i of the chunk: [lo, hi] in the chunk's near span.
@@ -180,41 +124,28 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t
     }
     // Far field, at each query's shifts (a_i, r_i).
     prepare_far(fm, Q, K, V, ch, w, Dv, R, false, b);
-    gemm(false, false, n, E, n, 1.0f, b.LF.data(), n, b.VF.data(), E, 0.0f, b.NF.data(), E);
-    if (R > kNegInf) {
-      for (int64_t i = 0; i < n; ++i) b.alpha[i] = std::exp(R - b.r[i]);
-      UnalignedMatrixMap(b.tmp.data(), n, M) =
-          Eigen::Map<Eigen::VectorXf>(b.alpha.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PQ.data(), n, M);
-      gemm(false, false, n, E, M, 1.0f, b.tmp.data(), M, S.data(), E, 1.0f, b.NF.data(), E);
-    }
+    chunk_numerators(n, M, E, S.data(), R, R > kNegInf, b);
     // Near field and the shared scale c_i = max(m_i, lF_i).
     near_logits(Q, K, V, ch, D, Dv, b);
     for (int64_t i = 0; i < n; ++i) {
       const float* row = b.Pn.data() + i * ch.nk;
       const int64_t lo = near_lo(ch, i, w), hi = near_hi(ch, i);
       const float m = ConstArrayXfMap(row + lo, hi + 1 - lo).maxCoeff();
-      shared_scale(m, b.NF[i * E + Dv], b.aq[i] + b.r[i] + lam, b.r[i] > kNegInf, c[t0 + i], g[t0 + i]);
+      shared_scale(m, b.N[i * E + Dv], b.aq[i] + b.r[i] + lam, b.r[i] > kNegInf, c[t0 + i], g[t0 + i]);
     }
     near_weights(ch, w, c + t0, b);
     gemm(false, false, n, E, ch.nk, 1.0f, b.Pn.data(), ch.nk, b.VN.data(), E, 0.0f, b.NA.data(), E);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t e = 0; e < E; ++e) b.NA[i * E + e] += g[t0 + i] * b.NF[i * E + e];
+      for (int64_t e = 0; e < E; ++e) b.NA[i * E + e] += g[t0 + i] * b.N[i * E + e];
     if (gNF)
       for (int64_t i = 0; i < n; ++i)
-        for (int64_t e = 0; e < E; ++e) gNF[(t0 + i) * E + e] = g[t0 + i] * b.NF[i * E + e];
+        for (int64_t e = 0; e < E; ++e) gNF[(t0 + i) * E + e] = g[t0 + i] * b.N[i * E + e];
     favor_detail::finish_rows(b.NA.data(), n, Dv, O + t0 * Dv, den + t0);
     if (t0 + n >= T) break;  // no later chunk reads the state
     // The delayed keys of this chunk join the state.
     const float R_new = b.r[n - 1];
     if (R_new == kNegInf) continue;  // no far key yet
-    if (R > kNegInf) {
-      const float beta = std::exp(R - R_new);
-      for (float& x : S) x *= beta;
-    }
-    for (int64_t j = 0; j < n; ++j) b.kw[j] = j < ch.j0 ? 0.0f : std::exp(b.s[j] - R_new);
-    UnalignedMatrixMap(b.tmp.data(), n, M) =
-        Eigen::Map<Eigen::VectorXf>(b.kw.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PK.data(), n, M);
-    gemm(true, false, M, E, n, 1.0f, b.tmp.data(), M, b.VF.data(), E, 1.0f, S.data(), E);
+    add_keys_to_state(n, M, E, ch.j0, R, R_new, R > kNegInf, S.data(), b);
     R = R_new;
   }
 }
@@ -229,13 +160,11 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_
   const int64_t nc = (T + C - 1) / C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   Buffers b(C, w, M, E, true);
-  Buffer dNA(C * E), dNF(C * E), dPQ(C * M), dPK(C * M), dG(C * C), dVF(C * E), dPn(C * (C + w - 1)),
-      dVN((C + w - 1) * E);
-  Buffer dS(M * E, 0.0f);  // gradient of Saug leaving the current chunk
+  ChunkGrads gr(C, M, E);
+  Buffer dNA(C * E), dNF(C * E), dPn(C * (C + w - 1)), dVN((C + w - 1) * E);
   for (int64_t ci = nc - 1; ci >= 0; --ci) {
     const Chunk ch(ci * C, std::min(C, T - ci * C), w);
     const int64_t t0 = ch.t0, n = ch.n, nk = ch.nk, j0 = ch.j0;
-    const float* S_prev = states + ci * M * E;
     const float R = shifts[ci];
     prepare_far(fm, Q, K, V, ch, w, Dv, R, true, b);
     near_logits(Q, K, V, ch, D, Dv, b);
@@ -256,48 +185,17 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_
     // Far field: the FAVOR+ chunk backward with dNF = diag(g) dNA.
     for (int64_t i = 0; i < n; ++i)
       for (int64_t e = 0; e < E; ++e) dNF[i * E + e] = g[t0 + i] * dNA[i * E + e];
-    if (R > kNegInf) {
-      for (int64_t i = 0; i < n; ++i) b.alpha[i] = std::exp(R - b.r[i]);
-      gemm(false, true, n, M, E, 1.0f, dNF.data(), E, S_prev, E, 0.0f, dPQ.data(), M);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t f = 0; f < M; ++f) dPQ[i * M + f] *= b.alpha[i];
-    }
-    gemm(false, true, n, n, E, 1.0f, dNF.data(), E, b.VF.data(), E, 0.0f, dG.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      float* dg = dG.data() + i * n;
-      const float* wr = b.Wgt.data() + i * n;
-      for (int64_t j = 0; j < n; ++j) dg[j] = (j >= j0 && j <= i) ? dg[j] * wr[j] : 0.0f;
-    }
-    gemm(false, false, n, M, n, 1.0f, dG.data(), n, b.PK.data(), M, R > kNegInf ? 1.0f : 0.0f, dPQ.data(), M);
-    gemm(true, false, n, M, n, 1.0f, dG.data(), n, b.PQ.data(), M, 0.0f, dPK.data(), M);
-    gemm(true, false, n, E, n, 1.0f, b.LF.data(), n, dNF.data(), E, 0.0f, dVF.data(), E);
-    const float R_new = b.r[n - 1];
-    if (ci < nc - 1 && R_new > kNegInf) {  // this chunk's delayed keys fed the state read by later chunks
-      for (int64_t j = 0; j < n; ++j) b.kw[j] = j < j0 ? 0.0f : std::exp(b.s[j] - R_new);
-      gemm(false, true, n, M, E, 1.0f, b.VF.data(), E, dS.data(), E, 0.0f, b.tmp.data(), M);  // VF dS^T
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t f = 0; f < M; ++f) dPK[j * M + f] += b.kw[j] * b.tmp[j * M + f];
-      UnalignedMatrixMap(b.tmp.data(), n, M) =
-          Eigen::Map<Eigen::VectorXf>(b.kw.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PK.data(), n, M);
-      gemm(false, false, n, E, M, 1.0f, b.tmp.data(), M, dS.data(), E, 1.0f, dVF.data(), E);
-    }
-    if (R > kNegInf) {  // carry to the state entering this chunk
-      const float beta = std::exp(R - R_new);
-      for (float& x : dS) x *= beta;
-      UnalignedMatrixMap(b.tmp.data(), n, M) =
-          Eigen::Map<Eigen::VectorXf>(b.alpha.data(), n).asDiagonal() * ConstUnalignedMatrixMap(b.PQ.data(), n, M);
-      gemm(true, false, M, E, n, 1.0f, b.tmp.data(), M, dNF.data(), E, 1.0f, dS.data(), E);
-    }
+    chunk_backward(n, M, E, j0, dNF.data(), states + ci * M * E, R, R > kNegInf, ci < nc - 1 && b.r[n - 1] > kNegInf,
+                   b, gr);
     const int64_t p0 = t0 - w + j0, np = ch.present();
     if (dV)
       for (int64_t j = j0; j < n; ++j)
-        for (int64_t e = 0; e < Dv; ++e) dV[(t0 - w + j) * Dv + e] += dVF[j * E + e];
-    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), dPQ.data(), n, dQ + t0 * D, true);
-    if (dK && np > 0) fm.backward(K + p0 * D, b.DrK.data() + j0 * M, dPK.data() + j0 * M, np, dK + p0 * D, true);
+        for (int64_t e = 0; e < Dv; ++e) dV[(t0 - w + j) * Dv + e] += gr.dVaug[j * E + e];
+    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), gr.dPQ.data(), n, dQ + t0 * D, true);
+    if (dK && np > 0)
+      fm.backward(K + p0 * D, b.DrK.data() + j0 * M, gr.dPK.data() + j0 * M, np, dK + p0 * D, true);
   }
 }
-
-int64_t chunk_length(const FavorOptions& opt, int64_t T) { return std::max<int64_t>(1, std::min(opt.chunk_size, T)); }
 
 }  // namespace
 
@@ -308,7 +206,7 @@ Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor
                                                      projection, opt, nullptr, true);
   favor_local_detail::check_gain("favor_local_attention", far_log_gain, d.H);
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, w = window;
-  const int64_t C = chunk_length(opt, T), nc = (T + C - 1) / C;
+  const int64_t C = opt.chunk_length(T), nc = (T + C - 1) / C;
   const bool grad = far_log_gain.defined() ? needs_grad({&q, &k, &v, &far_log_gain}) : needs_grad({&q, &k, &v});
   const bool gain_grad = grad && far_log_gain.defined();
   Tensor out = Tensor::empty({d.B, d.H, T, Dv});

@@ -225,7 +225,7 @@ Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Te
   const FavorDims& d = call.d;
   favor_local_detail::check_gain("favor_local_bidirectional", far_log_gain, d.H);
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1;
-  call.C = std::max<int64_t>(1, std::min(opt.chunk_size, T));
+  call.C = opt.chunk_length(T);
   call.w = window;
   call.q = q.value();
   call.k = k.value();

@@ -2,6 +2,7 @@
 // functions and the kernels' internals (favor_kernels.h), so that neither includes the other.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "performer/features.h"
@@ -23,6 +24,8 @@ struct FavorOptions {
   // phi(x)_f ~ (1 - 4A)^(D/4) exp(A |w_f|^2 + sqrt(1 - 4A) w_f.x' - |x'|^2 / 2). 0 is FAVOR+.
   // Softmax features only.
   float feature_a = 0.0f;
+  // The chunk length every kernel uses for a sequence of T positions: chunk_size, at most T, at least 1.
+  int64_t chunk_length(int64_t T) const { return std::max<int64_t>(1, std::min(chunk_size, T)); }
   // Throws std::invalid_argument naming the bad field and its value.
   void validate() const;
 };
