@@ -19,11 +19,10 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def github_anchor(text):
-    """GitHub's heading anchor: inline markup dropped, lower case, punctuation removed,
-    spaces to hyphens."""
+    """GitHub's heading anchor: code spans and links reduced to their text, lower case,
+    punctuation other than - and _ removed (emphasis asterisks with it), spaces to hyphens."""
     text = re.sub(r"`([^`]*)`", r"\1", text)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"[*_]{1,3}([^*_]+)[*_]{1,3}", r"\1", text)
     text = text.strip().lower()
     text = re.sub(r"[^\w\- ]", "", text)  # \w keeps letters, digits and _ (Unicode)
     return text.replace(" ", "-")
