@@ -9,6 +9,7 @@
 #   ones; set it to ACTIVE, libgomp's default behaviour, on a quiet machine), BENCH_BIN, TWIN_PYTHON.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 ROUNDS=${1:-3}
 OUT=${2:-/tmp/honest-twin-$(date +%s).jsonl}
@@ -34,11 +35,8 @@ for r in $(seq 1 "$ROUNDS"); do
         plain) cmd=("$PY" "$HERE/torch_plain.py" --threads 2 $ST --precision "$p") ;;
         plainerf) cmd=("$PY" "$HERE/torch_plain.py" --threads 2 $ST --precision "$p" --gelu none) ;;
       esac
-      load=$(cut -d' ' -f1 /proc/loadavg)
-      res=$("${cmd[@]}" 2>/dev/null | tail -n 1)
-      case "$res" in "{"*) ;; *) res='{"error": "no JSON"}' ;; esac
-      echo "{\"round\": $r, \"side\": \"$side\", \"precision\": \"$p\", \"load1\": $load, \"omp_wait\": \"$OMP_WAIT_POLICY\", \"time\": \"$(date -u +%H:%M:%S)\", \"result\": $res}" >>"$OUT"
-      echo "round $r $p $side load $load: $res" | cut -c1-160 >&2
+      record_run "$OUT" "\"round\": $r, \"side\": \"$side\", \"precision\": \"$p\", \"omp_wait\": \"$OMP_WAIT_POLICY\"" \
+        "round $r $p $side" "${cmd[@]}"
     done
   done
 done

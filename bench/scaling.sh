@@ -8,6 +8,7 @@
 # MFU: bench_ops's GEMM peak on the same shapes (see BENCHMARKS.md for the FLOP counts per token).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 ROUNDS=${1:-1}
 OUT=${2:-/tmp/scaling-$(date +%s).jsonl}
@@ -25,11 +26,8 @@ for r in $(seq 1 "$ROUNDS"); do
         for side in ours twin; do
           args=(train --preset "$preset" --attention favor --threads "$t" $st --precision "$p")
           if [ "$side" = ours ]; then cmd=("$BENCH_BIN" "${args[@]}"); else cmd=("$PY" "$HERE/torch_twin.py" "${args[@]}"); fi
-          load=$(cut -d' ' -f1 /proc/loadavg)
-          res=$("${cmd[@]}" 2>/dev/null | tail -n 1)
-          case "$res" in "{"*) ;; *) res='{"error": "no JSON"}' ;; esac
-          echo "{\"round\": $r, \"preset\": \"$preset\", \"threads\": $t, \"side\": \"$side\", \"precision\": \"$p\", \"load1\": $load, \"time\": \"$(date -u +%H:%M:%S)\", \"result\": $res}" >>"$OUT"
-          echo "round $r $preset ${t}t $p $side load $load: $res" | cut -c1-200 >&2
+          record_run "$OUT" "\"round\": $r, \"preset\": \"$preset\", \"threads\": $t, \"side\": \"$side\", \"precision\": \"$p\"" \
+            "round $r $preset ${t}t $p $side" "${cmd[@]}"
         done
       done
     done

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "base/random.h"
@@ -132,6 +133,38 @@ Tensor run_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, Step ste
       std::memcpy(rec.data() + (bh * T + t) * Dv, o.data() + bh * Dv, sizeof(float) * Dv);
   }
   return rec;
+}
+
+// Causality, bit for bit: changing q, k, v or all three after position t (to outlier-scale values, which
+// raise any running max) never changes a bit of attend(q, k, v)'s outputs at positions <= t, and does
+// change the outputs after t. attend: (q, k, v) -> (B, H, T, Dv); label names the case in failures.
+template <class Attend>
+void expect_causal_under_future_changes(const FavorInputs& in, Attend attend, const std::string& label) {
+  const int64_t B = in.q.size(0), H = in.q.size(1), T = in.q.size(2), D = in.q.size(3), Dv = in.v.size(3);
+  const Tensor base = attend(in.q, in.k, in.v);
+  for (int64_t t : {0, 7, 15, 16, 30, 35}) {
+    if (t >= T) continue;
+    for (int which = 0; which < 4; ++which) {  // q, k, v, all three
+      Tensor q = in.q.clone(), k = in.k.clone(), v = in.v.clone();
+      const Tensor noise_qk = randn({B, H, T, D}, 600 + t * 4 + which, 10.0f);
+      const Tensor noise_v = randn({B, H, T, Dv}, 700 + t * 4 + which, 10.0f);
+      for (int64_t bh = 0; bh < B * H; ++bh)
+        for (int64_t p = t + 1; p < T; ++p) {
+          for (int64_t c = 0; c < D; ++c) {
+            const int64_t i = (bh * T + p) * D + c;
+            if (which == 0 || which == 3) q.data()[i] = noise_qk.data()[i];
+            if (which == 1 || which == 3) k.data()[i] = noise_qk.data()[i] * 1.5f;
+          }
+          for (int64_t c = 0; c < Dv; ++c)
+            if (which >= 2) v.data()[(bh * T + p) * Dv + c] = noise_v.data()[(bh * T + p) * Dv + c];
+        }
+      const Tensor out = attend(q, k, v);
+      for (int64_t bh = 0; bh < B * H; ++bh)
+        EXPECT_EQ(0, std::memcmp(out.data() + bh * T * Dv, base.data() + bh * T * Dv, sizeof(float) * (t + 1) * Dv))
+            << label << " t = " << t << " perturbed " << which << " head " << bh;
+      if (t + 1 < T) EXPECT_GT(rel_max_diff(out, base), 1e-3) << label << " t = " << t;  // the change matters
+    }
+  }
 }
 
 // Kernel options with the given key stabilizer, FAVOR++ parameter (0: FAVOR+) and chunk length.
