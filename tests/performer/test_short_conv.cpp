@@ -11,6 +11,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "autograd/parallel.h"
 #include "model_test_util.h"
 #include "performer/generate.h"
 #include "performer/short_conv.h"
@@ -78,6 +79,32 @@ TEST(ShortConv, Gradcheck) {
       }();
       EXPECT_FALSE(bad.ok);
     }
+}
+
+// Enough rows and channels for the threaded loops (rows split over the threads, the weight gradient one
+// task per tap): the definition, finite differences, and the same bits at 1 and 2 threads.
+TEST(ShortConv, ManyChannelsMatchAtOneAndTwoThreads) {
+  const int threads_before = get_num_threads();
+  const Tensor x = randn({3, 40, 150}, 11), gy = randn({3, 40, 150}, 12);
+  for (bool causal : {true, false}) {
+    const Tensor w = randn({150, 4}, 13);
+    Tensor y[2], dx[2], dw[2];
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      Var xv(x, true), wv(w, true);
+      Var out = short_conv(xv, wv, causal);
+      out.backward(gy);
+      y[threads - 1] = out.value();
+      dx[threads - 1] = xv.grad();
+      dw[threads - 1] = wv.grad();
+    }
+    set_num_threads(threads_before);
+    EXPECT_LT(max_diff(y[0], direct(x, w, causal)), 1e-5f) << "causal " << causal;
+    for (const Tensor* t : {y, dx, dw}) EXPECT_EQ(0, std::memcmp(t[0].data(), t[1].data(), sizeof(float) * t[0].numel()));
+    const Tensor xs = randn({1, 6, 150}, 14);
+    const auto check = gradcheck([&](const std::vector<Var>& in) { return short_conv(in[0], in[1], causal); }, {xs, w});
+    EXPECT_TRUE(check.ok) << "causal " << causal << ": " << check.message;
+  }
 }
 
 TEST(ShortConv, StepEqualsBatch) {
