@@ -62,9 +62,10 @@ PerformerAttention::Heads PerformerAttention::project(const Var& x, const Rotary
   const Linear* proj[3] = {q_proj_.get(), k_proj_.get(), v_proj_.get()};
   Var* out[3] = {&h.q, &h.k, &h.v};
   for (int i = 0; i < 3; ++i) {
-    Var y = proj[i]->forward(x);  // (B,T,C)
-    if (conv_[i].defined()) y = short_conv(y, reshape(conv_[i], {cfg_.dim, cfg_.short_conv}), cfg_.causal);
-    *out[i] = split_heads(y, cfg_.heads);  // (B,H,T,D)
+    const Var y = proj[i]->forward(x);  // (B,T,C)
+    *out[i] = conv_[i].defined()
+                  ? short_conv_heads(y, reshape(conv_[i], {cfg_.dim, cfg_.short_conv}), cfg_.causal, cfg_.heads)
+                  : split_heads(y, cfg_.heads);  // (B,H,T,D)
   }
   if (rotary) {
     h.q = apply_rotary(h.q, *rotary);

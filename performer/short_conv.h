@@ -25,6 +25,11 @@ Tensor short_conv_identity(int64_t C, int64_t K, bool causal);
 // A fused autograd node (gradients for x and weight). Throws std::invalid_argument on bad shapes.
 Var short_conv(const Var& x, const Var& weight, bool causal);
 
+// split_heads(short_conv(x, weight, causal), heads) in one pass, (B, H, T, C / H), the same bits: the
+// convolution writes the head-major layout the attention kernels read, so the option costs no extra
+// copy of q, k or v (nn/attention.h).
+Var short_conv_heads(const Var& x, const Var& weight, bool causal, int64_t heads);
+
 // Recurrent form of the causal convolution for generation: the last K - 1 inputs, oldest first,
 // zeros before position 0.
 struct ShortConvState {

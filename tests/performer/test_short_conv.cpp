@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 #include "model_test_util.h"
+#include "nn/attention.h"
 #include "performer/generate.h"
 #include "performer/short_conv.h"
 
@@ -81,11 +82,12 @@ TEST(ShortConv, Gradcheck) {
     }
 }
 
-// Enough rows and channels for the threaded loops (rows split over the threads, the weight gradient one
-// task per tap): the definition, finite differences, and the same bits at 1 and 2 threads.
+// Enough rows and channels for the threaded loops (rows split over the threads, the backward in blocks
+// of rows whose partial weight sums are added in order: 300 rows make 5 blocks): the definition, finite
+// differences, and the same bits at 1 and 2 threads.
 TEST(ShortConv, ManyChannelsMatchAtOneAndTwoThreads) {
   const int threads_before = get_num_threads();
-  const Tensor x = randn({3, 40, 150}, 11), gy = randn({3, 40, 150}, 12);
+  const Tensor x = randn({3, 100, 150}, 11), gy = randn({3, 100, 150}, 12);
   for (bool causal : {true, false}) {
     const Tensor w = randn({150, 4}, 13);
     Tensor y[2], dx[2], dw[2];
@@ -105,6 +107,33 @@ TEST(ShortConv, ManyChannelsMatchAtOneAndTwoThreads) {
     const auto check = gradcheck([&](const std::vector<Var>& in) { return short_conv(in[0], in[1], causal); }, {xs, w});
     EXPECT_TRUE(check.ok) << "causal " << causal << ": " << check.message;
   }
+}
+
+// The head-major form is split_heads of the plain one, bit for bit, forward and backward (the same
+// upstream gradient, permuted), for one head, several, and one channel per head; and its own finite
+// differences.
+TEST(ShortConv, HeadsFormIsSplitHeadsOfThePlainOne) {
+  const int64_t B = 2, T = 70, C = 12;
+  const Tensor x = randn({B, T, C}, 21);
+  for (int64_t H : {1, 3, 12})
+    for (bool causal : {true, false}) {
+      const Tensor w = randn({C, 4}, 22), gy = randn({B, H, T, C / H}, 23);
+      Var x1(x, true), w1(w, true), x2(x, true), w2(w, true);
+      Var ref = split_heads(short_conv(x1, w1, causal), H);
+      Var out = short_conv_heads(x2, w2, causal, H);
+      ASSERT_EQ(ref.shape(), out.shape());
+      ref.backward(gy);
+      out.backward(gy);
+      const std::string where = "H " + std::to_string(H) + " causal " + std::to_string(causal);
+      EXPECT_EQ(0, std::memcmp(ref.value().data(), out.value().data(), sizeof(float) * out.value().numel())) << where;
+      EXPECT_EQ(0, std::memcmp(x1.grad().data(), x2.grad().data(), sizeof(float) * x.numel())) << where;
+      EXPECT_EQ(0, std::memcmp(w1.grad().data(), w2.grad().data(), sizeof(float) * w.numel())) << where;
+      const auto check = gradcheck(
+          [&](const std::vector<Var>& in) { return short_conv_heads(in[0], in[1], causal, H); },
+          {randn({1, 7, C}, 24), w});
+      EXPECT_TRUE(check.ok) << where << ": " << check.message;
+    }
+  EXPECT_THROW(short_conv_heads(Var(x), Var(randn({C, 4}, 25)), true, 5), std::invalid_argument);
 }
 
 TEST(ShortConv, StepEqualsBatch) {
