@@ -162,7 +162,9 @@ void expect_causal_under_future_changes(const FavorInputs& in, Attend attend, co
       for (int64_t bh = 0; bh < B * H; ++bh)
         EXPECT_EQ(0, std::memcmp(out.data() + bh * T * Dv, base.data() + bh * T * Dv, sizeof(float) * (t + 1) * Dv))
             << label << " t = " << t << " perturbed " << which << " head " << bh;
-      if (t + 1 < T) EXPECT_GT(rel_max_diff(out, base), 1e-3) << label << " t = " << t;  // the change matters
+      if (t + 1 < T) {
+        EXPECT_GT(rel_max_diff(out, base), 1e-3) << label << " t = " << t;  // the change matters
+      }
     }
   }
 }
