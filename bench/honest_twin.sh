@@ -6,7 +6,9 @@
 #   bash bench/honest_twin.sh [ROUNDS] [OUT]      environment: STEPS (default "--steps 8 --warmup 2"),
 #   SIDES (default all six: "ours before after global plain plainerf"),
 #   OMP_WAIT_POLICY (default PASSIVE: on a loaded machine spinning OpenMP threads wait for descheduled
-#   ones; set it to ACTIVE, libgomp's default behaviour, on a quiet machine), BENCH_BIN, TWIN_PYTHON.
+#   ones; on a quiet machine use "default", which leaves it unset so that each side runs as a user
+#   would start it: libgomp's spinning for the twin, performer's GOMP_SPINCOUNT=1000), BENCH_BIN,
+#   TWIN_PYTHON.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -17,7 +19,9 @@ BENCH_BIN=${BENCH_BIN:-$ROOT/build/bench/performer-bench}
 PY=${TWIN_PYTHON:-/usr/bin/python3}
 ST=${STEPS:---steps 8 --warmup 2}
 SIDES=${SIDES:-ours before after global plain plainerf}  # e.g. SIDES="ours after": ours against the twin only
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+WAIT=$OMP_WAIT_POLICY
+if [ "$WAIT" = default ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY; fi
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 BEFORE=$(mktemp /tmp/torch_twin_before-XXXXXX.py)
 trap 'rm -f "$BEFORE"' EXIT
@@ -35,7 +39,7 @@ for r in $(seq 1 "$ROUNDS"); do
         plain) cmd=("$PY" "$HERE/torch_plain.py" --threads 2 $ST --precision "$p") ;;
         plainerf) cmd=("$PY" "$HERE/torch_plain.py" --threads 2 $ST --precision "$p" --gelu none) ;;
       esac
-      record_run "$OUT" "\"round\": $r, \"side\": \"$side\", \"precision\": \"$p\", \"omp_wait\": \"$OMP_WAIT_POLICY\"" \
+      record_run "$OUT" "\"round\": $r, \"side\": \"$side\", \"precision\": \"$p\", \"omp_wait\": \"$WAIT\"" \
         "round $r $p $side" "${cmd[@]}"
     done
   done
