@@ -3,8 +3,9 @@
 # and bf16, ours (performer-bench) and the twin (bench/torch_twin.py) alternating within each
 # configuration; one JSON line per run (with the 1-minute load) in OUT, then medians per side.
 #   bash bench/scaling.sh [ROUNDS] [OUT]     environment: B1_STEPS (default "--steps 5 --warmup 2"),
-#   B3_STEPS (default "--steps 2 --warmup 1"), PRESETS (default "b1 b3"), OMP_WAIT_POLICY (default PASSIVE),
-#   BENCH_BIN, TWIN_PYTHON.
+#   B3_STEPS (default "--steps 2 --warmup 1"), PRESETS (default "b1 b3"), OMP_WAIT_POLICY (default
+#   PASSIVE, for a loaded machine; it slows the twin, so on a quiet machine use ACTIVE or "default",
+#   which leaves it unset: BENCHMARKS.md, "B1 training against the PyTorch twin"), BENCH_BIN, TWIN_PYTHON.
 # MFU: bench_ops's GEMM peak on the same shapes (see BENCHMARKS.md for the FLOP counts per token).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +15,8 @@ ROUNDS=${1:-1}
 OUT=${2:-/tmp/scaling-$(date +%s).jsonl}
 BENCH_BIN=${BENCH_BIN:-$ROOT/build/bench/performer-bench}
 PY=${TWIN_PYTHON:-/usr/bin/python3}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+if [ "$OMP_WAIT_POLICY" = default ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY; fi
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 echo "results: $OUT" >&2
 for r in $(seq 1 "$ROUNDS"); do
