@@ -47,7 +47,7 @@ struct Geometry {
 // small. It depends on the shape only, never on the thread count.
 int64_t backward_block_rows(int64_t rows) { return std::max<int64_t>(64, (rows + 255) / 256); }
 
-void fma_row(const float* w, const float* src, int64_t n, float* out) {
+void fma_row(const float* __restrict w, const float* __restrict src, int64_t n, float* __restrict out) {
   for (int64_t i = 0; i < n; ++i) out[i] += w[i] * src[i];
 }
 
@@ -61,25 +61,31 @@ Var short_conv_impl(const char* op, const Var& x, const Var& weight, bool causal
                    C / heads};
   const Tensor xv = x.value();
   const Tensor wt = transpose_taps(weight.value());  // (K, C): tap k of every channel, contiguous
-  Tensor y(head_major ? Shape{g.B, heads, g.T, g.D} : Shape{g.B, g.T, C});
-  // y[b, t] = sum_k wt[k] o x[b, t + k - p], k ascending: rows are independent.
+  Tensor y = Tensor::empty(head_major ? Shape{g.B, heads, g.T, g.D} : Shape{g.B, g.T, C});
+  // y[b, t] = sum_k wt[k] o x[b, t + k - p], k ascending, from 0: rows are independent. Each piece of
+  // D outputs is cleared just before its taps, while in cache (no separate pass over y).
   parallel_for(
       g.B * g.T,
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const int64_t b = r / g.T, t = r % g.T;
-          for (int64_t h = 0; h < g.H; ++h)
+          for (int64_t h = 0; h < g.H; ++h) {
+            std::fill_n(y.data() + g.out(b, t, h), g.D, 0.0f);
             for (int64_t k = 0; k < g.K; ++k) {
               const int64_t s = t + k - g.p;
               if (s >= 0 && s < g.T) fma_row(wt.data() + k * C + h * g.D, xv.data() + g.in(b, s, h), g.D, y.data() + g.out(b, t, h));
             }
+          }
         }
       },
       rows_grain(C * g.K));
   const bool grad = needs_grad({&x, &weight});
   return make_result(std::move(y), grad, op, [xs = x.slot_ptr(), ws = weight.slot_ptr(), xv, wt, g](const Tensor& gy) {
     const bool want_dx = xs->requires_grad, want_dw = ws->requires_grad;
-    float* dx = want_dx ? xs->grad_buffer().data() : nullptr;
+    // dx: a fresh gradient buffer is overwritten (each piece cleared in cache before its taps), an
+    // existing one accumulated into.
+    float beta = 1.0f;
+    float* dx = want_dx ? xs->grad_for_overwrite(&beta).data() : nullptr;
     const int64_t rows = g.B * g.T, block = backward_block_rows(rows), blocks = (rows + block - 1) / block;
     const int64_t KC = g.K * g.C;
     std::vector<float> partial(want_dw ? static_cast<size_t>(blocks * KC) : 0);
@@ -90,7 +96,8 @@ Var short_conv_impl(const char* op, const Var& x, const Var& weight, bool causal
             float* acc = want_dw ? partial.data() + i * KC : nullptr;  // acc[k C + c]
             for (int64_t r = i * block; r < std::min(rows, (i + 1) * block); ++r) {
               const int64_t b = r / g.T, t = r % g.T;
-              for (int64_t h = 0; h < g.H; ++h)
+              for (int64_t h = 0; h < g.H; ++h) {
+                if (dx && beta == 0.0f) std::fill_n(dx + g.in(b, t, h), g.D, 0.0f);
                 for (int64_t k = 0; k < g.K; ++k) {
                   // dx[b, t] += wt[k] o gy[b, t - k + p] (the taps reversed), k ascending.
                   const int64_t s = t - k + g.p;
@@ -101,6 +108,7 @@ Var short_conv_impl(const char* op, const Var& x, const Var& weight, bool causal
                   if (acc && u >= 0 && u < g.T)
                     fma_row(xv.data() + g.in(b, u, h), gy.data() + g.out(b, t, h), g.D, acc + k * g.C + h * g.D);
                 }
+              }
             }
           }
         },

@@ -109,6 +109,19 @@ TEST(ShortConv, ManyChannelsMatchAtOneAndTwoThreads) {
   }
 }
 
+// x feeding two convolutions (and the head-major form): the second backward adds to the gradient the
+// first one wrote into a fresh buffer, checked by finite differences.
+TEST(ShortConv, GradientsAddUpWhenTheInputFeedsTwoConvolutions) {
+  const Tensor x = randn({2, 70, 6}, 31);
+  for (bool causal : {true, false}) {
+    const GradcheckFn fn = [&](const std::vector<Var>& in) {
+      return split_heads(short_conv(in[0], in[1], causal), 2) + short_conv_heads(in[0], in[2], causal, 2);
+    };
+    const auto check = gradcheck(fn, {x, randn({6, 4}, 32), randn({6, 3}, 33)});
+    EXPECT_TRUE(check.ok) << "causal " << causal << ": " << check.message;
+  }
+}
+
 // The head-major form is split_heads of the plain one, bit for bit, forward and backward (the same
 // upstream gradient, permuted), for one head, several, and one channel per head; and its own finite
 // differences.
