@@ -26,12 +26,17 @@ float favorpp_optimal_a(double z, int64_t d) {
   return static_cast<float>((1.0 - t) / 8.0);
 }
 
-Var favor_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
+Var favor_attention(const Var& q, const Var& k, const Var& v, const Var& projection, bool causal,
                     const FavorOptions& opt, const Tensor* key_mask) {
-  const FavorDims d = favor_detail::check_favor_args("favor_attention", q.value(), k.value(), &v.value(), projection,
-                                                     opt, key_mask, causal);
+  const FavorDims d = favor_detail::check_favor_args("favor_attention", q.value(), k.value(), &v.value(),
+                                                     favor_detail::projection_value(projection), opt, key_mask, causal);
   return causal ? favor_detail::favor_causal(q, k, v, projection, opt, d)
                 : favor_detail::favor_bidirectional(q, k, v, projection, opt, d, key_mask);
+}
+
+Var favor_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
+                    const FavorOptions& opt, const Tensor* key_mask) {
+  return favor_attention(q, k, v, Var(projection), causal, opt, key_mask);
 }
 
 Tensor favor_denominator(const Tensor& q, const Tensor& k, const Tensor& projection, bool causal,

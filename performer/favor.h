@@ -77,17 +77,26 @@
 
 namespace pf {
 
-// q, k: (B, H, T, D); v: (B, H, T, Dv); projection W: (M, D) shared by all heads of the layer (no grad).
+// q, k: (B, H, T, D); v: (B, H, T, Dv); projection W: (M, D) shared by all heads of the layer.
 // key_mask: optional (B, T) float, 1 = real token, 0 = padding: zeroes phi(k) of padded positions AFTER
 // the feature map (bidirectional only; padded keys and values, whatever their values, change nothing and
 // receive a zero gradient). A causal call with a key_mask throws (pads after the real tokens are never
 // seen by them; mask the loss instead).
 // Returns (B, H, T, Dv). Both directions are fused autograd nodes.
+// A projection given as a Var that requires grad is trained (a learned feature map,
+// ModelConfig::learned_features): it receives dW = sigma dU^T X summed over every row of q and k
+// (favor_kernels.h, FeatureMap::backward; FAVOR++ adds its log-weights' term), with the shifts held
+// constant as for q and k, the same bits at any thread count. A Tensor, or a Var without grad, is fixed.
+Var favor_attention(const Var& q, const Var& k, const Var& v, const Var& projection, bool causal,
+                    const FavorOptions& opt, const Tensor* key_mask = nullptr);
 Var favor_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
                     const FavorOptions& opt, const Tensor* key_mask = nullptr);
 
 // Composed reference (plain autograd ops with T x T matrices, no fused node) of exactly the same
-// computation, shifts and guard included, for tests. O(T^2) memory.
+// computation, shifts and guard included, for tests. O(T^2) memory. A projection that requires grad
+// enters as a differentiable input (FAVOR++'s scaled projection and log-weights as ops on it).
+Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Var& projection, bool causal,
+                              const FavorOptions& opt, const Tensor* key_mask = nullptr);
 Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
                               const FavorOptions& opt, const Tensor* key_mask = nullptr);
 

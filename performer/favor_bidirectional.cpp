@@ -7,6 +7,7 @@
 // Saves Saug and R per head (O(M Dv)), den (T) and the output; the backward recomputes the features.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "autograd/gemm.h"
@@ -115,10 +116,11 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const 
   *R_out = R;
 }
 
-// Backward of one (batch, head); dQ, dK (T, D), dV (T, Dv) accumulated into, null targets skipped.
+// Backward of one (batch, head); dQ, dK (T, D), dV (T, Dv) and this head's part of the projection's
+// gradient dW (M, D) accumulated into, null targets skipped.
 void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const float* Q, const float* K,
                    const float* V, const float* mask, const float* g, const float* O, const float* den, const float* S,
-                   float R, float* dQ, float* dK, float* dV) {
+                   float R, float* dQ, float* dK, float* dV, float* dW) {
   const int64_t M = fm.M, D = fm.D, E = Dv + 1;
   Buffers b(C, D, M, E);
   Buffer dS(M * E, 0.0f);  // gradient of Saug
@@ -128,11 +130,11 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const
     fm.features(b.P.data(), b.h.data(), b.a.data(), n, b.P.data(), b.Dr.data());
     finish_rows_backward(g + t0 * Dv, O + t0 * Dv, den + t0, n, Dv, b.dNA.data());
     gemm(true, false, M, E, n, 1.0f, b.P.data(), M, b.dNA.data(), E, 1.0f, dS.data(), E);  // dS += PQ^T dNA
-    if (!dQ) continue;
+    if (!dQ && !dW) continue;
     gemm(false, true, n, M, E, 1.0f, b.dNA.data(), E, S, E, 0.0f, b.dP.data(), M);  // dPQ = dNA S^T
-    fm.backward(Q + t0 * D, b.Dr.data(), b.dP.data(), n, dQ + t0 * D, true);
+    fm.backward(Q + t0 * D, b.Dr.data(), b.dP.data(), n, dQ ? dQ + t0 * D : nullptr, true, dW);
   }
-  if (!dK && !dV) return;
+  if (!dK && !dV && !dW) return;
   for (int64_t t0 = 0; t0 < T; t0 += C) {
     const int64_t n = std::min(C, T - t0);
     prepare_keys(fm, K, V, mask, t0, n, Dv, R, true, b);
@@ -142,32 +144,33 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const
       for (int64_t j = 0; j < n; ++j)
         for (int64_t e = 0; e < Dv; ++e) dV[(t0 + j) * Dv + e] += b.NA[j * E + e];
     }
-    if (dK) {
-      // dPK = diag(kw) Vaug dS^T; padded rows SET to 0.
+    if (dK || dW) {
+      // dPK = diag(kw) Vaug dS^T; padded rows SET to 0 (so they add nothing to dW either).
       gemm(false, true, n, M, E, 1.0f, b.Vaug.data(), E, dS.data(), E, 0.0f, b.dP.data(), M);
       for (int64_t j = 0; j < n; ++j) {
         float* row = b.dP.data() + j * M;
         const bool real = is_real(mask, t0 + j);
         for (int64_t f = 0; f < M; ++f) row[f] = real ? row[f] * b.kw[j] : 0.0f;
       }
-      fm.backward(b.X.data(), b.Dr.data(), b.dP.data(), n, dK + t0 * D, true);
+      fm.backward(b.X.data(), b.Dr.data(), b.dP.data(), n, dK ? dK + t0 * D : nullptr, true, dW);
     }
   }
 }
 
 }  // namespace
 
-Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, const FavorOptions& opt,
+Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Var& projection, const FavorOptions& opt,
                         const FavorDims& d, const Tensor* key_mask) {
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, H = d.H, BH = d.BH(), E = Dv + 1;
   const int64_t C = opt.chunk_length(T);
-  const bool grad = needs_grad({&q, &k, &v});
+  const Var trained = trained_projection(projection);
+  const bool grad = needs_grad({&q, &k, &v, &trained});
   Tensor out = Tensor::empty({d.B, H, T, Dv});  // (B, H, T, Dv)
   Tensor den = Tensor::empty({BH, T});          // (B*H, T) before the guard
   Tensor states = Tensor::empty({BH, M, E});    // Saug per head
   Tensor shifts = Tensor::empty({BH});          // R per head
   Tensor mask = key_mask ? key_mask->clone() : Tensor();
-  const FeatureMap fm(opt, D, M, projection.data());
+  const FeatureMap fm(opt, D, M, projection.value().data());
   const float *pq = q.value().data(), *pk = k.value().data(), *pv = v.value().data();
   const float* pm = mask.defined() ? mask.data() : nullptr;
   float* po = out.data();
@@ -176,18 +179,20 @@ Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& 
     forward_head(fm, T, C, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv, pm ? pm + (bh / H) * T : nullptr,
                  po + bh * T * Dv, den.data() + bh * T, states.data() + bh * M * E, shifts.data() + bh);
   if (!grad) return make_result(std::move(out), false, "favor_bidirectional", nullptr);
-  // Saves: the input handles, copies of W (M, D) and of the mask (B, T), the output, den (B*H, T), and
-  // per head Saug (M, Dv + 1) and R.
-  Tensor w = projection.clone();
+  // Saves: the input handles (W's when it is trained), copies of W (M, D) and of the mask (B, T), the
+  // output, den (B*H, T), and per head Saug (M, Dv + 1) and R.
+  Tensor w = projection.value().clone();
   Tensor saved_out = out;
+  std::shared_ptr<GradSlot> ws = trained.defined() ? trained.slot_ptr() : nullptr;
   return make_result(std::move(out), true, "favor_bidirectional",
-                     [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), qv = q.value(), kv = k.value(), vv = v.value(), w, mask, opt, d, C, saved_out, den, states,
-                      shifts](const Tensor& g) {
+                     [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), ws, qv = q.value(), kv = k.value(),
+                      vv = v.value(), w, mask, opt, d, C, saved_out, den, states, shifts](const Tensor& g) {
                        const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, H = d.H, BH = d.BH(), E = Dv + 1;
                        const FeatureMap fm(opt, D, M, w.data());
                        float* dq = q->requires_grad ? q->grad_buffer().data() : nullptr;
                        float* dk = k->requires_grad ? k->grad_buffer().data() : nullptr;
                        float* dv = v->requires_grad ? v->grad_buffer().data() : nullptr;
+                       ProjectionGrad dw(ws, BH, M, D);
                        const float *pq = qv.data(), *pk = kv.data(), *pv = vv.data();
                        const float* pm = mask.defined() ? mask.data() : nullptr;
 #pragma omp parallel for schedule(static)
@@ -196,7 +201,8 @@ Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& 
                                        pm ? pm + (bh / H) * T : nullptr, g.data() + bh * T * Dv,
                                        saved_out.data() + bh * T * Dv, den.data() + bh * T, states.data() + bh * M * E,
                                        shifts.data()[bh], dq ? dq + bh * T * D : nullptr,
-                                       dk ? dk + bh * T * D : nullptr, dv ? dv + bh * T * Dv : nullptr);
+                                       dk ? dk + bh * T * D : nullptr, dv ? dv + bh * T * Dv : nullptr, dw.part(bh));
+                       dw.finish();
                      });
 }
 

@@ -15,6 +15,7 @@
 // like the state (dSaug <- exp(R - R') dSaug + (diag(alpha) phi(Q))^T dNA).
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "autograd/gemm.h"
@@ -60,10 +61,11 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const 
 }
 
 // Backward of one (batch, head). g, O: (T, Dv); den (T); states/shifts as saved by forward_head.
-// dQ, dK (T, D), dV (T, Dv) are accumulated into (+=); a null target is skipped.
+// dQ, dK (T, D), dV (T, Dv) and this head's part of the projection's gradient dW (M, D) are accumulated
+// into (+=); a null target is skipped.
 void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const float* Q, const float* K,
                    const float* V, const float* g, const float* O, const float* den, const float* states,
-                   const float* shifts, float* dQ, float* dK, float* dV) {
+                   const float* shifts, float* dQ, float* dK, float* dV, float* dW) {
   const int64_t M = fm.M, D = fm.D, E = Dv + 1;
   const int64_t nc = (T + C - 1) / C;
   ChunkBuffers b(C, M, E, true);
@@ -77,18 +79,19 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t Dv, const
     if (dV)
       for (int64_t i = 0; i < n; ++i)
         for (int64_t e = 0; e < Dv; ++e) dV[(t0 + i) * Dv + e] += gr.dVaug[i * E + e];
-    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), gr.dPQ.data(), n, dQ + t0 * D, true);
-    if (dK) fm.backward(K + t0 * D, b.DrK.data(), gr.dPK.data(), n, dK + t0 * D, true);
+    if (dQ || dW) fm.backward(Q + t0 * D, b.DrQ.data(), gr.dPQ.data(), n, dQ ? dQ + t0 * D : nullptr, true, dW);
+    if (dK || dW) fm.backward(K + t0 * D, b.DrK.data(), gr.dPK.data(), n, dK ? dK + t0 * D : nullptr, true, dW);
   }
 }
 
 }  // namespace
 
-Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& projection, const FavorOptions& opt,
+Var favor_causal(const Var& q, const Var& k, const Var& v, const Var& projection, const FavorOptions& opt,
                  const FavorDims& d) {
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1;
   const int64_t C = opt.chunk_length(T), nc = (T + C - 1) / C;
-  const bool grad = needs_grad({&q, &k, &v});
+  const Var trained = trained_projection(projection);
+  const bool grad = needs_grad({&q, &k, &v, &trained});
   Tensor out = Tensor::empty({d.B, d.H, T, Dv});  // (B, H, T, Dv)
   Tensor den = Tensor::empty({BH, T});            // (B*H, T) before the guard
   // Saved for the backward: Saug (M, Dv + 1) and its shift entering each chunk; never per position.
@@ -97,7 +100,7 @@ Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& project
     states = Tensor::empty({BH, nc, M, E});
     shifts = Tensor::empty({BH, nc});
   }
-  const FeatureMap fm(opt, D, M, projection.data());
+  const FeatureMap fm(opt, D, M, projection.value().data());
   const float *pq = q.value().data(), *pk = k.value().data(), *pv = v.value().data();
   float* po = out.data();
 #pragma omp parallel for schedule(static)
@@ -106,26 +109,30 @@ Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& project
                  den.data() + bh * T, grad ? states.data() + bh * nc * M * E : nullptr,
                  grad ? shifts.data() + bh * nc : nullptr);
   if (!grad) return make_result(std::move(out), false, "favor_causal", nullptr);
-  // Saves: the input handles, a copy of W (M, D) (a redraw must not change this backward), the output,
-  // den (B*H, T) and the chunk-boundary states (B*H, ceil(T/C), M, Dv + 1) with their shifts.
-  Tensor w = projection.clone();
+  // Saves: the input handles (W's when it is trained), a copy of W (M, D) (a redraw must not change this
+  // backward), the output, den (B*H, T) and the chunk-boundary states (B*H, ceil(T/C), M, Dv + 1) with
+  // their shifts.
+  Tensor w = projection.value().clone();
   Tensor saved_out = out;
+  std::shared_ptr<GradSlot> ws = trained.defined() ? trained.slot_ptr() : nullptr;
   return make_result(
       std::move(out), true, "favor_causal",
-      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), qv = q.value(), kv = k.value(), vv = v.value(), w, opt, d, C, saved_out, den, states,
-       shifts](const Tensor& g) {
+      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), ws, qv = q.value(), kv = k.value(), vv = v.value(), w,
+       opt, d, C, saved_out, den, states, shifts](const Tensor& g) {
         const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, nc = (T + C - 1) / C;
         const FeatureMap fm(opt, D, M, w.data());
         float* dq = q->requires_grad ? q->grad_buffer().data() : nullptr;
         float* dk = k->requires_grad ? k->grad_buffer().data() : nullptr;
         float* dv = v->requires_grad ? v->grad_buffer().data() : nullptr;
+        ProjectionGrad dw(ws, BH, M, D);
         const float *pq = qv.data(), *pk = kv.data(), *pv = vv.data();
 #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; ++bh)
           backward_head(fm, T, C, Dv, pq + bh * T * D, pk + bh * T * D, pv + bh * T * Dv, g.data() + bh * T * Dv,
                         saved_out.data() + bh * T * Dv, den.data() + bh * T, states.data() + bh * nc * M * E,
                         shifts.data() + bh * nc, dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr,
-                        dv ? dv + bh * T * Dv : nullptr);
+                        dv ? dv + bh * T * Dv : nullptr, dw.part(bh));
+        dw.finish();
       });
 }
 

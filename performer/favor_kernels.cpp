@@ -56,9 +56,12 @@ FeatureMap::FeatureMap(const FavorOptions& opt, int64_t d, int64_t m, const floa
       M(m),
       sigma(static_cast<float>(std::pow(static_cast<double>(d), -0.25))),
       scale(opt.kind == FeatureKind::Softmax ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(m))) : 1.0f),
-      W(w) {
+      W(w),
+      projection(w) {
   if (opt.feature_a == 0.0f || kind != FeatureKind::Softmax) return;
   const double A = opt.feature_a, B = std::sqrt(1.0 - 4.0 * A), c = 0.25 * static_cast<double>(d) * std::log(1.0 - 4.0 * A);
+  feature_a = opt.feature_a;
+  feature_b = static_cast<float>(B);
   w_scaled.resize(static_cast<size_t>(m * d));
   bias.resize(static_cast<size_t>(m));
   for (int64_t f = 0; f < m; ++f) {
@@ -114,9 +117,20 @@ void FeatureMap::features(const float* U, const float* h, const float* s, int64_
   }
 }
 
-void FeatureMap::backward(const float* X, const float* Dr, float* dP, int64_t n, float* dX, bool accumulate) const {
+void FeatureMap::backward(const float* X, const float* Dr, float* dP, int64_t n, float* dX, bool accumulate,
+                          float* dW) const {
   ArrayMap du(dP, n, M);
   du *= ConstArrayMap(Dr, n, M);
+  if (dW) {
+    // dW += sigma B dU^T X, in fp32 like the projection itself; FAVOR++'s log-weights add 2A (sum_i dU_if) w_f.
+    gemm(true, false, M, D, n, sigma * feature_b, dP, M, X, D, 1.0f, dW, D, Precision::fp32);
+    if (feature_a != 0.0f)
+      for (int64_t f = 0; f < M; ++f) {
+        const float c = 2.0f * feature_a * du.col(f).sum();
+        for (int64_t e = 0; e < D; ++e) dW[f * D + e] += c * projection[f * D + e];
+      }
+  }
+  if (!dX) return;
   gemm(false, false, n, D, M, sigma, dP, M, W, D, accumulate ? 1.0f : 0.0f, dX, D);  // dX (+)= sigma dU W
   if (!shifted()) return;
   // h = sigma^2 |x|^2 / 2 enters every exponent with a minus sign: dx += -sigma^2 (sum_f dU_f) x.
@@ -124,6 +138,23 @@ void FeatureMap::backward(const float* X, const float* Dr, float* dP, int64_t n,
   ConstUnalignedMatrixMap x(X, n, D);
   UnalignedMatrixMap dx(dX, n, D);
   for (int64_t i = 0; i < n; ++i) dx.row(i) -= (s2 * du.row(i).sum()) * x.row(i);
+}
+
+ProjectionGrad::ProjectionGrad(const std::shared_ptr<GradSlot>& slot, int64_t BH, int64_t M, int64_t D) {
+  if (!slot || !slot->requires_grad) return;
+  slot_ = slot.get();
+  BH_ = BH;
+  size_ = M * D;
+  parts_ = Tensor::zeros({BH, M, D});
+}
+
+void ProjectionGrad::finish() {
+  if (!slot_) return;
+  float* dW = slot_->grad_buffer().data();
+  for (int64_t bh = 0; bh < BH_; ++bh) {
+    const float* p = parts_.data() + bh * size_;
+    for (int64_t i = 0; i < size_; ++i) dW[i] += p[i];
+  }
 }
 
 void finish_rows(const float* NA, int64_t n, int64_t Dv, float* out, float* den) {

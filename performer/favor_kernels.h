@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include <Eigen/Core>
@@ -41,10 +42,12 @@ struct FeatureMap {
   int64_t D = 0, M = 0;
   float sigma = 1.0f;        // D^(-1/4)
   float scale = 1.0f;        // M^(-1/2) for Softmax, 1 for Relu
-  const float* W = nullptr;  // (M, D): the projection, or with FAVOR++ (A != 0) w_scaled
-  // FAVOR++ (performer/favor.h): W scaled by sqrt(1 - 4A) and the log-weights b_f = A |w_f|^2 +
-  // (D/4) log(1 - 4A) added to U. Empty for FAVOR+ (A = 0) and Relu.
+  const float* W = nullptr;           // (M, D): the projection, or with FAVOR++ (A != 0) w_scaled
+  const float* projection = nullptr;  // (M, D): the projection as given
+  // FAVOR++ (performer/favor.h): W scaled by B = sqrt(1 - 4A) and the log-weights b_f = A |w_f|^2 +
+  // (D/4) log(1 - 4A) added to U. Empty, and A = 0, B = 1, for FAVOR+ and Relu.
   Buffer w_scaled, bias;
+  float feature_a = 0.0f, feature_b = 1.0f;
 
   FeatureMap(const FavorOptions& opt, int64_t d, int64_t m, const float* w);
   FeatureMap(const FeatureMap&) = delete;  // W may point into w_scaled
@@ -57,9 +60,41 @@ struct FeatureMap {
   // If Dr is not null it receives dP/dU (Softmax: scale exp(U - h - s); Relu: [U > 0]).
   void features(const float* U, const float* h, const float* s, int64_t n, float* P, float* Dr) const;
   // Backward of project + features with the shifts held constant: dU = Dr o dP (overwrites dP), then
-  // dX (+)= sigma dU W + sigma^2 dh_i x_i with dh_i = -sum_f dU_if (Softmax only). accumulate = false
-  // overwrites dX.
-  void backward(const float* X, const float* Dr, float* dP, int64_t n, float* dX, bool accumulate) const;
+  // dX (+)= sigma dU W + sigma^2 dh_i x_i with dh_i = -sum_f dU_if (Softmax only); accumulate = false
+  // overwrites dX, a null dX is skipped. With dW not null, the gradient of the projection as given is
+  // added to it (M, D): u_if = sigma B w_f.x_i + A |w_f|^2 (+ const), and h_i does not depend on W, so
+  //   dW += sigma B dU^T X  (+ 2A diag(sum_i dU_i) W for FAVOR++),
+  // which for FAVOR+ and Relu (A = 0, B = 1) is sigma dU^T X. The same shifts-held-constant argument as
+  // for dX (favor.h: the shifts cancel in the output up to eps terms) covers W.
+  void backward(const float* X, const float* Dr, float* dP, int64_t n, float* dX, bool accumulate,
+                float* dW = nullptr) const;
+};
+
+// A projection handle as an input of a fused node: itself when it is trained (requires grad), else
+// undefined: a fixed buffer is neither version-checked nor held by the node, which keeps a copy of its
+// value, so that a redraw between the forward and the backward changes nothing.
+inline Var trained_projection(const Var& projection) {
+  return projection.requires_grad() ? projection : Var();
+}
+// The value of a projection handle; undefined (refused by check_favor_args) for an undefined handle.
+inline Tensor projection_value(const Var& projection) {
+  return projection.defined() ? projection.value() : Tensor();
+}
+
+// The projection's gradient in one fused node's backward, deterministic at any thread count: the
+// parallel loop over (batch, head) adds head bh's part into its own (M, D) buffer part(bh), and finish()
+// adds the parts into W's gradient in bh order. Without a slot, or when W needs no gradient, it
+// allocates nothing and part() is null.
+class ProjectionGrad {
+ public:
+  ProjectionGrad(const std::shared_ptr<GradSlot>& slot, int64_t BH, int64_t M, int64_t D);
+  float* part(int64_t bh) { return parts_.defined() ? parts_.data() + bh * size_ : nullptr; }
+  void finish();
+
+ private:
+  GradSlot* slot_ = nullptr;
+  int64_t BH_ = 0, size_ = 0;
+  Tensor parts_;  // (BH, M, D)
 };
 
 // Row-wise pieces of the renormalized output. NA (n, Dv + 1) holds [numerator, denominator] per row.
@@ -71,11 +106,12 @@ void finish_rows_backward(const float* g, const float* out, const float* den, in
 
 // Fused nodes (favor_causal.cpp, favor_bidirectional.cpp). With Dv = 0 (v == nullptr) they only write
 // the denominators `den` (B*H, T) and record nothing.
-Var favor_causal(const Var& q, const Var& k, const Var& v, const Tensor& projection, const FavorOptions& opt,
+// A trained projection (requires grad) receives its gradient (FeatureMap::backward, ProjectionGrad).
+Var favor_causal(const Var& q, const Var& k, const Var& v, const Var& projection, const FavorOptions& opt,
                  const FavorDims& d);
 void favor_causal_denominator(const Tensor& q, const Tensor& k, const Tensor& projection, const FavorOptions& opt,
                               const FavorDims& d, float* den);
-Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, const FavorOptions& opt,
+Var favor_bidirectional(const Var& q, const Var& k, const Var& v, const Var& projection, const FavorOptions& opt,
                         const FavorDims& d, const Tensor* key_mask);
 void favor_bidirectional_denominator(const Tensor& q, const Tensor& k, const Tensor& projection,
                                      const FavorOptions& opt, const FavorDims& d, const Tensor* key_mask, float* den);

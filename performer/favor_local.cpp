@@ -150,12 +150,13 @@ void forward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t
   }
 }
 
-// Backward of one (batch, head); dQ, dK, dV (+=), null targets skipped; with gNF (the forward's far parts)
-// not null, *dlam receives the gradient of the log-gain, sum_i dNA_i . g_i NF_i.
+// Backward of one (batch, head); dQ, dK, dV and this head's part of the projection's gradient dW (M, D)
+// (+=), null targets skipped; with gNF (the forward's far parts) not null, *dlam receives the gradient
+// of the log-gain, sum_i dNA_i . g_i NF_i.
 void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_t Dv, const float* Q, const float* K,
                    const float* V, const float* gout, const float* O, const float* den, const float* c,
                    const float* g, const float* states, const float* shifts, const float* gNF, float* dQ, float* dK,
-                   float* dV, float* dlam) {
+                   float* dV, float* dW, float* dlam) {
   const int64_t M = fm.M, D = fm.D, E = Dv + 1;
   const int64_t nc = (T + C - 1) / C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -191,23 +192,25 @@ void backward_head(const FeatureMap& fm, int64_t T, int64_t C, int64_t w, int64_
     if (dV)
       for (int64_t j = j0; j < n; ++j)
         for (int64_t e = 0; e < Dv; ++e) dV[(t0 - w + j) * Dv + e] += gr.dVaug[j * E + e];
-    if (dQ) fm.backward(Q + t0 * D, b.DrQ.data(), gr.dPQ.data(), n, dQ + t0 * D, true);
-    if (dK && np > 0)
-      fm.backward(K + p0 * D, b.DrK.data() + j0 * M, gr.dPK.data() + j0 * M, np, dK + p0 * D, true);
+    if (dQ || dW) fm.backward(Q + t0 * D, b.DrQ.data(), gr.dPQ.data(), n, dQ ? dQ + t0 * D : nullptr, true, dW);
+    if ((dK || dW) && np > 0)
+      fm.backward(K + p0 * D, b.DrK.data() + j0 * M, gr.dPK.data() + j0 * M, np, dK ? dK + p0 * D : nullptr, true,
+                  dW);
   }
 }
 
 }  // namespace
 
-Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Var& projection, int64_t window,
                           const FavorOptions& opt, const Var& far_log_gain) {
   check_local_options("favor_local_attention", window, opt);
   const FavorDims d = favor_detail::check_favor_args("favor_local_attention", q.value(), k.value(), &v.value(),
-                                                     projection, opt, nullptr, true);
+                                                     favor_detail::projection_value(projection), opt, nullptr, true);
   favor_local_detail::check_gain("favor_local_attention", far_log_gain, d.H);
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, w = window;
   const int64_t C = opt.chunk_length(T), nc = (T + C - 1) / C;
-  const bool grad = far_log_gain.defined() ? needs_grad({&q, &k, &v, &far_log_gain}) : needs_grad({&q, &k, &v});
+  const Var trained = favor_detail::trained_projection(projection);
+  const bool grad = needs_grad({&q, &k, &v, &far_log_gain, &trained});  // an undefined gain or W is no input
   const bool gain_grad = grad && far_log_gain.defined();
   Tensor out = Tensor::empty({d.B, d.H, T, Dv});
   Tensor den = Tensor::empty({BH, T}), c = Tensor::empty({BH, T}), g = Tensor::empty({BH, T});
@@ -217,7 +220,7 @@ Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor
     shifts = Tensor::empty({BH, nc});
   }
   if (gain_grad) gNF = Tensor::empty({BH, T, E});
-  const FeatureMap fm(opt, D, M, projection.data());
+  const FeatureMap fm(opt, D, M, projection.value().data());
   const float *pq = q.value().data(), *pk = k.value().data(), *pv = v.value().data();
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < BH; ++bh)
@@ -226,15 +229,17 @@ Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor
                  c.data() + bh * T, g.data() + bh * T, grad ? states.data() + bh * nc * M * E : nullptr,
                  grad ? shifts.data() + bh * nc : nullptr, gain_grad ? gNF.data() + bh * T * E : nullptr);
   if (!grad) return make_result(std::move(out), false, "favor_local", nullptr);
-  // Saves: the input handles, a copy of W, the output, den, c, g (B*H, T each), the chunk-boundary
-  // states (B*H, ceil(T/C), M, Dv + 1) with their shifts, and with a learned gain the far parts g NF.
-  Tensor wc = projection.clone();
+  // Saves: the input handles (W's when it is trained), a copy of W, the output, den, c, g (B*H, T each),
+  // the chunk-boundary states (B*H, ceil(T/C), M, Dv + 1) with their shifts, and with a learned gain the
+  // far parts g NF.
+  Tensor wc = projection.value().clone();
   Tensor saved_out = out;
   std::shared_ptr<GradSlot> lam = far_log_gain.defined() ? far_log_gain.slot_ptr() : nullptr;
+  std::shared_ptr<GradSlot> ws = trained.defined() ? trained.slot_ptr() : nullptr;
   return make_result(
       std::move(out), true, "favor_local",
-      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), lam, qv = q.value(), kv = k.value(), vv = v.value(), wc,
-       opt, d, C, w, saved_out, den, c, g, states, shifts, gNF](const Tensor& grad_out) {
+      [q = q.slot_ptr(), k = k.slot_ptr(), v = v.slot_ptr(), lam, ws, qv = q.value(), kv = k.value(), vv = v.value(),
+       wc, opt, d, C, w, saved_out, den, c, g, states, shifts, gNF](const Tensor& grad_out) {
         const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1, nc = (T + C - 1) / C;
         const FeatureMap fm(opt, D, M, wc.data());
         float* dq = q->requires_grad ? q->grad_buffer().data() : nullptr;
@@ -242,6 +247,7 @@ Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor
         float* dv = v->requires_grad ? v->grad_buffer().data() : nullptr;
         const bool dgain = lam && lam->requires_grad;
         Buffer dl(BH, 0.0f);
+        favor_detail::ProjectionGrad dw(ws, BH, M, D);
         const float *pq = qv.data(), *pk = kv.data(), *pv = vv.data();
 #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; ++bh)
@@ -250,9 +256,15 @@ Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor
                         c.data() + bh * T, g.data() + bh * T, states.data() + bh * nc * M * E,
                         shifts.data() + bh * nc, dgain ? gNF.data() + bh * T * E : nullptr,
                         dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr,
-                        dv ? dv + bh * T * Dv : nullptr, dl.data() + bh);
+                        dv ? dv + bh * T * Dv : nullptr, dw.part(bh), dl.data() + bh);
         if (dgain) favor_local_detail::add_gain_grad(dl.data(), BH, d.H, lam->grad_buffer().data());
+        dw.finish();
       });
+}
+
+Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+                          const FavorOptions& opt, const Var& far_log_gain) {
+  return favor_local_attention(q, k, v, Var(projection), window, opt, far_log_gain);
 }
 
 }  // namespace pf

@@ -48,6 +48,11 @@ namespace pf {
 //   out_i = ( sum_N exp(l_ij) v_j + e^lambda_h sum_F phi.phi e^(a_i + s_j) v_j ) / ( the same with v_j = 1 ),
 // so lambda = 0 is the plain estimator, lambda < 0 leans on the window, lambda > 0 on the far field (in
 // favor_local.h's scaled form: lF_i and g_i take a_i + r_i + lambda_h for a_i + r_i).
+// A projection given as a Var that requires grad is trained, as in favor_attention (favor.h): only the far
+// field reads W, so dW is the far field's sigma dU^T X over the queries and the delayed keys (c_i and g_i,
+// like the shifts, are constants: they cancel in the ratio).
+Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Var& projection, int64_t window,
+                          const FavorOptions& opt, const Var& far_log_gain = Var());
 Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
                           const FavorOptions& opt, const Var& far_log_gain = Var());
 
@@ -63,14 +68,21 @@ Var favor_local_attention(const Var& q, const Var& k, const Var& v, const Tensor
 //   Stot  = sum_{real j} e^(s_j - R) phi(k_j)^T [v_j 1]                                    (M, Dv + 1)
 // (the near terms that the total holds are subtracted: a sum of positive terms minus some of them, exact
 // up to a rounding of ~1e-7 of the total far estimate; a query without any far key has no far part).
-// A fused autograd node (gradients for q, k, v and the gain).
+// A fused autograd node (gradients for q, k, v, the gain and a trained projection).
+Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Var& projection, int64_t window,
+                              const FavorOptions& opt, const Tensor* key_mask = nullptr,
+                              const Var& far_log_gain = Var());
 Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
                               const FavorOptions& opt, const Tensor* key_mask = nullptr,
                               const Var& far_log_gain = Var());
 
 // Composed reference of the same computations (plain autograd ops, T x T matrices; shifts, c and g read
 // off the forward values as constants, exactly as in the fused nodes): causal (favor_local_attention) or
-// bidirectional (favor_local_bidirectional, with key_mask). For tests. O(T^2) memory.
+// bidirectional (favor_local_bidirectional, with key_mask). For tests. O(T^2) memory. A projection that
+// requires grad enters as a differentiable input (favor_attention_reference).
+Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Var& projection,
+                                    int64_t window, const FavorOptions& opt, bool causal = true,
+                                    const Tensor* key_mask = nullptr, const Var& far_log_gain = Var());
 Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
                                     int64_t window, const FavorOptions& opt, bool causal = true,
                                     const Tensor* key_mask = nullptr, const Var& far_log_gain = Var());

@@ -140,6 +140,7 @@ void forward_head(const FeatureMap& fm, Head& h, float* O, float* den, float* c,
 
 struct Grads {
   float *dQ, *dK, *dV;  // (+=), null: skipped
+  float* dW;            // this head's part of the projection's gradient (M, D) (+=), null: skipped
   float dlam = 0.0f;
 };
 
@@ -169,7 +170,8 @@ void chunk_backward(const FeatureMap& fm, Head& h, const Span& sp, const float* 
   gemm(true, false, nk, M, n, -1.0f, dPn.data(), nk, h.PQ.data(), M, 1.0f, dPKw.data() + kb * M, M);
   gemm(true, false, nk, E, n, -1.0f, h.G.data(), nk, dNF.data(), E, 1.0f, dVE.data() + kb * E, E);
   gemm(true, false, M, E, n, 1.0f, h.PQ.data(), M, dNF.data(), E, 1.0f, dStot.data(), E);
-  if (gr.dQ) fm.backward(h.Q + t0 * D, h.DrQ.data(), dPQ.data(), n, gr.dQ + t0 * D, true);
+  if (gr.dQ || gr.dW)
+    fm.backward(h.Q + t0 * D, h.DrQ.data(), dPQ.data(), n, gr.dQ ? gr.dQ + t0 * D : nullptr, true, gr.dW);
 }
 
 void backward_head(const FeatureMap& fm, Head& h, const float* gout, const float* O, const float* den,
@@ -190,10 +192,10 @@ void backward_head(const FeatureMap& fm, Head& h, const float* gout, const float
     for (int64_t j = 0; j < T; ++j)
       if (h.is_real(j))
         for (int64_t e = 0; e < Dv; ++e) gr.dV[j * Dv + e] += dVE[j * E + e];
-  if (gr.dK) {
+  if (gr.dK || gr.dW) {  // padded keys have kw = 0: nothing reaches their rows, nor dW through them
     for (int64_t j = 0; j < T; ++j)
       for (int64_t f = 0; f < M; ++f) dPKw[j * M + f] *= h.kw[j];
-    fm.backward(h.Kc.data(), h.DrK.data(), dPKw.data(), T, gr.dK, true);
+    fm.backward(h.Kc.data(), h.DrK.data(), dPKw.data(), T, gr.dK, true, gr.dW);
   }
 }
 
@@ -216,12 +218,12 @@ struct Call {
 
 }  // namespace
 
-Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Var& projection, int64_t window,
                               const FavorOptions& opt, const Tensor* key_mask, const Var& far_log_gain) {
   favor_local_detail::check_local_options("favor_local_bidirectional", window, opt);
   Call call;
-  call.d = favor_detail::check_favor_args("favor_local_bidirectional", q.value(), k.value(), &v.value(), projection,
-                                          opt, key_mask, false);
+  call.d = favor_detail::check_favor_args("favor_local_bidirectional", q.value(), k.value(), &v.value(),
+                                          favor_detail::projection_value(projection), opt, key_mask, false);
   const FavorDims& d = call.d;
   favor_local_detail::check_gain("favor_local_bidirectional", far_log_gain, d.H);
   const int64_t T = d.T, D = d.D, Dv = d.Dv, M = d.M, BH = d.BH(), E = Dv + 1;
@@ -233,12 +235,13 @@ Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Te
   if (key_mask) call.mask = key_mask->clone();
   call.lam.assign(d.H, 0.0f);
   for (int64_t h = 0; h < d.H; ++h) call.lam[h] = favor_local_detail::head_log_gain(far_log_gain, h, d.H);
-  const bool grad = far_log_gain.defined() ? needs_grad({&q, &k, &v, &far_log_gain}) : needs_grad({&q, &k, &v});
+  const Var trained = favor_detail::trained_projection(projection);
+  const bool grad = needs_grad({&q, &k, &v, &far_log_gain, &trained});  // an undefined gain or W is no input
   const bool gain_grad = grad && far_log_gain.defined();
   Tensor out = Tensor::empty({d.B, d.H, T, Dv});
   Tensor den = Tensor::empty({BH, T}), c = Tensor::empty({BH, T}), g = Tensor::empty({BH, T});
   Tensor gNF = gain_grad ? Tensor::empty({BH, T, E}) : Tensor();
-  const FeatureMap fm(opt, D, M, projection.data());
+  const FeatureMap fm(opt, D, M, projection.value().data());
 #pragma omp parallel for schedule(static)
   for (int64_t bh = 0; bh < BH; ++bh) {
     Head h = call.head(fm, bh, false);
@@ -246,13 +249,14 @@ Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Te
                  gain_grad ? gNF.data() + bh * T * E : nullptr);
   }
   if (!grad) return make_result(std::move(out), false, "favor_local_bidirectional", nullptr);
-  // Saves: the input handles and values, the mask, a copy of W, the output, den and g (B*H, T each), and
-  // with a learned gain the far parts g NF; the backward recomputes the rest.
-  Tensor wc = projection.clone(), saved_out = out;
+  // Saves: the input handles (W's when it is trained) and values, the mask, a copy of W, the output, den
+  // and g (B*H, T each), and with a learned gain the far parts g NF; the backward recomputes the rest.
+  Tensor wc = projection.value().clone(), saved_out = out;
   std::shared_ptr<GradSlot> lam = far_log_gain.defined() ? far_log_gain.slot_ptr() : nullptr;
+  std::shared_ptr<GradSlot> ws = trained.defined() ? trained.slot_ptr() : nullptr;
   return make_result(
       std::move(out), true, "favor_local_bidirectional",
-      [qs = q.slot_ptr(), ks = k.slot_ptr(), vs = v.slot_ptr(), lam, call, wc, opt, saved_out, den, g,
+      [qs = q.slot_ptr(), ks = k.slot_ptr(), vs = v.slot_ptr(), lam, ws, call, wc, opt, saved_out, den, g,
        gNF](const Tensor& grad_out) {
         const FavorDims& d = call.d;
         const int64_t T = d.T, D = d.D, Dv = d.Dv, BH = d.BH(), E = Dv + 1;
@@ -262,16 +266,24 @@ Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Te
         float* dv = vs->requires_grad ? vs->grad_buffer().data() : nullptr;
         const bool dgain = lam && lam->requires_grad;
         Buffer dl(BH, 0.0f);
+        favor_detail::ProjectionGrad dw(ws, BH, d.M, D);
 #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; ++bh) {
           Head h = call.head(fm, bh, true);
-          Grads gr{dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr, dv ? dv + bh * T * Dv : nullptr};
+          Grads gr{dq ? dq + bh * T * D : nullptr, dk ? dk + bh * T * D : nullptr, dv ? dv + bh * T * Dv : nullptr,
+                   dw.part(bh)};
           backward_head(fm, h, grad_out.data() + bh * T * Dv, saved_out.data() + bh * T * Dv, den.data() + bh * T,
                         g.data() + bh * T, dgain ? gNF.data() + bh * T * E : nullptr, gr);
           dl[bh] = gr.dlam;
         }
         if (dgain) favor_local_detail::add_gain_grad(dl.data(), BH, d.H, lam->grad_buffer().data());
+        dw.finish();
       });
+}
+
+Var favor_local_bidirectional(const Var& q, const Var& k, const Var& v, const Tensor& projection, int64_t window,
+                              const FavorOptions& opt, const Tensor* key_mask, const Var& far_log_gain) {
+  return favor_local_bidirectional(q, k, v, Var(projection), window, opt, key_mask, far_log_gain);
 }
 
 }  // namespace pf

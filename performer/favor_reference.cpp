@@ -26,11 +26,11 @@ struct Projected {
 };
 
 // bias: the FAVOR++ log-weights (M) added to u, or undefined (FAVOR+, Relu).
-Projected project(const Var& x, const Var& w, float sigma, bool shifted, const Tensor& bias) {
+Projected project(const Var& x, const Var& w, float sigma, bool shifted, const Var& bias) {
   Projected p;
   Var xs = x * sigma;  // x' (B, H, T, D)
   p.u = matmul(xs, w, false, true);
-  if (bias.defined()) p.u = p.u + constant(bias);
+  if (bias.defined()) p.u = p.u + bias;
   if (!shifted) return p;
   p.h = sum(xs * xs, -1, true) * 0.5f;
   const int64_t rows = p.u.numel() / p.u.size(-1), M = p.u.size(-1);
@@ -51,39 +51,48 @@ Var features(const Projected& p, const Tensor& s, const FavorOptions& opt, int64
   return (e + opt.eps) * static_cast<float>(1.0 / std::sqrt(static_cast<double>(M)));
 }
 
-// FAVOR++ (favor.h): u_f = sqrt(1 - 4A) w_f.x' + A |w_f|^2 + (D/4) log(1 - 4A), computed here in double:
-// w_used = sqrt(1 - 4A) W and bias (M) the log-weights; for FAVOR+ and Relu w_used = W, bias undefined.
-void favorpp_weights(const Tensor& projection, const FavorOptions& opt, Tensor& w_used, Tensor& bias) {
+// FAVOR++ (favor.h): u_f = sqrt(1 - 4A) w_f.x' + A |w_f|^2 + (D/4) log(1 - 4A): w_used = sqrt(1 - 4A) W
+// and bias (M) the log-weights; for FAVOR+ and Relu w_used = W, bias undefined. For a fixed projection
+// they are computed in double and enter as constants; for a trained one (requires grad) they are
+// differentiable ops on it (in float).
+void favorpp_weights(const Var& projection, const FavorOptions& opt, Var& w_used, Var& bias) {
   w_used = projection;
-  bias = Tensor();
+  bias = Var();
   if (opt.kind != FeatureKind::Softmax || opt.feature_a == 0.0f) return;
-  const int64_t M = projection.size(0), D = projection.size(1);
+  const Tensor& w = projection.value();
+  const int64_t M = w.size(0), D = w.size(1);
   const double A = opt.feature_a, Bs = std::sqrt(1.0 - 4.0 * A);
-  w_used = Tensor(projection.shape());
-  bias = Tensor({M});
+  const double c = 0.25 * static_cast<double>(D) * std::log(1.0 - 4.0 * A);
+  if (projection.requires_grad()) {
+    w_used = projection * static_cast<float>(Bs);
+    bias = add_scalar(sum(projection * projection, -1) * static_cast<float>(A), static_cast<float>(c));
+    return;
+  }
+  Tensor ws(w.shape()), b({M});
   for (int64_t f = 0; f < M; ++f) {
     double sq = 0.0;
     for (int64_t e = 0; e < D; ++e) {
-      const double x = projection.data()[f * D + e];
+      const double x = w.data()[f * D + e];
       sq += x * x;
-      w_used.data()[f * D + e] = static_cast<float>(Bs * x);
+      ws.data()[f * D + e] = static_cast<float>(Bs * x);
     }
-    bias.data()[f] = static_cast<float>(A * sq + 0.25 * static_cast<double>(D) * std::log(1.0 - 4.0 * A));
+    b.data()[f] = static_cast<float>(A * sq + c);
   }
+  w_used = constant(ws);
+  bias = constant(b);
 }
 
 }  // namespace
 
-Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
+Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Var& projection, bool causal,
                               const FavorOptions& opt, const Tensor* key_mask) {
   const FavorDims d = favor_detail::check_favor_args("favor_attention_reference", q.value(), k.value(), &v.value(),
-                                                     projection, opt, key_mask, causal);
+                                                     favor_detail::projection_value(projection), opt, key_mask, causal);
   const int64_t B = d.B, H = d.H, T = d.T, M = d.M, BH = d.BH();
   const bool shifted = opt.kind == FeatureKind::Softmax;
   const float sigma = static_cast<float>(std::pow(static_cast<double>(d.D), -0.25));
-  Tensor w_used, bias;
-  favorpp_weights(projection, opt, w_used, bias);
-  const Var w = constant(w_used);
+  Var w, bias;
+  favorpp_weights(projection, opt, w, bias);
 
   // Padded keys and values are SET to 0 before use (pad = 1 in this mask, broadcast over heads and features).
   Tensor pad;
@@ -155,6 +164,11 @@ Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Te
   return num / den_guarded;
 }
 
+Var favor_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection, bool causal,
+                              const FavorOptions& opt, const Tensor* key_mask) {
+  return favor_attention_reference(q, k, v, Var(projection), causal, opt, key_mask);
+}
+
 namespace {
 
 // favor-local's key shifts s (B, H, T) and far shifts rF (B, H, T) (favor_local.h): causal, rF_i = max of s
@@ -190,19 +204,19 @@ void local_shifts(const Tensor& a, int64_t BH, int64_t T, int64_t w, bool causal
 
 }  // namespace
 
-Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
+Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Var& projection,
                                     int64_t window, const FavorOptions& opt, bool causal, const Tensor* key_mask,
                                     const Var& far_log_gain) {
   const FavorDims d = favor_detail::check_favor_args("favor_local_attention_reference", q.value(), k.value(),
-                                                     &v.value(), projection, opt, causal ? nullptr : key_mask, causal);
+                                                     &v.value(), favor_detail::projection_value(projection), opt,
+                                                     causal ? nullptr : key_mask, causal);
   if (window < 1 || opt.kind != FeatureKind::Softmax)
     throw std::invalid_argument("favor_local_attention_reference: needs window >= 1 and softmax features");
   const int64_t B = d.B, H = d.H, T = d.T, M = d.M, BH = d.BH(), w = window;
   if (causal) key_mask = nullptr;
   const float sigma = static_cast<float>(std::pow(static_cast<double>(d.D), -0.25));
-  Tensor w_used, bias;
-  favorpp_weights(projection, opt, w_used, bias);
-  const Var wv = constant(w_used);
+  Var wv, bias;
+  favorpp_weights(projection, opt, wv, bias);
   auto real = [&](int64_t bh, int64_t j) { return !key_mask || key_mask->data()[(bh / H) * T + j] != 0.0f; };
   Var km = k, vm = v;  // padded keys and values SET to 0
   if (key_mask) {
@@ -259,6 +273,12 @@ Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, co
   const Var den = sum(pn, -1, true) + den_f * gain;
   const Var den_guarded = den + relu(add_scalar(neg(den), kFavorDenominatorFloor));
   return num / den_guarded;
+}
+
+Var favor_local_attention_reference(const Var& q, const Var& k, const Var& v, const Tensor& projection,
+                                    int64_t window, const FavorOptions& opt, bool causal, const Tensor* key_mask,
+                                    const Var& far_log_gain) {
+  return favor_local_attention_reference(q, k, v, Var(projection), window, opt, causal, key_mask, far_log_gain);
 }
 
 }  // namespace pf

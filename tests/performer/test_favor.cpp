@@ -68,29 +68,6 @@ void expect_grad_close(const Tensor& fused, const Tensor& ref, const std::string
   EXPECT_LE(max_abs_diff(fused, ref), 1e-4f * scale + 1e-5f) << what << " (largest entry " << scale << ")";
 }
 
-// ReLU features are not differentiable at u = 0: a finite difference whose step carries some u across 0
-// measures a kink, not the gradient. Redraws (deterministically) every row of x with some
-// |u_f| = |W x'|_f below `margin`. A gradcheck step h = 1e-2 along a unit direction moves each u_f by at
-// most h |w_f| D^(-1/4) (~0.02 for these shapes), below the margin 0.05, so no u crosses 0.
-void away_from_relu_kinks(Tensor& x, const Tensor& w, uint64_t seed, float margin = 0.05f) {
-  Generator gen(seed);
-  const int64_t D = x.size(-1), rows = x.numel() / D, M = w.size(0);
-  const float sigma = std::pow(float(D), -0.25f);
-  for (int64_t i = 0; i < rows; ++i) {
-    float* row = x.data() + i * D;
-    for (;;) {
-      float smallest = 1e30f;
-      for (int64_t f = 0; f < M; ++f) {
-        float u = 0.0f;
-        for (int64_t c = 0; c < D; ++c) u += w.data()[f * D + c] * row[c];
-        smallest = std::min(smallest, std::fabs(sigma * u));
-      }
-      if (smallest >= margin) break;
-      for (int64_t c = 0; c < D; ++c) row[c] = 0.7f * gen.normal();
-    }
-  }
-}
-
 const FeatureKind kKinds[] = {FeatureKind::Softmax, FeatureKind::Relu};
 const KeyShift kShifts[] = {KeyShift::PerKey, KeyShift::Shared};
 
@@ -128,8 +105,8 @@ TEST(Favor, FusedGradcheck) {
       for (int64_t T : {37, 1, 32}) {
         Inputs in = make_inputs(T, 200 + T);
         if (kind == FeatureKind::Relu) {
-          away_from_relu_kinks(in.q, in.w, 1);
-          away_from_relu_kinks(in.k, in.w, 2);
+          test::away_from_relu_kinks(in.q, in.w, 1);
+          test::away_from_relu_kinks(in.k, in.w, 2);
         }
         const FavorOptions opt = options(kind, KeyShift::PerKey);
         expect_gradcheck(
@@ -296,8 +273,8 @@ TEST(Favor, BidirectionalMaskedMatchesReferenceAndGradcheck) {
   for (FeatureKind kind : kKinds) {
     Inputs in = make_inputs(T, 950);
     if (kind == FeatureKind::Relu) {
-      away_from_relu_kinks(in.q, in.w, 3);
-      away_from_relu_kinks(in.k, in.w, 4);
+      test::away_from_relu_kinks(in.q, in.w, 3);
+      test::away_from_relu_kinks(in.k, in.w, 4);
     }
     const FavorOptions opt = options(kind, KeyShift::PerKey, 8);
     auto fused = run_with_grads(

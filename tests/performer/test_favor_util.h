@@ -169,6 +169,29 @@ void expect_causal_under_future_changes(const FavorInputs& in, Attend attend, co
   }
 }
 
+// ReLU features are not differentiable at u = 0: a finite difference whose step carries some u across 0
+// measures a kink, not the gradient. Redraws (deterministically) every row of x with some
+// |u_f| = |W x'|_f below `margin`. A gradcheck step h = 1e-2 along a unit direction moves each u_f by at
+// most h |w_f| D^(-1/4) (~0.02 for these shapes), below the margin 0.05, so no u crosses 0.
+inline void away_from_relu_kinks(Tensor& x, const Tensor& w, uint64_t seed, float margin = 0.05f) {
+  Generator gen(seed);
+  const int64_t D = x.size(-1), rows = x.numel() / D, M = w.size(0);
+  const float sigma = std::pow(float(D), -0.25f);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = x.data() + i * D;
+    for (;;) {
+      float smallest = 1e30f;
+      for (int64_t f = 0; f < M; ++f) {
+        float u = 0.0f;
+        for (int64_t c = 0; c < D; ++c) u += w.data()[f * D + c] * row[c];
+        smallest = std::min(smallest, std::fabs(sigma * u));
+      }
+      if (smallest >= margin) break;
+      for (int64_t c = 0; c < D; ++c) row[c] = 0.7f * gen.normal();
+    }
+  }
+}
+
 // Kernel options with the given key stabilizer, FAVOR++ parameter (0: FAVOR+) and chunk length.
 inline FavorOptions favor_options(KeyShift shift, float a = 0.0f, int64_t chunk = favor_shapes::kChunk) {
   FavorOptions opt;
