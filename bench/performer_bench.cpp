@@ -2,7 +2,7 @@
 //
 //   performer-bench train --preset b1|b2|b3 [--seq N] [--batch N] [--attention favor|relu|softmax|favor-local]
 //                         [--local-window W] [--threads N] [--steps N] [--warmup N] [--recompute-blocks]
-//                         [--precision fp32|bf16] [--short-conv K] [--local-mix]
+//                         [--precision fp32|bf16] [--short-conv K] [--local-mix] [--learned-features]
 //   performer-bench attention --seq N [--batch 1 --heads 4 --head-dim 64 --features 128]
 //                         [--kind favor|relu|softmax|favor-local] [--local-window W] [--causal|--bidirectional]
 //                         [--threads N]
@@ -90,12 +90,14 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, Generator& gen) {
 }
 
 int run_train(const std::string& preset, int64_t seq, int64_t batch, const std::string& attention, int64_t window,
-              int threads, int steps, int warmup, bool recompute_blocks, int64_t short_conv, bool local_mix) {
+              int threads, int steps, int warmup, bool recompute_blocks, int64_t short_conv, bool local_mix,
+              bool learned_features) {
   ModelConfig cfg = preset_config(preset);
   cfg.attention = parse_attention(attention);
   cfg.local_window = window;
   cfg.short_conv = short_conv;
   cfg.local_mix = local_mix;
+  cfg.learned_features = learned_features;
   if (seq > 0) cfg.max_seq_len = seq;
   seq = cfg.max_seq_len;
   if (batch <= 0) batch = shape_preset(preset).batch_size;
@@ -255,11 +257,12 @@ int main(int argc, char** argv) {
   train->add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   train->add_option("--threads", threads, "threads")->check(thread_range());
   train->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember(pf::enum_names<pf::Precision>()));
-  bool recompute_blocks = false, local_mix = false;
+  bool recompute_blocks = false, local_mix = false, learned_features = false;
   int64_t short_conv = 0;
   train->add_option("--short-conv", short_conv, "taps of the short convolution of q, k, v (0 = off)")
       ->check(CLI::Range(0, 64));
   train->add_flag("--local-mix", local_mix, "favor-local: learned per-head far-field gain");
+  train->add_flag("--learned-features", learned_features, "favor, favor-local: train the feature projections");
   train->add_flag("--recompute-blocks", recompute_blocks,
                   "keep only each half-block's input and recompute the half-block in the backward (less memory)");
 
@@ -300,7 +303,7 @@ int main(int argc, char** argv) {
     set_matmul_precision(parse_precision(precision));
     if (*train)
       return run_train(preset, seq, batch, attention, window, threads, steps, warmup, recompute_blocks, short_conv,
-                       local_mix);
+                       local_mix, learned_features);
     if (*attn) return run_attention(a_seq, a_batch, heads, head_dim, features, kind, window, causal, threads, a_steps, a_warmup);
     if (*gen) return run_generate(g_preset, g_attention, window, context, tokens, threads);
   } catch (const std::exception& e) {

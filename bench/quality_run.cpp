@@ -6,7 +6,7 @@
 //               [--seq 256 --batch 16 --lr 1e-3 --warmup 100 --eval-every 250 --eval-batches 20 --threads 1]
 //               [--features 128 --kernel-eps 1e-6 --redraw-every 0 --key-shift perkey|shared --antithetic]
 //               [--attention favor-local --local-window 16] [--feature-map favor+|favor++ --favorpp-z 4]
-//               [--precision fp32|bf16] [--short-conv K] [--local-mix]
+//               [--precision fp32|bf16] [--short-conv K] [--local-mix] [--learned-features]
 //
 // The model is B1-sized (d_model 256, 4 layers, 4 heads, ff 1024, m = 128, learned positions).
 #include <CLI/CLI.hpp>
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   std::string data, attention = "favor", key_shift = "perkey", feature_map = "favor+";
   int64_t local_window = ModelConfig{}.local_window;
   float favorpp_z = 4.0f;
-  bool antithetic = false, local_mix = false;
+  bool antithetic = false, local_mix = false, learned_features = false;
   int64_t short_conv = 0;
   int64_t steps = 2000, features = 128, seq = 256, batch = 16, warmup = 100, eval_every = 250, eval_batches = 20, redraw = 0;
   float lr = 1e-3f, eps = 1e-6f;
@@ -125,6 +125,8 @@ int main(int argc, char** argv) {
   app.add_option("--short-conv", short_conv, "taps of a causal depthwise convolution of q, k, v (0 = off)")
       ->check(CLI::Range(0, 64));
   app.add_flag("--local-mix", local_mix, "favor-local: learned per-head gain of the far field");
+  app.add_flag("--learned-features", learned_features,
+               "favor, favor-local: train the feature projection from its random draw (needs --redraw-every 0)");
   app.add_option("--steps", steps)->check(CLI::PositiveNumber);
   app.add_option("--seq", seq)->check(CLI::PositiveNumber);
   app.add_option("--batch", batch)->check(CLI::PositiveNumber);
@@ -177,6 +179,7 @@ int main(int argc, char** argv) {
   mc.favorpp_z = favorpp_z;
   mc.short_conv = short_conv;
   mc.local_mix = local_mix;
+  mc.learned_features = learned_features;
   mc.seed = seed;
   PerformerLM model(mc);
   AdamOptions ao;

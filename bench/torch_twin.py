@@ -476,9 +476,10 @@ class PerformerLM(nn.Module):
 
 def decay_by_default(name, p):
     """nn/optimizer.h: no decay for biases, norms (components with "norm" or starting "ln"),
-    embeddings (components with "emb") and parameters with fewer than 2 axes."""
+    embeddings (components with "emb"), learned feature projections (last component "projection")
+    and parameters with fewer than 2 axes."""
     parts = name.split(".")
-    if p.dim() < 2 or parts[-1] == "bias":
+    if p.dim() < 2 or parts[-1] in ("bias", "projection"):
         return False
     return not any("norm" in c or c.startswith("ln") or "emb" in c for c in parts)
 

@@ -33,7 +33,7 @@ std::vector<std::string> split_dots(const std::string& name) {
 bool decay_by_default(const std::string& name, const Var& p) {
   if (p.dim() < 2) return false;
   const std::vector<std::string> parts = split_dots(name);
-  if (parts.back() == "bias") return false;
+  if (parts.back() == "bias" || parts.back() == "projection") return false;
   for (const std::string& s : parts)
     if (s.find("norm") != std::string::npos || s.rfind("ln", 0) == 0 || s.find("emb") != std::string::npos)
       return false;

@@ -45,7 +45,10 @@ using DecayFilter = std::function<bool(const std::string& name, const Var& p)>;
 // The usual exclusions for weight decay: false for biases (last name component "bias"),
 // normalization parameters (a name component containing "norm" or starting with "ln"),
 // embeddings (a name component containing "emb") and any parameter with fewer than 2 axes
-// (which covers LayerNorm gains and biases whatever their names); true otherwise.
+// (which covers LayerNorm gains and biases whatever their names); also for a learned feature
+// projection (last component "projection", ModelConfig::learned_features): its rows set the kernel's
+// scale (rows of norm about sqrt(D) at the draw), and decay would shrink every feature map towards the
+// constant one, i.e. attention towards a plain average; true otherwise.
 // This is the default filter of every optimizer.
 bool decay_by_default(const std::string& name, const Var& p);
 // Decay everything (PyTorch's behaviour for a single parameter group).
@@ -206,7 +209,8 @@ struct OptimizerConfig {
     v(FieldSpec{"beta1", "adam, adamw: first-moment decay", F, kFraction}, &C::beta1);
     v(FieldSpec{"beta2", "adam, adamw: second-moment decay", F, kFraction}, &C::beta2);
     v(FieldSpec{"momentum", "sgd: momentum", F, kFraction}, &C::momentum);
-    v(FieldSpec{"weight-decay", "weight decay (decoupled for adamw; not on biases, norms, embeddings)", F,
+    v(FieldSpec{"weight-decay",
+                "weight decay (decoupled for adamw; not on biases, norms, embeddings, feature projections)", F,
                 Range{0, kMaxFloat, false, false, "must be >= 0 (a float: at most 3.4e38)"}},
       &C::weight_decay);
     v(FieldSpec{"clip", "clip the global gradient norm to this value (0 = off)", F,

@@ -25,7 +25,12 @@ PerformerAttention::PerformerAttention(const ModelConfig& cfg, Generator& init_g
   k_proj_ = register_module("k_proj", std::make_shared<Linear>(C, C, true, init_gen));
   v_proj_ = register_module("v_proj", std::make_shared<Linear>(C, C, true, init_gen));
   out_proj_ = register_module("out_proj", std::make_shared<Linear>(C, C, true, init_gen));
-  if (cfg.attention != AttentionKind::Softmax)
+  if (cfg.learned_features && cfg.attention != AttentionKind::Favor && cfg.attention != AttentionKind::FavorLocal)
+    throw std::invalid_argument("PerformerAttention: learned_features needs favor or favor-local attention");
+  // The same name either way, so that state dicts, checkpoints and safetensors files keep their keys.
+  if (cfg.learned_features)
+    projection_ = register_parameter("projection", draw_projection(cfg, proj_gen));
+  else if (cfg.attention != AttentionKind::Softmax)
     projection_ = register_buffer("projection", draw_projection(cfg, proj_gen));
   if (cfg.short_conv > 0) {
     const char* names[3] = {"q_conv", "k_conv", "v_conv"};
@@ -52,6 +57,9 @@ FavorOptions PerformerAttention::favor_options() const {
 
 void PerformerAttention::redraw(Generator& proj_gen) {
   if (!has_projection()) return;
+  if (cfg_.learned_features)
+    throw std::logic_error("PerformerAttention::redraw: the projection is trained (learned_features); it is never "
+                           "redrawn");
   projection_.mutable_value().copy_from(draw_projection(cfg_, proj_gen));
 }
 
@@ -106,12 +114,12 @@ Var PerformerAttention::forward(const Var& x, const RotaryTables* rotary, const 
   if (cfg_.attention == AttentionKind::Softmax) {
     out = softmax_attention(h.q, h.k, h.v, cfg_.causal, mask);
   } else if (cfg_.attention == AttentionKind::FavorLocal) {
-    out = cfg_.causal ? favor_local_attention(h.q, h.k, h.v, projection(), cfg_.local_window, favor_options(),
+    out = cfg_.causal ? favor_local_attention(h.q, h.k, h.v, projection_, cfg_.local_window, favor_options(),
                                               far_gain_)
-                      : favor_local_bidirectional(h.q, h.k, h.v, projection(), cfg_.local_window, favor_options(),
+                      : favor_local_bidirectional(h.q, h.k, h.v, projection_, cfg_.local_window, favor_options(),
                                                   mask, far_gain_);
   } else {
-    out = favor_attention(h.q, h.k, h.v, projection(), cfg_.causal, favor_options(), mask);
+    out = favor_attention(h.q, h.k, h.v, projection_, cfg_.causal, favor_options(), mask);
   }
   return merge(out);
 }

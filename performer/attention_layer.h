@@ -11,7 +11,9 @@
 //
 // favor / relu / favor-local keep their random projection W (M, D), shared by the heads of the layer, as the
 // buffer "projection": saved in state dicts, never trained, redrawn only by redraw() between
-// optimizer steps (the model's maybe_redraw), never inside forward.
+// optimizer steps (the model's maybe_redraw), never inside forward. With cfg.learned_features (favor,
+// favor-local) W is instead the parameter "projection" (the same key), trained from its first draw by the
+// fused kernels' dW (performer/favor.h) and never redrawn.
 //
 // Options: cfg.short_conv = K > 0 adds the parameters q_conv, k_conv, v_conv (C, 1, K) (the shape of
 // PyTorch's depthwise Conv1d weight; not 2-D, so the model's N(0, 0.02) matrix initialization leaves them
@@ -59,7 +61,7 @@ class PerformerAttention : public Module {
   Var merge(const Var& heads) const;  // (B,H,T,D) -> merge heads -> out projection (B,T,C)
 
   // Draws a new projection W (M, D) into the existing buffer (the handle stays the same).
-  // No-op for the softmax kind, which has no projection.
+  // No-op for the softmax kind, which has no projection; throws std::logic_error for a learned one.
   void redraw(Generator& proj_gen);
   bool has_projection() const { return projection_.defined(); }
   const Tensor& projection() const { return projection_.value(); }  // (M, D); favor / relu only
@@ -70,7 +72,7 @@ class PerformerAttention : public Module {
  private:
   ModelConfig cfg_;
   std::shared_ptr<Linear> q_proj_, k_proj_, v_proj_, out_proj_;
-  Var projection_;  // buffer (M, D); undefined for softmax
+  Var projection_;  // buffer (M, D), a parameter with cfg.learned_features; undefined for softmax
   Var conv_[3];     // q, k, v short convolutions (C, 1, K); undefined without cfg.short_conv
   Var far_gain_;    // (H); undefined without cfg.local_mix
 };

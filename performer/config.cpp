@@ -49,6 +49,20 @@ void check(const ModelConfig& c, bool as_flags) {
       c.attention != AttentionKind::FavorLocal)
     reject(named["feature_map"], std::string(as_flags ? "needs --attention" : "needs attention") +
                                      " favor or favor-local, got " + to_string(c.attention));
+  // A learned projection: the exponential (softmax-kernel) features of favor and favor-local (FAVOR+ or
+  // FAVOR++). Softmax attention has no projection; relu is refused by choice: the option is the learned
+  // exponential map (the kernels' dW holds for ReLU features too, performer/favor.h).
+  if (c.learned_features && c.attention != AttentionKind::Favor && c.attention != AttentionKind::FavorLocal)
+    reject(named["learned_features"],
+           std::string(as_flags ? "needs --attention" : "needs attention") + " favor or favor-local, got " +
+               to_string(c.attention) +
+               (c.attention == AttentionKind::Softmax ? " (exact softmax attention has no feature projection)"
+                                                      : " (the learned feature map is the softmax kernel's)"));
+  // A redraw would overwrite the trained projection (and leave the optimizer's moments for another W).
+  if (c.learned_features && c.redraw_every > 0)
+    reject(named["learned_features"], std::string("trains the projection, which a redraw would replace: needs ") +
+                                          (as_flags ? "--redraw-every 0" : "redraw_every 0") + ", got " +
+                                          named["redraw_every"]);
 }
 
 }  // namespace

@@ -100,6 +100,10 @@ struct ModelConfig {
   // favor-local: a learned per-head log-gain on the far field inside the shared normalization
   // (performer/favor_local.h, far_log_gain), initialized to 0 (the plain estimator).
   bool local_mix = false;
+  // favor, favor-local: train each layer's projection W (M, D) as a parameter, starting from its random
+  // draw (a learned feature map, Hedgehog-style; performer/favor.h); false: a fixed buffer. No weight
+  // decay (nn/optimizer.h), never redrawn (redraw_every must be 0).
+  bool learned_features = false;
   uint64_t seed = 1;                // initialization and projection draws
 
   int64_t head_dim() const { return dim / heads; }
@@ -162,6 +166,10 @@ struct ModelConfig {
       Range{0, 64, false, false, "must be in [0, 64]"}, 3);
     f("local-mix", "local_mix", &C::local_mix,
       "favor-local: learn a per-head gain of the far field (LoLCATs-style mixing)", M, {}, 3);
+    f("learned-features", "learned_features", &C::learned_features,
+      "favor, favor-local: train the feature projection W from its random draw (a learned feature map; no weight "
+      "decay, needs --redraw-every 0)",
+      M, {}, 4);
   }
 
   // Throws std::invalid_argument naming the field and its value, e.g.
@@ -188,5 +196,6 @@ struct ModelConfig {
 }  // namespace pf
 
 // Version 1 added shared_key_shift and antithetic_features, version 2 local_window, feature_map and
-// favorpp_z, version 3 short_conv and local_mix; earlier archives (checkpoints) still load.
-CEREAL_CLASS_VERSION(pf::ModelConfig, 3);
+// favorpp_z, version 3 short_conv and local_mix, version 4 learned_features; earlier archives
+// (checkpoints) still load.
+CEREAL_CLASS_VERSION(pf::ModelConfig, 4);

@@ -74,6 +74,7 @@ PerformerLM::PerformerLM(const ModelConfig& cfg) : cfg_(validated(cfg)) {
   // N(0, 0.02), every bias 0 (LayerNorm gains, 1-D "weight", stay 1); then the two matrices of each
   // block that write into the residual stream are scaled by 1/sqrt(2 L).
   for (auto& [name, p] : named_parameters()) {
+    if (ends_with(name, ".attn.projection")) continue;  // a learned projection starts from its random draw
     if (p.dim() == 2) {
       fill_normal(p.value(), 0.02f, gen);
     } else if (ends_with(name, ".bias")) {

@@ -6,13 +6,15 @@
 //
 // Parameter names: tok_emb.weight, pos_emb.weight (learned positions), blocks.{l}.{ln1, attn, ln2,
 // ff}.*, blocks.{l}.attn.{q,k,v,out}_proj.*, ln_f.*, head.* (untied). Buffers: the random
-// projections blocks.{l}.attn.projection (favor, relu, favor-local).
+// projections blocks.{l}.attn.projection (favor, relu, favor-local); with learned_features they are
+// parameters under the same names instead.
 //
-// Initialization (GPT-2 style, Radford et al. 2019): every weight matrix and embedding N(0, 0.02),
-// every bias 0, LayerNorm gain 1; the matrices that write into the residual stream (attention
-// out_proj and the feed-forward output layer) are scaled by 1/sqrt(2 L) so the residual variance
-// does not grow with depth. With sinusoidal positions the token embedding is multiplied by sqrt(C)
-// (Vaswani et al. 2017, section 3.4) so it is not drowned by the unit-amplitude sinusoids.
+// Initialization (GPT-2 style, Radford et al. 2019): every weight matrix and embedding N(0, 0.02) (a
+// learned projection keeps its random draw), every bias 0, LayerNorm gain 1; the matrices that write
+// into the residual stream (attention out_proj and the feed-forward output layer) are scaled by
+// 1/sqrt(2 L) so the residual variance does not grow with depth. With sinusoidal positions the token
+// embedding is multiplied by sqrt(C) (Vaswani et al. 2017, section 3.4) so it is not drowned by the
+// unit-amplitude sinusoids.
 //
 // Randomness: everything flows from Generator(cfg.seed): parameter init, and two child generators
 // forked from it, one for the random projections (initial draw and redraws) and one for dropout
@@ -88,7 +90,8 @@ class PerformerLM : public Module {
   void set_recompute_blocks(bool on) { recompute_blocks_ = on; }
   bool recompute_blocks() const { return recompute_blocks_; }
 
-  // Random projections (favor, relu; the softmax kind has none and these do nothing).
+  // Random projections (favor, relu; the softmax kind has none and these do nothing; a learned projection
+  // is never redrawn: redraw_projections throws std::logic_error, maybe_redraw never fires, redraw_every is 0).
   void redraw_projections();                  // a new W for every layer, drawn from the projection generator
   bool maybe_redraw(int64_t optimizer_step);  // redraws if redraw_every > 0, step > 0 and step % redraw_every == 0
   int64_t draw_count() const { return draw_count_; }  // 1 after construction (0 for softmax)

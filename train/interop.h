@@ -9,7 +9,8 @@
 //   "features", "max_seq_len", "attention" (favor | relu | softmax | favor-local), "causal" (true | false),
 //   "positions" (learned | sinusoidal | rotary), "tie_embeddings", "dropout", "orthogonal_features",
 //   "redraw_every", "kernel_eps", "chunk_size", "shared_key_shift", "antithetic_features",
-//   "local_window", "feature_map" (favor+ | favor++), "favorpp_z", "seed".
+//   "local_window", "feature_map" (favor+ | favor++), "favorpp_z", "short_conv", "local_mix",
+//   "learned_features", "seed".
 // Numbers are decimal text that reads back to the same value; booleans are "true" / "false".
 // A SentencePiece model (vocab "sentencepiece") adds its tokenizer: "tokenizer": "sentencepiece",
 // "tokenizer_model": the serialized model (the bytes of its .model file) in standard base64 (RFC 4648,

@@ -26,6 +26,10 @@ void model_counts(const TrainConfig& c, double& params, double& buffers) {
   params = V * C + (c.model.tie_embeddings ? 0.0 : V * C + V) + (c.model.positions == PositionKind::Learned ? T * C : 0.0) + 2 * C;
   params += L * (4 * C * C + 4 * C + 2 * C * F + F + C + 4 * C);
   buffers = c.model.attention == AttentionKind::Softmax ? 0.0 : L * M * C;  // one projection of --features rows per block
+  if (c.model.learned_features) {  // the projections (M, D) are parameters instead
+    params += L * M * (C / static_cast<double>(c.model.heads));  // D = C / H
+    buffers = 0.0;
+  }
 }
 
 std::string gib(double bytes) {

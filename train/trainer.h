@@ -55,7 +55,7 @@ struct StepResult {
 };
 
 // The optimizer a config asks for, over these parameters (sgd: momentum, weight decay; adam and
-// adamw: betas, weight decay; decay skips biases, norms and embeddings).
+// adamw: betas, weight decay; decay skips biases, norms, embeddings and learned feature projections).
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& config, NamedParameters params);
 
 class DataParallel;

@@ -114,7 +114,7 @@ TEST(OptimizerOptions, ValidationNamesTheOptionAndValue) {
   EXPECT_THROW(ok.set_lr(-1.f), std::invalid_argument);
 }
 
-TEST(WeightDecay, DefaultFilterExcludesBiasesNormsEmbeddingsAnd1D) {
+TEST(WeightDecay, DefaultFilterExcludesBiasesNormsEmbeddingsProjectionsAnd1D) {
   Var w2(Tensor({4, 4}), true), w1(Tensor({4}), true);
   EXPECT_TRUE(decay_by_default("blocks.3.attn.q_proj.weight", w2));
   EXPECT_TRUE(decay_by_default("blocks.3.ff.fc1.weight", w2));
@@ -124,6 +124,8 @@ TEST(WeightDecay, DefaultFilterExcludesBiasesNormsEmbeddingsAnd1D) {
   EXPECT_FALSE(decay_by_default("tok_emb.weight", w2));
   EXPECT_FALSE(decay_by_default("embedding.weight", w2));
   EXPECT_FALSE(decay_by_default("scale", w1));  // any 1-D parameter
+  EXPECT_FALSE(decay_by_default("blocks.0.attn.projection", w2));  // a learned feature projection
+  EXPECT_TRUE(decay_by_default("blocks.0.attn.out_proj.weight", w2));
   EXPECT_TRUE(decay_all("fc.bias", w1));
 }
 

@@ -24,6 +24,18 @@ struct ModelConfigV0 {
   }
 };
 
+// The layout of version 3 (before learned_features): every field the field list had by then, in order.
+struct ModelConfigV3 {
+  ModelConfig c;
+  template <class Archive>
+  void serialize(Archive& ar, const uint32_t) {
+    ModelConfig::visit_fields([&](const ModelField& f, auto member) {
+      if (f.since <= 3) ar(c.*member);
+    });
+  }
+};
+CEREAL_CLASS_VERSION(ModelConfigV3, 3);
+
 namespace {
 
 // The config written to a binary archive and read back into a default one.
@@ -108,6 +120,59 @@ TEST(ModelConfig, FavorLocalAndFavorPlusPlusCombinations) {
   }
 }
 
+// A learned projection: favor and favor-local (causal or not, FAVOR+ or FAVOR++); refused for softmax
+// (no projection), relu, and with redraws, naming the fields (and the flags, for performer-train).
+TEST(ModelConfig, LearnedFeaturesCombinations) {
+  for (auto kind : {AttentionKind::Favor, AttentionKind::FavorLocal})
+    for (bool causal : {true, false})
+      for (auto map : {FeatureMapKind::FavorPlus, FeatureMapKind::FavorPlusPlus}) {
+        ModelConfig c;
+        c.attention = kind;
+        c.causal = causal;
+        c.feature_map = map;
+        c.learned_features = true;
+        EXPECT_NO_THROW(c.validate()) << to_string(kind) << " causal " << causal << " " << to_string(map);
+      }
+  expect_rejected(
+      [](ModelConfig& c) {
+        c.attention = AttentionKind::Softmax;
+        c.learned_features = true;
+      },
+      {"learned_features (true)", "favor or favor-local", "got softmax", "no feature projection"});
+  expect_rejected(
+      [](ModelConfig& c) {
+        c.attention = AttentionKind::Relu;
+        c.learned_features = true;
+      },
+      {"learned_features (true)", "favor or favor-local", "got relu"});
+  expect_rejected(
+      [](ModelConfig& c) {
+        c.learned_features = true;
+        c.redraw_every = 5;
+      },
+      {"learned_features (true)", "redraw", "redraw_every 0", "redraw_every (5)"});
+  auto flag_message = [](const std::function<void(ModelConfig&)>& change) {
+    ModelConfig c;
+    c.learned_features = true;
+    change(c);
+    try {
+      c.validate_flags();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(flag_message([](ModelConfig& c) { c.attention = AttentionKind::Softmax; }),
+            "--learned-features true: needs --attention favor or favor-local, got softmax (exact softmax attention "
+            "has no feature projection)");
+  EXPECT_EQ(flag_message([](ModelConfig& c) { c.attention = AttentionKind::Relu; }),
+            "--learned-features true: needs --attention favor or favor-local, got relu (the learned feature map is "
+            "the softmax kernel's)");
+  EXPECT_EQ(flag_message([](ModelConfig& c) { c.redraw_every = 5; }),
+            "--learned-features true: trains the projection, which a redraw would replace: needs --redraw-every 0, "
+            "got --redraw-every 5");
+}
+
 TEST(ModelConfig, RotaryNeedsEvenHeadDim) {
   expect_rejected(
       [](ModelConfig& c) {
@@ -162,9 +227,11 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   a.favorpp_z = 9.5f;
   a.short_conv = 4;
   a.local_mix = true;
+  a.learned_features = true;
   const ModelConfig b = round_trip(a);
   EXPECT_EQ(b.short_conv, 4);
   EXPECT_TRUE(b.local_mix);
+  EXPECT_TRUE(b.learned_features);
   EXPECT_EQ(b.dim, 96);
   EXPECT_EQ(b.heads, 3);
   EXPECT_TRUE(b.shared_key_shift);
@@ -191,6 +258,7 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   c.favorpp_z = 1.0f;
   c.short_conv = 4;
   c.local_mix = true;
+  c.learned_features = true;
   {
     cereal::BinaryInputArchive in(s0);
     in(c);
@@ -204,7 +272,37 @@ TEST(ModelConfig, SerializationRoundTripsAndReadsVersionZero) {
   EXPECT_EQ(c.favorpp_z, ModelConfig().favorpp_z);
   EXPECT_EQ(c.short_conv, 0);  // version < 3: off
   EXPECT_FALSE(c.local_mix);
+  EXPECT_FALSE(c.learned_features);  // version < 4: off
   EXPECT_EQ(c.seed, old.c.seed);
+}
+
+// A version-3 archive (a checkpoint written before learned_features) loads every field it holds and
+// leaves the projection fixed.
+TEST(ModelConfig, ReadsVersionThreeWithoutLearnedFeatures) {
+  ModelConfigV3 old;
+  old.c.attention = AttentionKind::FavorLocal;
+  old.c.short_conv = 4;
+  old.c.local_mix = true;
+  old.c.seed = 77;
+  std::stringstream s3;
+  {
+    cereal::BinaryOutputArchive out(s3);
+    out(old);
+  }
+  ModelConfig c;
+  c.learned_features = true;
+  {
+    cereal::BinaryInputArchive in(s3);
+    in(c);
+  }
+  EXPECT_FALSE(c.learned_features);
+  EXPECT_EQ(c.attention, AttentionKind::FavorLocal);
+  EXPECT_EQ(c.short_conv, 4);
+  EXPECT_TRUE(c.local_mix);
+  EXPECT_EQ(c.seed, 77u);
+  // and the current version carries the field
+  c.learned_features = true;
+  EXPECT_TRUE(round_trip(c).learned_features);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "model_test_util.h"
+#include "nn/optimizer.h"
 #include "performer/generate.h"
 
 using namespace pf;
@@ -92,6 +93,33 @@ TEST(Decoder, MatchesAfterTrainingStepsAndRedraws) {
   const Tensor full = model.forward(ids, 1, 10).value();
   Decoder decoder(model);
   for (int64_t t = 0; t < 10; ++t) EXPECT_LE(relative_diff(decoder.step(ids[t]), full, t, 11), 1e-4f) << t;
+}
+
+// A learned projection (learned_features) after a few AdamW steps, W well away from its draw: the decoder's
+// recurrent forms read the trained W and reproduce the full forward pass (favor and favor-local).
+TEST(Decoder, MatchesWithLearnedFeaturesAfterTrainingSteps) {
+  const int64_t T = 14, V = 11;
+  for (auto kind : {AttentionKind::Favor, AttentionKind::FavorLocal}) {
+    ModelConfig cfg = tiny_config(kind, PositionKind::Rotary);
+    cfg.learned_features = true;
+    PerformerLM model(cfg);
+    const Tensor w0 = model.state_dict().at("blocks.0.attn.projection").clone();
+    AdamW opt(model.named_parameters(), AdamOptions{.lr = 2e-2f});
+    for (uint64_t step = 0; step < 4; ++step) {
+      const auto ids = test::random_ids(2 * T, V, 30 + step);
+      std::vector<int32_t> targets(ids.begin() + 1, ids.end());
+      targets.push_back(0);
+      opt.zero_grad();
+      cross_entropy(reshape(model.forward(ids, 2, T), {2 * T, V}), targets).backward();
+      opt.step();
+    }
+    ASSERT_GT(max_abs_diff(model.state_dict().at("blocks.0.attn.projection"), w0), 0.05f) << describe(cfg);
+    const auto ids = test::random_ids(T, V, 25);
+    const Tensor full = test::full_logits(model, ids);
+    Decoder decoder(model);
+    for (int64_t t = 0; t < T; ++t)
+      EXPECT_LE(relative_diff(decoder.step(ids[t]), full, t, V), 1e-4f) << describe(cfg) << " at position " << t;
+  }
 }
 
 TEST(Decoder, RejectsWhatItCannotDo) {

@@ -94,6 +94,46 @@ TEST_F(CheckpointTest, RestoredTrainerContinuesBitForBit) {
   EXPECT_EQ(a.evaluate().loss, b.evaluate().loss);
 }
 
+// A learned projection (learned_features) is a trained parameter: the checkpoint keeps its trained value
+// (under the buffer's key) and its optimizer state, and the resumed run continues bit for bit.
+TEST_F(CheckpointTest, LearnedProjectionSurvivesSaveAndResume) {
+  for (AttentionKind kind : {AttentionKind::Favor, AttentionKind::FavorLocal}) {
+    TrainConfig cfg = config();
+    cfg.model.attention = kind;
+    cfg.model.learned_features = true;
+    cfg.model.redraw_every = 0;
+    Trainer a(cfg);
+    const Tensor drawn = a.model().state_dict().at("blocks.0.attn.projection").clone();
+    for (int i = 0; i < 4; ++i) a.step();
+    const Tensor trained = a.model().state_dict().at("blocks.0.attn.projection").clone();
+    EXPECT_GT(max_abs_diff(trained, drawn), 0.0f) << to_string(kind);
+    const std::string path = dir_.path("learned.ckpt");
+    save_checkpoint(path, a.checkpoint());
+    const Checkpoint c = load_checkpoint(path);
+    EXPECT_TRUE(c.model_config.learned_features);
+    EXPECT_EQ(max_abs_diff(c.model_state.at("blocks.0.attn.projection"), trained), 0.0f) << to_string(kind);
+    Trainer b(cfg, c);
+    EXPECT_EQ(max_abs_diff(b.model().state_dict().at("blocks.0.attn.projection"), trained), 0.0f);
+    ASSERT_NE(b.optimizer().state("blocks.0.attn.projection"), nullptr) << "the projection's Adam moments";
+    for (int i = 0; i < 3; ++i) {
+      const StepResult ra = a.step(), rb = b.step();
+      EXPECT_EQ(ra.loss, rb.loss) << to_string(kind) << " step " << ra.step;
+      EXPECT_EQ(ra.grad_norm, rb.grad_norm) << to_string(kind) << " step " << ra.step;
+    }
+    expect_same_state(a.model().state_dict(), b.model().state_dict());
+    // A model without the option refuses the checkpoint (the field is compared on restore).
+    ModelConfig fixed = c.model_config;
+    fixed.learned_features = false;
+    PerformerLM other(fixed);
+    try {
+      restore_model(c, other);
+      ADD_FAILURE() << "a fixed-projection model accepted a learned-features checkpoint";
+    } catch (const CheckpointError& e) {
+      EXPECT_TRUE(test::contains(e.what(), "learned_features true in the checkpoint, false in this model")) << e.what();
+    }
+  }
+}
+
 TEST_F(CheckpointTest, DamagedFilesAreRefusedWithTheReason) {
   Trainer t(config());
   t.step();

@@ -42,7 +42,7 @@ TrainConfig every_field_changed() {
                         .tie_embeddings = true, .dropout = 0.25f, .orthogonal_features = false, .redraw_every = 7,
                         .kernel_eps = 1e-3f, .chunk_size = 16, .shared_key_shift = true, .antithetic_features = true,
                         .local_window = 8, .feature_map = FeatureMapKind::FavorPlusPlus, .favorpp_z = 2.5f,
-                        .short_conv = 3, .local_mix = true};
+                        .short_conv = 3, .local_mix = true, .learned_features = true};
   c.optimizer = {OptimizerKind::Sgd, 0.8, 0.95, 0.5, 0.05, 2.0};
   c.schedule = {ScheduleKind::Linear, 1e-3f, 10, 300, 0.2f};
   c.run = RunConfig{.preset = "small", .init_from = "/weights/w.safetensors", .grad_accum = 2, .time_limit = 60.5,
@@ -121,6 +121,7 @@ TEST(ConfigRoundTrip, CheckpointAndResume) {
   ck.vocab = Vocab::bytes();
   ck.model_config = c.model_config(ck.vocab.size());
   ck.model_config.local_mix = false;  // a valid model (the learned mix is favor-local's); the config keeps it
+  ck.model_config.learned_features = false;  // likewise (a learned projection is never redrawn, redraw_every is 7)
   const Checkpoint back = parse_checkpoint(serialize_checkpoint(ck), "round-trip.ckpt");
   expect_same(back.config, c, "checkpoint");
   EXPECT_TRUE(back.model_config == ck.model_config);
@@ -133,6 +134,7 @@ TEST(ConfigRoundTrip, CheckpointAndResume) {
 TEST(ConfigRoundTrip, SafetensorsMetadata) {
   ModelConfig m = every_field_changed().model_config(300);
   m.attention = AttentionKind::FavorLocal;  // valid with the learned mix (the attention field travels in the other tests)
+  m.redraw_every = 0;  // valid with learned features (likewise)
   const ModelConfig back = model_config_from_metadata(model_metadata(m, "sentencepiece", 12), "w.safetensors");
   ModelConfig::visit_fields([&](const ModelField& f, auto member) {
     EXPECT_TRUE(back.*member == m.*member) << f.name << " came back as " << flag_text(back.*member);

@@ -363,14 +363,19 @@ TEST(MemoryEstimate, CountsTheParametersAndRefusesWhatCannotFit) {
   TrainConfig c = test::tiny_train_config("corpus.txt");
   for (const char* attention : {"favor", "favor-local", "softmax", "relu"})
     for (bool tied : {false, true})
-      for (const char* positions : {"learned", "rotary"}) {
-        c.model.attention = parse_attention(attention);
-        c.model.tie_embeddings = tied;
-        c.model.positions = parse_positions(positions);
-        PerformerLM model(c.model_config(258));
-        EXPECT_EQ(estimate_memory(c).parameters, static_cast<double>(model.num_parameters()))
-            << attention << " tied " << tied << " " << positions;
-      }
+      for (const char* positions : {"learned", "rotary"})
+        for (bool learned : {false, true}) {  // learned feature projections are parameters (favor, favor-local)
+          c.model.attention = parse_attention(attention);
+          c.model.tie_embeddings = tied;
+          c.model.positions = parse_positions(positions);
+          c.model.learned_features = learned;
+          c.model.redraw_every = learned ? 0 : 3;
+          if (learned && (c.model.attention == AttentionKind::Softmax || c.model.attention == AttentionKind::Relu))
+            continue;
+          PerformerLM model(c.model_config(258));
+          EXPECT_EQ(estimate_memory(c).parameters, static_cast<double>(model.num_parameters()))
+              << attention << " tied " << tied << " " << positions << " learned features " << learned;
+        }
   EXPECT_NO_THROW(check_memory(c, 1, 1e12));
   c.data.batch_size = 10'000'000;
   try {
