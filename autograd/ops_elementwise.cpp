@@ -334,9 +334,7 @@ void kernels::gelu_backward(const float* px, const float* pg, float* pd, int64_t
 }
 
 void kernels::apply_dropout_mask(float* x, int64_t n, uint64_t base, float keep, float scale) {
-  parallel_for(n, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) x[i] = dropout_keeps(base, i, keep) ? x[i] * scale : 0.0f;
-  });
+  parallel_for(n, [&](int64_t s, int64_t e) { dropout_block(x + s, x + s, e - s, base, s, keep, scale); });
 }
 
 Var gelu(const Var& a) {

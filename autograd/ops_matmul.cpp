@@ -262,8 +262,7 @@ Tensor gelu_dropout_bf16(const Tensor& h, bool drop, uint64_t base, float keep, 
     for (int64_t b = s; b < e; b += kBlock) {
       const int64_t m = std::min(kBlock, e - b);
       kernels::gelu(ph + b, buf, m);  // m < the parallel grain: runs on this thread
-      if (drop)
-        for (int64_t i = 0; i < m; ++i) buf[i] = kernels::dropout_keeps(base, b + i, keep) ? buf[i] * scale : 0.0f;
+      if (drop) kernels::dropout_block(buf, buf, m, base, b, keep, scale);
       to_bf16(buf, 1, m, m, out + b);
     }
   });

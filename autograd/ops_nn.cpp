@@ -261,33 +261,22 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets, int32_
 // bits of splitmix64's i-th output from that word, read as u in [0, 1), are below 1 - p. So one call
 // advances `gen` by one draw (replay and resume see the same masks), the mask is the same for every
 // thread count, and it is generated in parallel (a sequential draw per element made dropout about a
-// quarter of a B1 training step). It is saved for the backward as one byte per element.
+// quarter of a B1 training step). The backward recomputes it from the word (nothing is saved).
 Var dropout(const Var& a, float p, bool training, Generator& gen) {
   if (p < 0.0f || p >= 1.0f) throw std::invalid_argument("dropout: p must be in [0, 1), got " + float_str(p));
   if (!training || p == 0.0f) return a;
   const float keep = 1.0f - p, scale = 1.0f / keep;
   const uint64_t base = gen.next_u64();
-  const int64_t n = a.numel();
-  auto mask = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(n));
   Tensor out = Tensor::empty(a.shape());
   const float* x = a.value().data();
   float* y = out.data();
-  uint8_t* m = mask->data();
-  parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const bool kept = kernels::dropout_keeps(base, i, keep);
-      m[i] = kept;
-      y[i] = kept ? x[i] * scale : 0.0f;
-    }
-  });
-  return make_result(std::move(out), needs_grad({&a}), "dropout", [a = a.slot_ptr(), mask, scale](const Tensor& g) {
+  parallel_for(a.numel(), [&](int64_t b, int64_t e) { kernels::dropout_block(x + b, y + b, e - b, base, b, keep, scale); });
+  return make_result(std::move(out), needs_grad({&a}), "dropout", [a = a.slot_ptr(), base, keep, scale](const Tensor& g) {
     Tensor d = Tensor::empty(g.shape());
     const float* pg = g.data();
-    const uint8_t* pm = mask->data();
     float* pd = d.data();
-    parallel_for(d.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) pd[i] = pm[i] ? pg[i] * scale : 0.0f;
-    });
+    parallel_for(d.numel(),
+                 [&](int64_t b, int64_t e) { kernels::dropout_block(pg + b, pd + b, e - b, base, b, keep, scale); });
     a->accumulate_grad(std::move(d));
   });
 }

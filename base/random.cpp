@@ -8,13 +8,6 @@
 
 namespace pf {
 
-uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 Generator::Generator(uint64_t seed) { this->seed(seed); }
 
 void Generator::seed(uint64_t seed) {

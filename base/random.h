@@ -15,8 +15,14 @@
 namespace pf {
 
 // splitmix64 finalizer: a bijective 64-bit mixer (Steele et al., 2014). Used to derive independent
-// seeds from (seed, stream) pairs and to whiten hashes.
-uint64_t mix64(uint64_t x);
+// seeds from (seed, stream) pairs and to whiten hashes, and by dropout once per element (inline, so
+// that the loops of autograd/kernels.h dropout_block vectorize).
+inline uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
 
 class Generator {
  public:

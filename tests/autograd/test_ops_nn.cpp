@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "base/random.h"
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 #include "test_util.h"
@@ -175,6 +177,29 @@ TEST(Dropout, NeighbouringElementsAreIndependent) {
   // Binomial(n, p) and about Binomial(n, p^2): 6 sigma each.
   EXPECT_NEAR(double(dropped) / n, p, 6 * std::sqrt(p * (1 - p) / n));
   EXPECT_NEAR(double(both) / n, p * p, 6 * std::sqrt(p * p * (1 - p * p) / n));
+}
+
+// The branch-free block (an integer threshold instead of a float per element) keeps exactly the
+// elements dropout_keeps keeps, at keep values whose 2^24 keep is an integer (0.5, 0.75) and is not
+// (0.9, 0.8, 1/3, 0.1): an off-by-one threshold shows at the u = 2^24 keep boundary of the first kind
+// and at its neighbours of the second. The boundary itself is also checked directly.
+TEST(Dropout, BlockKeepsExactlyWhatThePerElementTestKeeps) {
+  for (float keep : {0.5f, 0.75f, 0.9f, 0.8f, 1.0f / 3.0f, 0.1f, 0.999f}) {
+    const uint64_t t = kernels::dropout_threshold(keep);
+    EXPECT_LT(static_cast<float>(t - 1) * (1.0f / 16777216.0f), keep) << keep;
+    EXPECT_GE(static_cast<float>(t) * (1.0f / 16777216.0f), keep) << keep;
+    const int64_t n = 100000, i0 = 12345;
+    const uint64_t base = 0x0123456789abcdefull ^ static_cast<uint64_t>(keep * 1e6f);
+    std::vector<float> x(n), y(n);
+    for (int64_t j = 0; j < n; ++j) x[j] = static_cast<float>(j % 97) - 48.0f;
+    kernels::dropout_block(x.data(), y.data(), n, base, i0, keep, 1.0f / keep);
+    int64_t differ = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const float want = kernels::dropout_keeps(base, i0 + j, keep) ? x[j] * (1.0f / keep) : 0.0f;
+      differ += std::memcmp(&want, &y[j], sizeof(float)) != 0;
+    }
+    EXPECT_EQ(differ, 0) << "keep " << keep;
+  }
 }
 
 TEST(Masking, MaskedFillAndWhere) {
